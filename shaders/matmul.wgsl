@@ -1,0 +1,97 @@
+// C = act(A · Wᵀ + bias): a torch.nn.Linear on rows of A.
+//   A: [m, k] with row stride lda (lda > k gathers rows, e.g. the [CLS] rows for the pooler)
+//   W: [n, k] row-major (PyTorch's Linear layout), bias: [n], C: [m, n]
+// Tiles of 64×64 outputs per workgroup, 16×16 threads, 4×4 outputs each,
+// k in steps of 16 through workgroup memory. Out-of-range loads read 0.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    lda: u32,
+    act: u32, // 0 none, 1 gelu (erf), 2 gelu (tanh approx.), 3 relu, 4 tanh
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+const TILE: u32 = 64u;
+const TK: u32 = 16u;
+
+var<workgroup> a_tile: array<array<f32, 64>, 16>; // [k][row]
+var<workgroup> w_tile: array<array<f32, 64>, 16>; // [k][col]
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); WGSL has no erf.
+fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
+    return sign(x) * (1.0 - poly * exp(-x * x));
+}
+
+// tanh saturates to ±1 in f32 long before 15; clamping keeps exp() in range on every driver.
+fn tanh_safe(x: f32) -> f32 {
+    return tanh(clamp(x, -15.0, 15.0));
+}
+
+fn activate(x: f32) -> f32 {
+    switch p.act {
+        case 1u: { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752)); }
+        case 2u: { return 0.5 * x * (1.0 + tanh_safe(0.79788456080286536 * (x + 0.044715 * x * x * x))); }
+        case 3u: { return max(x, 0.0); }
+        case 4u: { return tanh_safe(x); }
+        default: { return x; }
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let row0 = wg.y * TILE;
+    let col0 = wg.x * TILE;
+    var acc: array<array<f32, 4>, 4>;
+
+    for (var k0 = 0u; k0 < p.k; k0 += TK) {
+        // 64 rows × 16 k of each operand: 4 values per thread, consecutive threads along k.
+        for (var i = 0u; i < 4u; i++) {
+            let e = li + i * 256u;
+            let r = e / TK;
+            let kk = e % TK;
+            let gk = k0 + kk;
+            var av = 0.0;
+            if (row0 + r < p.m && gk < p.k) { av = a[(row0 + r) * p.lda + gk]; }
+            a_tile[kk][r] = av;
+            var wv = 0.0;
+            if (col0 + r < p.n && gk < p.k) { wv = w[(col0 + r) * p.k + gk]; }
+            w_tile[kk][r] = wv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            var av: array<f32, 4>;
+            var wv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                av[i] = a_tile[kk][lid.y + 16u * i];
+                wv[i] = w_tile[kk][lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i][j] = fma(av[i], wv[j], acc[i][j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + 16u * j;
+            if (row < p.m && col < p.n) {
+                c[row * p.n + col] = activate(acc[i][j] + bias[col]);
+            }
+        }
+    }
+}

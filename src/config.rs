@@ -1,0 +1,161 @@
+//! config.json of a Hugging Face BERT checkpoint.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The hidden activation of the feed-forward block (`hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `gelu`: the exact one, 0.5·x·(1 + erf(x/√2)).
+    Gelu,
+    /// `gelu_new`, `gelu_pytorch_tanh`, `gelu_fast`: the tanh approximation.
+    GeluTanh,
+    Relu,
+}
+
+/// The model geometry, with `transformers.BertConfig`'s defaults for fields a
+/// config.json leaves out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub type_vocab_size: usize,
+    pub layer_norm_eps: f32,
+    pub hidden_act: Activation,
+    pub pad_token_id: u32,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    model_type: Option<String>,
+    vocab_size: Option<usize>,
+    hidden_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    intermediate_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+    type_vocab_size: Option<usize>,
+    layer_norm_eps: Option<f64>,
+    hidden_act: Option<String>,
+    pad_token_id: Option<u32>,
+    position_embedding_type: Option<String>,
+}
+
+impl BertConfig {
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let raw: RawConfig = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Config(format!("config.json is not a valid BERT config: {e}")))?;
+        if let Some(t) = &raw.model_type {
+            if t != "bert" {
+                return Err(Error::Config(format!(
+                    "config.json has model_type \"{t}\"; only \"bert\" is supported"
+                )));
+            }
+        }
+        if let Some(p) = &raw.position_embedding_type {
+            if p != "absolute" {
+                return Err(Error::Config(format!(
+                    "position_embedding_type \"{p}\" is not supported (only \"absolute\")"
+                )));
+            }
+        }
+        let act = raw.hidden_act.as_deref().unwrap_or("gelu");
+        let hidden_act = match act {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            other => {
+                return Err(Error::Config(format!("hidden_act \"{other}\" is not supported")))
+            }
+        };
+        let c = BertConfig {
+            vocab_size: raw.vocab_size.unwrap_or(30522),
+            hidden_size: raw.hidden_size.unwrap_or(768),
+            num_hidden_layers: raw.num_hidden_layers.unwrap_or(12),
+            num_attention_heads: raw.num_attention_heads.unwrap_or(12),
+            intermediate_size: raw.intermediate_size.unwrap_or(3072),
+            max_position_embeddings: raw.max_position_embeddings.unwrap_or(512),
+            type_vocab_size: raw.type_vocab_size.unwrap_or(2),
+            layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12) as f32,
+            hidden_act,
+            pad_token_id: raw.pad_token_id.unwrap_or(0),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(Error::Config(format!("{name} must be positive")));
+            }
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(Error::Config(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    /// bert-base-uncased's geometry, for benchmarks with random weights.
+    pub fn bert_base() -> Self {
+        BertConfig {
+            vocab_size: 30522,
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            max_position_embeddings: 512,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: Activation::Gelu,
+            pad_token_id: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_missing_fields() {
+        let c = BertConfig::from_json(br#"{"hidden_size": 64, "num_attention_heads": 4}"#).unwrap();
+        assert_eq!(c.hidden_size, 64);
+        assert_eq!(c.head_dim(), 16);
+        assert_eq!(c.num_hidden_layers, 12);
+        assert_eq!(c.hidden_act, Activation::Gelu);
+    }
+
+    #[test]
+    fn rejects_bad_configs_with_a_message() {
+        let e = BertConfig::from_json(b"<html>").unwrap_err();
+        assert!(e.to_string().contains("config.json"), "{e}");
+        let e = BertConfig::from_json(br#"{"hidden_size": 100, "num_attention_heads": 12}"#).unwrap_err();
+        assert!(e.to_string().contains("not a multiple"), "{e}");
+        let e = BertConfig::from_json(br#"{"hidden_act": "swish"}"#).unwrap_err();
+        assert!(e.to_string().contains("swish"), "{e}");
+        let e = BertConfig::from_json(br#"{"model_type": "gpt2"}"#).unwrap_err();
+        assert!(e.to_string().contains("gpt2"), "{e}");
+    }
+}

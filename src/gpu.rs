@@ -1,0 +1,235 @@
+//! The wgpu device, and the few helpers every kernel launcher shares:
+//! creating buffers, binding a pipeline to them, recording dispatches into
+//! one submission, and reading results back (asynchronously: the browser
+//! can only map buffers that way; natively we poll until done).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    lost: Arc<AtomicBool>,
+    /// The first validation/out-of-memory error wgpu reported outside an error scope.
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Opens the best adapter there is (a hardware GPU over a software one)
+    /// and asks for the largest buffers it allows.
+    pub async fn new() -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("no GPU adapter: {e}")))?;
+        let info = adapter.get_info();
+        let have = adapter.limits();
+        // WebGPU's default limits cover our kernels; the buffer sizes are what
+        // bound the model and the batch, so ask for all the adapter offers.
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: have.max_storage_buffer_binding_size,
+            max_buffer_size: have.max_buffer_size,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("bertlab"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |_, _| flag.store(true, Ordering::SeqCst));
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = uncaptured.clone();
+        // wgpu's default handler panics; keep the message and report it as an Error instead.
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap();
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        Ok(GpuContext { device, queue, info, limits, lost, uncaptured })
+    }
+
+    /// A software rasteriser posing as a GPU (Mesa's lavapipe, SwiftShader).
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    pub fn describe(&self) -> String {
+        let kind = if self.is_software() { "software adapter" } else { "GPU" };
+        format!("{} ({kind}, {:?})", self.info.name, self.info.backend)
+    }
+
+    /// Fails if the device was lost or wgpu reported an error since the last check.
+    pub fn check(&self) -> Result<()> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(Error::Gpu(format!("the GPU device ({}) was lost", self.info.name)));
+        }
+        if let Some(msg) = self.uncaptured.lock().unwrap().take() {
+            return Err(Error::Gpu(msg.lines().next().unwrap_or("wgpu error").to_string()));
+        }
+        Ok(())
+    }
+
+    pub fn storage_f32(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
+        self.init_buffer(label, bytemuck::cast_slice(data))
+    }
+
+    pub fn storage_u32(&self, label: &str, data: &[u32]) -> wgpu::Buffer {
+        self.init_buffer(label, bytemuck::cast_slice(data))
+    }
+
+    fn init_buffer(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        // wgpu rejects zero-sized bindings; a 4-byte buffer stands in for empty data.
+        let bytes = if bytes.is_empty() { &[0u8; 4][..] } else { bytes };
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// An uninitialised storage buffer of `len` 32-bit values.
+    pub fn scratch(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub fn uniform<T: bytemuck::Pod>(&self, value: &T) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    }
+
+    pub fn pipeline(&self, label: &str, wgsl: &str) -> wgpu::ComputePipeline {
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+        });
+        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    }
+
+    /// Binds `params` and `buffers` (bindings 0, 1, 2, ...) to `pipeline`.
+    pub fn dispatch<T: bytemuck::Pod>(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        params: &T,
+        buffers: &[&wgpu::Buffer],
+        workgroups: [u32; 3],
+    ) -> Dispatch {
+        let params = self.uniform(params);
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Dispatch { pipeline: pipeline.clone(), bind_group, workgroups }
+    }
+
+    /// Records `dispatches` in order into one compute pass, then copies
+    /// `outputs` to a mappable buffer, submits once and reads them back.
+    pub async fn run(&self, dispatches: &[Dispatch], outputs: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
+        self.check()?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let total: usize = outputs.iter().map(|(_, n)| n).sum();
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: (total.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for d in dispatches {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            }
+        }
+        let mut offset = 0u64;
+        for (buf, n) in outputs {
+            let bytes = (*n * 4) as u64;
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(buf, 0, &staging, offset, bytes);
+            }
+            offset += bytes;
+        }
+        self.queue.submit([encoder.finish()]);
+        if let Some(e) = scope.pop().await {
+            return Err(Error::Gpu(e.to_string().lines().next().unwrap_or("validation error").to_string()));
+        }
+
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        let mapped = rx.await.map_err(|_| Error::Gpu("the GPU dropped the readback".into()))?;
+        mapped.map_err(|e| Error::Gpu(format!("cannot read results back: {e}")))?;
+        self.check()?;
+        let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?;
+        let all: &[f32] = bytemuck::cast_slice(&view);
+        let mut result = Vec::with_capacity(outputs.len());
+        let mut at = 0;
+        for (_, n) in outputs {
+            result.push(all[at..at + n].to_vec());
+            at += n;
+        }
+        drop(view);
+        staging.unmap();
+        Ok(result)
+    }
+}
+
+/// A pipeline bound to its buffers, ready to record. Built once per batch
+/// shape and replayed for every forward of that shape.
+pub struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+/// A 1-D grid of `n` workgroups folded into x and y (x ≤ 65535); the shader
+/// recovers the index as `wg.x + wg.y * num_workgroups.x`.
+pub fn grid(n: usize) -> [u32; 3] {
+    let x = n.clamp(1, 65535);
+    [x as u32, n.div_ceil(x) as u32, 1]
+}

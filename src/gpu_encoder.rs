@@ -1,0 +1,249 @@
+//! The BERT forward pass on the GPU: weights uploaded once, and for each
+//! batch shape a plan — activation buffers plus every dispatch already bound —
+//! recorded into a single submission and replayed while the shape repeats.
+
+use std::collections::HashMap;
+
+use crate::config::BertConfig;
+use crate::error::{Error, Result};
+use crate::gpu::{Dispatch, GpuContext};
+use crate::kernels::attention::{AttentionKernel, AttentionShape, ProbsSlot};
+use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsKernel};
+use crate::kernels::layernorm::LayerNormKernel;
+use crate::kernels::matmul::{Epilogue, MatmulKernel, Rows};
+use crate::outputs::{Attentions, Outputs};
+use crate::tokenize::Batch;
+use crate::weights::{BertWeights, LayerNorm, Linear};
+
+struct GpuLinear {
+    w: wgpu::Buffer,
+    b: wgpu::Buffer,
+    n: usize,
+    k: usize,
+}
+
+struct GpuLayer {
+    qkv: GpuLinear,
+    attn_out: GpuLinear,
+    attn_norm: (wgpu::Buffer, wgpu::Buffer),
+    ffn_in: GpuLinear,
+    ffn_out: GpuLinear,
+    ffn_norm: (wgpu::Buffer, wgpu::Buffer),
+}
+
+struct GpuWeights {
+    word: wgpu::Buffer,
+    position: wgpu::Buffer,
+    token_type: wgpu::Buffer,
+    embeddings_norm: (wgpu::Buffer, wgpu::Buffer),
+    layers: Vec<GpuLayer>,
+    pooler: Option<GpuLinear>,
+}
+
+/// The bound dispatches and buffers for one `(rows, seq, attentions)` shape.
+struct Plan {
+    input_ids: wgpu::Buffer,
+    token_type_ids: wgpu::Buffer,
+    mask: wgpu::Buffer,
+    hidden: wgpu::Buffer,
+    pooled: Option<wgpu::Buffer>,
+    probs: Option<wgpu::Buffer>,
+    dispatches: Vec<Dispatch>,
+}
+
+/// Activation buffers of one plan.
+struct Activations {
+    x: wgpu::Buffer,
+    x1: wgpu::Buffer,
+    tmp: wgpu::Buffer,
+    qkv: wgpu::Buffer,
+    ctx: wgpu::Buffer,
+    inter: wgpu::Buffer,
+}
+
+pub struct GpuEncoder {
+    ctx: GpuContext,
+    config: BertConfig,
+    matmul: MatmulKernel,
+    layernorm: LayerNormKernel,
+    embeddings: EmbeddingsKernel,
+    attention: AttentionKernel,
+    weights: GpuWeights,
+    plans: HashMap<(usize, usize, bool), Plan>,
+    dummy: wgpu::Buffer,
+}
+
+/// How many plans (batch shapes) stay cached before the cache is cleared.
+const MAX_PLANS: usize = 8;
+
+impl GpuEncoder {
+    pub fn new(ctx: GpuContext, w: &BertWeights) -> Result<Self> {
+        let limit = ctx.limits.max_storage_buffer_binding_size as usize;
+        let c = &w.config;
+        let largest = (c.vocab_size * c.hidden_size * 4).max(c.intermediate_size * c.hidden_size * 4);
+        if largest > limit {
+            return Err(Error::Gpu(format!(
+                "the largest weight ({:.1} MiB) exceeds {}'s storage binding limit of {:.1} MiB",
+                largest as f64 / 1048576.0,
+                ctx.info.name,
+                limit as f64 / 1048576.0
+            )));
+        }
+        let up = |label: &str, v: &[f32]| ctx.storage_f32(label, v);
+        let linear = |l: &Linear| GpuLinear { w: up("w", &l.weight), b: up("b", &l.bias), n: l.out_dim, k: l.in_dim };
+        let norm = |n: &LayerNorm| (up("gamma", &n.gamma), up("beta", &n.beta));
+        let weights = GpuWeights {
+            word: up("word_embeddings", &w.word_embeddings),
+            position: up("position_embeddings", &w.position_embeddings),
+            token_type: up("token_type_embeddings", &w.token_type_embeddings),
+            embeddings_norm: norm(&w.embeddings_norm),
+            layers: w
+                .layers
+                .iter()
+                .map(|l| GpuLayer {
+                    qkv: linear(&l.qkv),
+                    attn_out: linear(&l.attn_out),
+                    attn_norm: norm(&l.attn_norm),
+                    ffn_in: linear(&l.ffn_in),
+                    ffn_out: linear(&l.ffn_out),
+                    ffn_norm: norm(&l.ffn_norm),
+                })
+                .collect(),
+            pooler: w.pooler.as_ref().map(linear),
+        };
+        Ok(GpuEncoder {
+            matmul: MatmulKernel::new(&ctx),
+            layernorm: LayerNormKernel::new(&ctx),
+            embeddings: EmbeddingsKernel::new(&ctx),
+            attention: AttentionKernel::new(&ctx),
+            dummy: ctx.scratch("unused", 1),
+            config: c.clone(),
+            weights,
+            plans: HashMap::new(),
+            ctx,
+        })
+    }
+
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// The most rows of `seq` tokens one submission can take without any
+    /// buffer passing the adapter's binding limit.
+    fn max_rows(&self, seq: usize, want_attentions: bool) -> usize {
+        let c = &self.config;
+        let limit = self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size) as usize;
+        let widest = (3 * c.hidden_size).max(c.intermediate_size);
+        let mut per_row = seq * widest * 4;
+        if want_attentions {
+            per_row = per_row.max(c.num_hidden_layers * c.num_attention_heads * seq * seq * 4);
+        }
+        limit / per_row
+    }
+
+    /// Runs the encoder over a (validated) batch, in as many submissions as
+    /// the adapter's limits require (one for any ordinary batch).
+    pub async fn forward(&mut self, batch: &Batch, want_attentions: bool) -> Result<Outputs> {
+        let s = batch.seq_len;
+        if s > AttentionKernel::MAX_SEQ {
+            return Err(Error::Input(format!(
+                "{s} tokens exceed the GPU attention kernel's {} (use the CPU backend)",
+                AttentionKernel::MAX_SEQ
+            )));
+        }
+        let max_rows = self.max_rows(s, want_attentions);
+        if max_rows == 0 {
+            return Err(Error::Gpu(format!("a single sequence of {s} tokens does not fit this adapter's buffer limits")));
+        }
+        let mut parts = Vec::new();
+        let mut start = 0;
+        while start < batch.batch_size {
+            let rows = max_rows.min(batch.batch_size - start);
+            parts.push(self.forward_rows(batch, start, rows, want_attentions).await?);
+            start += rows;
+        }
+        Ok(Outputs::concat(parts))
+    }
+
+    async fn forward_rows(&mut self, batch: &Batch, start: usize, rows: usize, want_attentions: bool) -> Result<Outputs> {
+        let (s, h) = (batch.seq_len, self.config.hidden_size);
+        let key = (rows, s, want_attentions);
+        if !self.plans.contains_key(&key) {
+            if self.plans.len() >= MAX_PLANS {
+                self.plans.clear();
+            }
+            let plan = self.build_plan(rows, s, want_attentions);
+            self.plans.insert(key, plan);
+        }
+        let plan = &self.plans[&key];
+        let span = start * s..(start + rows) * s;
+        let q = &self.ctx.queue;
+        q.write_buffer(&plan.input_ids, 0, bytemuck::cast_slice(&batch.input_ids[span.clone()]));
+        q.write_buffer(&plan.token_type_ids, 0, bytemuck::cast_slice(&batch.token_type_ids[span.clone()]));
+        q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&batch.attention_mask[span]));
+
+        let (l, nh) = (self.config.num_hidden_layers, self.config.num_attention_heads);
+        let mut outputs = vec![(&plan.hidden, rows * s * h)];
+        if let Some(p) = &plan.pooled {
+            outputs.push((p, rows * h));
+        }
+        if let Some(p) = &plan.probs {
+            outputs.push((p, rows * l * nh * s * s));
+        }
+        let mut read = self.ctx.run(&plan.dispatches, &outputs).await?.into_iter();
+        let last_hidden_state = read.next().unwrap();
+        let pooler_output = plan.pooled.as_ref().map(|_| read.next().unwrap());
+        let attentions = plan.probs.as_ref().map(|_| Attentions { layers: l, heads: nh, probs: read.next().unwrap() });
+        Ok(Outputs { batch: rows, seq: s, hidden: h, last_hidden_state, pooler_output, attentions })
+    }
+
+    fn build_plan(&self, rows: usize, s: usize, want_attentions: bool) -> Plan {
+        let ctx = &self.ctx;
+        let c = &self.config;
+        let (h, t) = (c.hidden_size, rows * s);
+        let eps = c.layer_norm_eps;
+        let a = Activations {
+            x: ctx.scratch("x", t * h),
+            x1: ctx.scratch("x1", t * h),
+            tmp: ctx.scratch("tmp", t * h),
+            qkv: ctx.scratch("qkv", t * 3 * h),
+            ctx: ctx.scratch("ctx", t * h),
+            inter: ctx.scratch("inter", t * c.intermediate_size),
+        };
+        let input_ids = ctx.scratch("input_ids", t);
+        let token_type_ids = ctx.scratch("token_type_ids", t);
+        let mask = ctx.scratch("mask", t);
+        let probs = want_attentions
+            .then(|| ctx.scratch("attentions", rows * c.num_hidden_layers * c.num_attention_heads * s * s));
+        let w = &self.weights;
+        let dense = |x: &wgpu::Buffer, lin: &GpuLinear, y: &wgpu::Buffer, act: Epilogue| {
+            self.matmul.bind(ctx, x, Rows { rows: t, row_stride: lin.k }, &lin.w, &lin.b, y, lin.n, lin.k, act)
+        };
+        let norm = |x: &wgpu::Buffer, res: Option<&wgpu::Buffer>, n: &(wgpu::Buffer, wgpu::Buffer), out: &wgpu::Buffer| {
+            self.layernorm.bind(ctx, x, res, (&n.0, &n.1), out, t, h, eps)
+        };
+        let shape = AttentionShape { batch: rows, seq: s, heads: c.num_attention_heads, head_dim: c.head_dim() };
+
+        let mut d = Vec::with_capacity(2 + 7 * w.layers.len() + 1);
+        let tables = EmbeddingTables { word: &w.word, position: &w.position, token_type: &w.token_type };
+        d.push(self.embeddings.bind(ctx, &input_ids, &token_type_ids, tables, &a.tmp, t, s, h));
+        d.push(norm(&a.tmp, None, &w.embeddings_norm, &a.x));
+        for (l, layer) in w.layers.iter().enumerate() {
+            d.push(dense(&a.x, &layer.qkv, &a.qkv, Epilogue::None));
+            let slot = probs.as_ref().map(|buffer| ProbsSlot { buffer, layer: l, layers: c.num_hidden_layers });
+            d.push(self.attention.bind(ctx, &a.qkv, &mask, &a.ctx, slot, &self.dummy, shape));
+            d.push(dense(&a.ctx, &layer.attn_out, &a.tmp, Epilogue::None));
+            d.push(norm(&a.tmp, Some(&a.x), &layer.attn_norm, &a.x1));
+            d.push(dense(&a.x1, &layer.ffn_in, &a.inter, c.hidden_act.into()));
+            d.push(dense(&a.inter, &layer.ffn_out, &a.tmp, Epilogue::None));
+            d.push(norm(&a.tmp, Some(&a.x1), &layer.ffn_norm, &a.x));
+        }
+        let pooled = w.pooler.as_ref().map(|p| {
+            let out = ctx.scratch("pooled", rows * h);
+            // The [CLS] rows are every s·h values apart: no gather needed.
+            d.push(self.matmul.bind(ctx, &a.x, Rows { rows, row_stride: s * h }, &p.w, &p.b, &out, h, h, Epilogue::Tanh));
+            out
+        });
+        Plan { input_ids, token_type_ids, mask, hidden: a.x, pooled, probs, dispatches: d }
+    }
+}

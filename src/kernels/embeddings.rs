@@ -1,0 +1,73 @@
+//! Word + position + token-type embeddings (shaders/embeddings.wgsl).
+
+use crate::gpu::{grid, Dispatch, GpuContext};
+
+/// CPU reference: for each token of a `[batch, seq]` batch, the sum of its
+/// word, position (0..seq in every row) and token-type embedding rows.
+pub fn embeddings_cpu(
+    input_ids: &[u32],
+    token_type_ids: &[u32],
+    seq: usize,
+    word: &[f32],
+    position: &[f32],
+    token_type: &[f32],
+    hidden: usize,
+) -> Vec<f32> {
+    let mut out = vec![0.0; input_ids.len() * hidden];
+    for (t, dst) in out.chunks_exact_mut(hidden).enumerate() {
+        let w = &word[input_ids[t] as usize * hidden..][..hidden];
+        let p = &position[(t % seq) * hidden..][..hidden];
+        let tt = &token_type[token_type_ids[t] as usize * hidden..][..hidden];
+        for d in 0..hidden {
+            dst[d] = w[d] + p[d] + tt[d];
+        }
+    }
+    out
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    tokens: u32,
+    seq: u32,
+    hidden: u32,
+    _pad: u32,
+}
+
+/// The three embedding tables on the GPU.
+pub struct EmbeddingTables<'a> {
+    pub word: &'a wgpu::Buffer,
+    pub position: &'a wgpu::Buffer,
+    pub token_type: &'a wgpu::Buffer,
+}
+
+pub struct EmbeddingsKernel {
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl EmbeddingsKernel {
+    pub fn new(ctx: &GpuContext) -> Self {
+        EmbeddingsKernel { pipeline: ctx.pipeline("embeddings", include_str!("../../shaders/embeddings.wgsl")) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        input_ids: &wgpu::Buffer,
+        token_type_ids: &wgpu::Buffer,
+        tables: EmbeddingTables,
+        out: &wgpu::Buffer,
+        tokens: usize,
+        seq: usize,
+        hidden: usize,
+    ) -> Dispatch {
+        let params = Params { tokens: tokens as u32, seq: seq as u32, hidden: hidden as u32, _pad: 0 };
+        ctx.dispatch(
+            &self.pipeline,
+            &params,
+            &[input_ids, token_type_ids, tables.word, tables.position, tables.token_type, out],
+            grid(tokens),
+        )
+    }
+}

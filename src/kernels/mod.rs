@@ -1,0 +1,9 @@
+//! The compute kernels. Each module holds, side by side, the plain CPU
+//! reference of one operation (also the CPU path's implementation) and the
+//! launcher of its WGSL shader in `shaders/`; `tests/kernels.rs` holds one
+//! against the other.
+
+pub mod attention;
+pub mod embeddings;
+pub mod layernorm;
+pub mod matmul;

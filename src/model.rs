@@ -1,0 +1,77 @@
+//! A model's files → config, weights and tokenizer, checked against each other.
+
+use crate::config::BertConfig;
+use crate::error::{Error, Result};
+use crate::tokenize::BertTokenizer;
+use crate::weights::BertWeights;
+
+/// The bytes of a Hugging Face model folder (as read from disk, fetched, or dropped on the page).
+#[derive(Default, Clone)]
+pub struct ModelFiles {
+    pub config_json: Option<Vec<u8>>,
+    pub model_safetensors: Option<Vec<u8>>,
+    pub tokenizer_json: Option<Vec<u8>>,
+    pub vocab_txt: Option<Vec<u8>>,
+    pub tokenizer_config_json: Option<Vec<u8>>,
+}
+
+pub struct Model {
+    pub config: BertConfig,
+    pub weights: BertWeights,
+    pub tokenizer: BertTokenizer,
+}
+
+impl Model {
+    pub fn from_files(files: &ModelFiles) -> Result<Self> {
+        let config_bytes = files.config_json.as_deref().ok_or_else(|| Error::Config("config.json is missing".into()))?;
+        let config = BertConfig::from_json(config_bytes)?;
+        let tokenizer = tokenizer_from_files(files, &config)?;
+        let weights_bytes = files
+            .model_safetensors
+            .as_deref()
+            .ok_or_else(|| Error::Weights("model.safetensors is missing".into()))?;
+        let weights = BertWeights::from_safetensors(&config, weights_bytes)?;
+        Ok(Model { config, weights, tokenizer })
+    }
+
+    /// Reads a folder laid out like a Hugging Face model repo.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::Io(format!("model folder {} does not exist", dir.display())));
+        }
+        let read = |name: &str| -> Result<Option<Vec<u8>>> {
+            let p = dir.join(name);
+            if !p.exists() {
+                return Ok(None);
+            }
+            std::fs::read(&p).map(Some).map_err(|e| Error::Io(format!("cannot read {}: {e}", p.display())))
+        };
+        Self::from_files(&ModelFiles {
+            config_json: read("config.json")?,
+            model_safetensors: read("model.safetensors")?,
+            tokenizer_json: read("tokenizer.json")?,
+            vocab_txt: read("vocab.txt")?,
+            tokenizer_config_json: read("tokenizer_config.json")?,
+        })
+    }
+}
+
+fn tokenizer_from_files(files: &ModelFiles, config: &BertConfig) -> Result<BertTokenizer> {
+    let max_len = config.max_position_embeddings;
+    if let Some(json) = &files.tokenizer_json {
+        return BertTokenizer::from_tokenizer_json(json, max_len, config.pad_token_id);
+    }
+    let Some(vocab) = &files.vocab_txt else {
+        return Err(Error::Tokenizer("neither tokenizer.json nor vocab.txt was found".into()));
+    };
+    let vocab = std::str::from_utf8(vocab).map_err(|_| Error::Tokenizer("vocab.txt is not UTF-8".into()))?;
+    // BertTokenizer lowercases unless tokenizer_config.json says do_lower_case: false.
+    let lowercase = files
+        .tokenizer_config_json
+        .as_deref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| v.get("do_lower_case").and_then(|x| x.as_bool()))
+        .unwrap_or(true);
+    BertTokenizer::from_vocab_txt(vocab, lowercase, max_len, config.pad_token_id)
+}

@@ -1,0 +1,229 @@
+//! model.safetensors → f32 weights in the layout the kernels use.
+//!
+//! Accepts a `BertModel` checkpoint and a `BertFor*` one (names under `bert.`,
+//! extra heads ignored), the old `LayerNorm.gamma/beta` names next to
+//! `weight/bias`, and f32/f16/bf16 tensors (always computed in f32). Every
+//! shape is checked against the config; errors name the tensor.
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::config::BertConfig;
+use crate::error::{Error, Result};
+
+/// A `torch.nn.Linear`: `y = x·Wᵀ + b`, with W stored `[out, in]` row-major.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub in_dim: usize,
+    pub out_dim: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EncoderLayer {
+    /// Query, key and value stacked into one `[3·hidden, hidden]` projection,
+    /// so one matmul produces all three.
+    pub qkv: Linear,
+    pub attn_out: Linear,
+    pub attn_norm: LayerNorm,
+    pub ffn_in: Linear,
+    pub ffn_out: Linear,
+    pub ffn_norm: LayerNorm,
+}
+
+#[derive(Debug, Clone)]
+pub struct BertWeights {
+    pub config: BertConfig,
+    /// `[vocab, hidden]`, `[max_positions, hidden]`, `[type_vocab, hidden]`.
+    pub word_embeddings: Vec<f32>,
+    pub position_embeddings: Vec<f32>,
+    pub token_type_embeddings: Vec<f32>,
+    pub embeddings_norm: LayerNorm,
+    pub layers: Vec<EncoderLayer>,
+    /// Absent from some checkpoints (then there is no pooler_output).
+    pub pooler: Option<Linear>,
+}
+
+/// Looks tensors up under both naming schemes and converts them to f32.
+struct Reader<'a> {
+    st: SafeTensors<'a>,
+    prefix: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Result<Self> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| {
+            Error::Weights(format!("model.safetensors is corrupt or truncated ({} bytes): {e}", bytes.len()))
+        })?;
+        let names = st.names();
+        let prefix = if names.iter().any(|n| n.starts_with("bert.embeddings.")) { "bert." } else { "" };
+        if !names.iter().any(|n| n.starts_with(&format!("{prefix}embeddings."))) {
+            return Err(Error::Weights(
+                "model.safetensors holds no BERT embeddings (expected `embeddings.*` or `bert.embeddings.*` tensors)".into(),
+            ));
+        }
+        Ok(Reader { st, prefix })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.st.tensor(&format!("{}{name}", self.prefix)).is_ok()
+    }
+
+    /// The tensor `name` (the first of `aliases` that exists), checked to have `shape`.
+    fn get(&self, aliases: &[&str], shape: &[usize]) -> Result<Vec<f32>> {
+        let found = aliases
+            .iter()
+            .find_map(|a| self.st.tensor(&format!("{}{a}", self.prefix)).ok().map(|t| (a, t)));
+        let Some((name, view)) = found else {
+            return Err(Error::Weights(format!("missing tensor `{}{}`", self.prefix, aliases[0])));
+        };
+        if view.shape() != shape {
+            return Err(Error::Weights(format!(
+                "tensor `{}{name}` has shape {:?}, but config.json implies {:?}",
+                self.prefix,
+                view.shape(),
+                shape
+            )));
+        }
+        let data = view.data();
+        let values: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(Error::Weights(format!(
+                    "tensor `{}{name}` has dtype {other:?}; only F32, F16 and BF16 are supported",
+                    self.prefix
+                )))
+            }
+        };
+        Ok(values)
+    }
+
+    fn linear(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<Linear> {
+        Ok(Linear {
+            weight: self.get(&[&format!("{name}.weight")], &[out_dim, in_dim])?,
+            bias: self.get(&[&format!("{name}.bias")], &[out_dim])?,
+            in_dim,
+            out_dim,
+        })
+    }
+
+    fn layer_norm(&self, name: &str, dim: usize) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            gamma: self.get(&[&format!("{name}.weight"), &format!("{name}.gamma")], &[dim])?,
+            beta: self.get(&[&format!("{name}.bias"), &format!("{name}.beta")], &[dim])?,
+        })
+    }
+}
+
+impl BertWeights {
+    /// Parses and checks a safetensors file against `config`.
+    pub fn from_safetensors(config: &BertConfig, bytes: &[u8]) -> Result<Self> {
+        let r = Reader::new(bytes)?;
+        let h = config.hidden_size;
+        let i = config.intermediate_size;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            let q = r.linear(&format!("{p}.attention.self.query"), h, h)?;
+            let k = r.linear(&format!("{p}.attention.self.key"), h, h)?;
+            let v = r.linear(&format!("{p}.attention.self.value"), h, h)?;
+            layers.push(EncoderLayer {
+                qkv: Linear {
+                    weight: [q.weight, k.weight, v.weight].concat(),
+                    bias: [q.bias, k.bias, v.bias].concat(),
+                    in_dim: h,
+                    out_dim: 3 * h,
+                },
+                attn_out: r.linear(&format!("{p}.attention.output.dense"), h, h)?,
+                attn_norm: r.layer_norm(&format!("{p}.attention.output.LayerNorm"), h)?,
+                ffn_in: r.linear(&format!("{p}.intermediate.dense"), i, h)?,
+                ffn_out: r.linear(&format!("{p}.output.dense"), h, i)?,
+                ffn_norm: r.layer_norm(&format!("{p}.output.LayerNorm"), h)?,
+            });
+        }
+        let extra = format!("encoder.layer.{}.attention.self.query.weight", config.num_hidden_layers);
+        if r.has(&extra) {
+            return Err(Error::Weights(format!(
+                "model.safetensors has more layers than config.json's num_hidden_layers = {} (found `{}{extra}`)",
+                config.num_hidden_layers, r.prefix
+            )));
+        }
+        let pooler = if r.has("pooler.dense.weight") { Some(r.linear("pooler.dense", h, h)?) } else { None };
+        Ok(BertWeights {
+            config: config.clone(),
+            word_embeddings: r.get(&["embeddings.word_embeddings.weight"], &[config.vocab_size, h])?,
+            position_embeddings: r
+                .get(&["embeddings.position_embeddings.weight"], &[config.max_position_embeddings, h])?,
+            token_type_embeddings: r
+                .get(&["embeddings.token_type_embeddings.weight"], &[config.type_vocab_size, h])?,
+            embeddings_norm: r.layer_norm("embeddings.LayerNorm", h)?,
+            layers,
+            pooler,
+        })
+    }
+
+    /// Random weights of a given geometry (for benchmarks): small bell-shaped
+    /// values from a fixed-seed generator, layer norms at identity.
+    pub fn random(config: &BertConfig, seed: u64) -> Self {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let h = config.hidden_size;
+        let i = config.intermediate_size;
+        let norm = |n: usize| LayerNorm { gamma: vec![1.0; n], beta: vec![0.0; n] };
+        let linear = |rng: &mut Rng, o: usize, inp: usize| Linear {
+            weight: rng.values(o * inp),
+            bias: rng.values(o),
+            in_dim: inp,
+            out_dim: o,
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| EncoderLayer {
+                qkv: linear(&mut rng, 3 * h, h),
+                attn_out: linear(&mut rng, h, h),
+                attn_norm: norm(h),
+                ffn_in: linear(&mut rng, i, h),
+                ffn_out: linear(&mut rng, h, i),
+                ffn_norm: norm(h),
+            })
+            .collect();
+        BertWeights {
+            config: config.clone(),
+            word_embeddings: rng.values(config.vocab_size * h),
+            position_embeddings: rng.values(config.max_position_embeddings * h),
+            token_type_embeddings: rng.values(config.type_vocab_size * h),
+            embeddings_norm: norm(h),
+            layers,
+            pooler: Some(linear(&mut rng, h, h)),
+        }
+    }
+}
+
+/// xorshift64*: reproducible, dependency-free, plenty for benchmark weights.
+struct Rng(u64);
+
+impl Rng {
+    fn next_unit(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Sum of four uniforms: roughly normal, std ≈ 0.02 like BERT's init.
+    fn values(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| (0..4).map(|_| self.next_unit() - 0.5).sum::<f32>() * 0.035).collect()
+    }
+}

@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Writes the PyTorch + transformers reference outputs the Rust tests compare to.
+
+    python3 tests/reference/make_fixtures.py [--model-dir models/all-MiniLM-L6-v2]
+
+(needs torch and transformers; no hub access: everything loads from local files)
+
+It writes, under tests/fixtures/:
+  tiny-bert/   a small random BERT made here with a fixed seed (config.json,
+               model.safetensors, vocab.txt, tokenizer_config.json) - committed
+  tiny-bert.json        its outputs on a padded batch, a batch of sentence
+                        pairs and a truncated text, with attentions
+  minilm.json           the default model's outputs on "Hello, how are you?"
+                        and harder strings (accents, CJK, emoji, 600 tokens)
+"""
+import argparse
+import json
+import os
+
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "fixtures")
+
+
+def rounded(t):
+    return [float(f"{x:.8g}") for x in t.flatten().tolist()]
+
+
+def run(model, tok, texts, pairs=None, max_length=None, attentions=False):
+    if pairs is None:
+        enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    else:
+        enc = tok(texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.inference_mode():
+        out = model(**enc, output_attentions=attentions)
+    return enc, out
+
+
+def make_tiny(real_vocab_path):
+    """A 2-layer BERT with odd sizes and every parameter random (biases and
+    layer norms too, so none of them can be silently ignored)."""
+    torch.manual_seed(0)
+    real = [l.rstrip("\n") for l in open(real_vocab_path, encoding="utf-8")]
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    # single characters and the most frequent words of bert-base-uncased's vocab
+    rest = [t for t in real if not t.startswith("[") and t not in specials][:1500]
+    vocab = specials + rest
+    out = os.path.join(FIXTURES, "tiny-bert")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": True, "tokenizer_class": "BertTokenizer"}, f)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=40,
+                        type_vocab_size=2, hidden_act="gelu", attn_implementation="eager")
+    model = BertModel(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm.weight" in name:
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            else:
+                p.copy_(0.2 * torch.randn_like(p))
+    model.save_pretrained(out, safe_serialization=True)
+    tok = BertTokenizer(os.path.join(out, "vocab.txt"), do_lower_case=True)
+    return model, tok
+
+
+def tiny_cases(model, tok):
+    cases = {}
+    texts = ["Hello, how are you?", "The quick brown fox jumps over the lazy dog.", "Hi"]
+    enc, out = run(model, tok, texts, attentions=True)
+    cases["padded_batch"] = dict(texts=texts, **dump(enc, out, attentions=True))
+    a = ["The cat sat on the mat.", "Is it raining?"]
+    b = ["A cat was sitting on a mat.", "It is not raining today, I think."]
+    enc, out = run(model, tok, a, pairs=b, attentions=True)
+    cases["pairs"] = dict(texts=a, pairs=b, **dump(enc, out, attentions=True))
+    long = " ".join(["the time of day and the place where we are"] * 8)
+    enc, out = run(model, tok, [long], max_length=model.config.max_position_embeddings)
+    cases["truncated"] = dict(texts=[long], **dump(enc, out))
+    return cases
+
+
+def dump(enc, out, attentions=False, rows=None):
+    d = {
+        "input_ids": enc["input_ids"].tolist(),
+        "token_type_ids": enc["token_type_ids"].tolist(),
+        "attention_mask": enc["attention_mask"].tolist(),
+        "shape": list(out.last_hidden_state.shape),
+        "pooler_output": rounded(out.pooler_output),
+    }
+    h = out.last_hidden_state
+    if rows is None:
+        d["last_hidden_state"] = rounded(h)
+    else:
+        d["rows"] = rows
+        d["last_hidden_state_rows"] = rounded(h[:, rows, :])
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    d["mean_pooled"] = rounded((h * mask).sum(1) / mask.sum(1))
+    if attentions:
+        d["attentions"] = rounded(torch.stack(out.attentions, dim=1))  # [batch, layers, heads, s, s]
+    return d
+
+
+def minilm_cases(model_dir):
+    tok = BertTokenizer.from_pretrained(model_dir)
+    model = BertModel.from_pretrained(model_dir, attn_implementation="eager").eval()
+    strings = {
+        "hello": "Hello, how are you?",
+        "accents": "Café déjà vu: a naïve façade in São Paulo, Zürich and Kraków.",
+        "cjk": "我爱自然语言处理。東京は日本の首都です。한국어도 있어요.",
+        "emoji": "I love 🍕 and 🎉 with my family 👩‍👩‍👧!! :-)",
+        "long": " ".join(
+            f"Sentence {i} talks about tokenizers, embeddings and attention heads in BERT."
+            for i in range(60)
+        ),
+    }
+    cases = {}
+    for key, text in strings.items():
+        enc, out = run(model, tok, [text])
+        s = enc["input_ids"].shape[1]
+        rows = None if s <= 24 else [0, 1, 2, 3, s // 2, s - 3, s - 2, s - 1]
+        cases[key] = dict(texts=[text], tokens=tok.convert_ids_to_tokens(enc["input_ids"][0]),
+                          **dump(enc, out, rows=rows))
+    # what print() shows, for the CLI's PyTorch-style summary
+    enc, out = run(model, tok, [strings["hello"]])
+    cases["hello"]["printed_last_hidden_state"] = str(out.last_hidden_state)
+    cases["hello"]["printed_pooler_output"] = str(out.pooler_output)
+    a, b = "The cat sits on the mat.", "A cat is sitting on a mat."
+    enc, out = run(model, tok, [a], pairs=[b])
+    cases["pair"] = dict(texts=[a], pairs=[b], **dump(enc, out))
+    return cases
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model-dir", default=os.path.join(HERE, "..", "..", "models", "all-MiniLM-L6-v2"))
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    model, tok = make_tiny(os.path.join(args.model_dir, "vocab.txt"))
+    with open(os.path.join(FIXTURES, "tiny-bert.json"), "w") as f:
+        json.dump(tiny_cases(model, tok), f)
+    with open(os.path.join(FIXTURES, "minilm.json"), "w") as f:
+        json.dump(minilm_cases(args.model_dir), f)
+    print("wrote", FIXTURES, "with torch", torch.__version__)
+
+
+if __name__ == "__main__":
+    main()
