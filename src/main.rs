@@ -100,8 +100,9 @@ fn embed(
         return Err("no text given: bertlab embed \"some text\" [--pair A B]".into());
     }
     let model = Model::from_dir(dir).map_err(|e| e.to_string())?;
+    // Tokenize before opening a device: bad text fails fast.
+    let batch = model.tokenizer.encode_batch(&inputs).map_err(|e| e.to_string())?;
     let mut engine = pollster::block_on(Engine::new(model, backend)).map_err(|e| e.to_string())?;
-    let batch = engine.tokenize(&inputs).map_err(|e| e.to_string())?;
     let start = web_time::Instant::now();
     let out = pollster::block_on(engine.forward(&batch, attentions)).map_err(|e| e.to_string())?;
     let ms = start.elapsed().as_secs_f64() * 1e3;

@@ -1,0 +1,165 @@
+//! Every WGSL kernel against its CPU reference, on odd shapes (not multiples
+//! of the tile sizes, sequence length 1, padding masks), on whatever adapter
+//! wgpu finds (Mesa's lavapipe in CI).
+
+mod common;
+
+use bertlab::gpu::{Dispatch, GpuContext};
+use bertlab::kernels::attention::{attention_cpu, AttentionKernel, AttentionShape, ProbsSlot};
+use bertlab::kernels::embeddings::{embeddings_cpu, EmbeddingTables, EmbeddingsKernel};
+use bertlab::kernels::layernorm::{layernorm_cpu, LayerNormKernel};
+use bertlab::kernels::matmul::{linear_cpu, Epilogue, MatmulKernel, Rows};
+use bertlab::weights::LayerNorm;
+use common::{assert_close, gpu, values};
+
+fn run(ctx: &GpuContext, d: Dispatch, outputs: &[(&wgpu::Buffer, usize)]) -> Vec<Vec<f32>> {
+    pollster::block_on(ctx.run(&[d], outputs)).unwrap()
+}
+
+#[test]
+fn matmul_matches_cpu_on_odd_shapes_and_every_epilogue() {
+    let ctx = gpu();
+    let kernel = MatmulKernel::new(&ctx);
+    let shapes = [(1, 1, 1), (3, 5, 7), (65, 67, 33), (130, 77, 200), (17, 300, 129), (64, 64, 16)];
+    let epilogues = [Epilogue::None, Epilogue::Gelu, Epilogue::GeluTanh, Epilogue::Relu, Epilogue::Tanh];
+    for (i, &(m, n, k)) in shapes.iter().enumerate() {
+        for (j, &act) in epilogues.iter().enumerate() {
+            let seed = (i * 10 + j) as u32;
+            let x = values(m * k, seed, 1.0);
+            let w = values(n * k, seed + 100, 0.5);
+            let b = values(n, seed + 200, 0.5);
+            let want = linear_cpu(&x, &w, &b, m, n, k, act);
+            let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
+            let y = ctx.scratch("y", m * n);
+            let d = kernel.bind(&ctx, &xb, Rows { rows: m, row_stride: k }, &wb, &bb, &y, n, k, act);
+            let got = run(&ctx, d, &[(&y, m * n)]).remove(0);
+            assert_close(&format!("matmul {m}×{n}×{k} {act:?}"), &got, &want, 1e-4 * (k as f32).sqrt());
+        }
+    }
+}
+
+#[test]
+fn matmul_reads_strided_rows() {
+    // The pooler reads the [CLS] row of each sequence: rows s·h apart.
+    let ctx = gpu();
+    let kernel = MatmulKernel::new(&ctx);
+    let (batch, seq, h, n) = (3, 5, 19, 23);
+    let hidden = values(batch * seq * h, 7, 1.0);
+    let w = values(n * h, 8, 0.5);
+    let b = values(n, 9, 0.5);
+    let cls: Vec<f32> = (0..batch).flat_map(|r| hidden[r * seq * h..][..h].to_vec()).collect();
+    let want = linear_cpu(&cls, &w, &b, batch, n, h, Epilogue::Tanh);
+    let (xb, wb, bb) = (ctx.storage_f32("x", &hidden), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
+    let y = ctx.scratch("y", batch * n);
+    let d = kernel.bind(&ctx, &xb, Rows { rows: batch, row_stride: seq * h }, &wb, &bb, &y, n, h, Epilogue::Tanh);
+    assert_close("strided matmul", &run(&ctx, d, &[(&y, batch * n)])[0], &want, 1e-5);
+}
+
+#[test]
+fn layernorm_matches_cpu_with_and_without_residual() {
+    let ctx = gpu();
+    let kernel = LayerNormKernel::new(&ctx);
+    // widths below, at and above the 256-thread workgroup; 70000 rows fold the grid into 2-D
+    for (i, &(rows, h)) in [(1, 1), (7, 5), (3, 33), (5, 300), (2, 1000), (70000, 3)].iter().enumerate() {
+        for residual in [false, true] {
+            let seed = i as u32 * 2 + residual as u32;
+            // a large mean on purpose: the two-pass variance must cope with it
+            // (not on 3-wide rows, where some rows' variance is near 0 and any
+            // rounding of the mean is amplified by 1/std, on CPU and GPU alike)
+            let offset = if h > 3 { 30.0 } else { 0.0 };
+            let x: Vec<f32> = values(rows * h, seed, 2.0).iter().map(|v| v + offset).collect();
+            let r = values(rows * h, seed + 50, 1.0);
+            let norm = LayerNorm { gamma: values(h, seed + 60, 1.0), beta: values(h, seed + 70, 1.0) };
+            let want = layernorm_cpu(&x, residual.then_some(&r[..]), &norm, h, 1e-12);
+            let (xb, rb) = (ctx.storage_f32("x", &x), ctx.storage_f32("r", &r));
+            let (gb, bb) = (ctx.storage_f32("g", &norm.gamma), ctx.storage_f32("b", &norm.beta));
+            let out = ctx.scratch("out", rows * h);
+            let d = kernel.bind(&ctx, &xb, residual.then_some(&rb), (&gb, &bb), &out, rows, h, 1e-12);
+            let got = run(&ctx, d, &[(&out, rows * h)]).remove(0);
+            assert_close(&format!("layernorm {rows}×{h} residual={residual}"), &got, &want, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn embeddings_match_cpu() {
+    let ctx = gpu();
+    let kernel = EmbeddingsKernel::new(&ctx);
+    for &(batch, seq, h) in &[(1, 1, 1), (3, 5, 7), (2, 13, 130)] {
+        let (vocab, positions, types) = (11, 17, 2);
+        let ids: Vec<u32> = (0..batch * seq).map(|t| (t * 7 % vocab) as u32).collect();
+        let tt: Vec<u32> = (0..batch * seq).map(|t| ((t % seq) > seq / 2) as u32).collect();
+        let (word, pos, typ) = (values(vocab * h, 1, 1.0), values(positions * h, 2, 1.0), values(types * h, 3, 1.0));
+        let want = embeddings_cpu(&ids, &tt, seq, &word, &pos, &typ, h);
+        let (ib, tb) = (ctx.storage_u32("ids", &ids), ctx.storage_u32("tt", &tt));
+        let (wb, pb, yb) = (ctx.storage_f32("w", &word), ctx.storage_f32("p", &pos), ctx.storage_f32("t", &typ));
+        let out = ctx.scratch("out", batch * seq * h);
+        let tables = EmbeddingTables { word: &wb, position: &pb, token_type: &yb };
+        let d = kernel.bind(&ctx, &ib, &tb, tables, &out, batch * seq, seq, h);
+        let got = run(&ctx, d, &[(&out, batch * seq * h)]).remove(0);
+        assert_close(&format!("embeddings {batch}×{seq}×{h}"), &got, &want, 1e-6);
+    }
+}
+
+#[test]
+fn attention_matches_cpu_with_padding_masks() {
+    let ctx = gpu();
+    let kernel = AttentionKernel::new(&ctx);
+    let dummy = ctx.scratch("dummy", 1);
+    // (batch, seq, heads, head_dim, real tokens per row)
+    let cases: [(usize, usize, usize, usize, &[usize]); 5] = [
+        (1, 1, 1, 1, &[1]),
+        (2, 7, 3, 5, &[7, 4]),
+        (3, 9, 2, 64, &[1, 9, 5]),
+        (1, 200, 2, 17, &[131]),
+        (1, 512, 1, 8, &[512]),
+    ];
+    for (i, &(batch, seq, heads, head_dim, lens)) in cases.iter().enumerate() {
+        let s = AttentionShape { batch, seq, heads, head_dim };
+        let qkv = values(batch * seq * 3 * s.hidden(), i as u32, 2.0);
+        let mask: Vec<u32> = (0..batch * seq).map(|t| ((t % seq) < lens[t / seq]) as u32).collect();
+        let (want_ctx, want_probs) = attention_cpu(&qkv, &mask, s);
+        let (qb, mb) = (ctx.storage_f32("qkv", &qkv), ctx.storage_u32("mask", &mask));
+        let out = ctx.scratch("ctx", batch * seq * s.hidden());
+        let probs = ctx.scratch("probs", batch * heads * seq * seq);
+        let slot = ProbsSlot { buffer: &probs, layer: 0, layers: 1 };
+        let d = kernel.bind(&ctx, &qb, &mb, &out, Some(slot), &dummy, s);
+        let got = run(&ctx, d, &[(&out, want_ctx.len()), (&probs, want_probs.len())]);
+        let what = format!("attention b{batch} s{seq} h{heads} d{head_dim}");
+        assert_close(&format!("{what} context"), &got[0], &want_ctx, 1e-5);
+        assert_close(&format!("{what} probabilities"), &got[1], &want_probs, 1e-6);
+        // rows sum to one and masked keys get nothing
+        for (row, p) in got[1].chunks(seq).enumerate() {
+            let b = row / (heads * seq);
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{what}: a row does not sum to 1");
+            assert!(p[lens[b]..].iter().all(|&v| v == 0.0), "{what}: a padded key has probability > 0");
+        }
+    }
+}
+
+#[test]
+fn attention_writes_one_layers_slice_of_the_probabilities() {
+    let ctx = gpu();
+    let kernel = AttentionKernel::new(&ctx);
+    let s = AttentionShape { batch: 2, seq: 3, heads: 2, head_dim: 4 };
+    let qkv = values(2 * 3 * 3 * 8, 42, 1.0);
+    let mask = vec![1u32; 6];
+    let (_, want) = attention_cpu(&qkv, &mask, s);
+    let (qb, mb) = (ctx.storage_f32("qkv", &qkv), ctx.storage_u32("mask", &mask));
+    let out = ctx.scratch("ctx", 6 * 8);
+    let layers = 3;
+    let probs = ctx.storage_f32("probs", &vec![-1.0; 2 * layers * 2 * 9]);
+    let d = kernel.bind(&ctx, &qb, &mb, &out, Some(ProbsSlot { buffer: &probs, layer: 1, layers }), &out, s);
+    let got = run(&ctx, d, &[(&probs, 2 * layers * 2 * 9)]).remove(0);
+    let per = 2 * 9; // heads × seq × seq
+    for b in 0..2 {
+        for l in 0..layers {
+            let slice = &got[(b * layers + l) * per..][..per];
+            if l == 1 {
+                assert_close("layer 1 slice", slice, &want[b * per..][..per], 1e-6);
+            } else {
+                assert!(slice.iter().all(|&v| v == -1.0), "layer {l} was written");
+            }
+        }
+    }
+}
