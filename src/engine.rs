@@ -77,12 +77,24 @@ impl Engine {
         let t = Instant::now();
         forward_cpu(weights, &probe, false);
         let cpu_ms = t.elapsed().as_secs_f64() * 1e3;
-        let why = format!("software adapter {name}: {gpu_ms:.1} ms vs CPU path {cpu_ms:.1} ms on a 2×16 probe");
         Ok(if gpu_ms < cpu_ms {
-            (Backend::Gpu(Box::new(gpu)), format!("GPU: {name} (auto, faster than the CPU path: {why})"))
+            let d = format!("GPU: {name} (auto: {gpu_ms:.0} ms vs {cpu_ms:.0} ms on the CPU path for a 2×16 probe)");
+            (Backend::Gpu(Box::new(gpu)), d)
         } else {
-            (Backend::Cpu, format!("CPU (auto, faster than the {why})"))
+            let d = format!("CPU (auto: faster than the software adapter {name}, {cpu_ms:.0} ms vs {gpu_ms:.0} ms for a 2×16 probe)");
+            (Backend::Cpu, d)
         })
+    }
+
+    /// After a lost device: opens a new one and uploads the weights again.
+    /// A CPU engine has nothing to recover.
+    pub async fn recover_gpu(&mut self) -> Result<()> {
+        if let Backend::Gpu(_) = self.backend {
+            let gpu = GpuEncoder::new(GpuContext::new().await?, &self.weights)?;
+            self.backend_description = format!("GPU: {} (device re-created)", gpu.context().describe());
+            self.backend = Backend::Gpu(Box::new(gpu));
+        }
+        Ok(())
     }
 
     pub fn is_gpu(&self) -> bool {

@@ -16,6 +16,8 @@ pub enum Error {
     Input(String),
     /// The GPU path failed: no adapter, a limit too small, a lost device.
     Gpu(String),
+    /// The GPU device was lost (driver reset, browser reclaimed it); a new one can be opened.
+    DeviceLost(String),
     /// A file could not be read.
     Io(String),
 }
@@ -30,6 +32,7 @@ impl fmt::Display for Error {
             Error::Tokenizer(m) => ("tokenizer", m),
             Error::Input(m) => ("input", m),
             Error::Gpu(m) => ("gpu", m),
+            Error::DeviceLost(m) => ("device lost", m),
             Error::Io(m) => ("io", m),
         };
         write!(f, "{kind} error: {msg}")

@@ -24,6 +24,10 @@ impl GpuContext {
     /// Opens the best adapter there is (a hardware GPU over a software one)
     /// and asks for the largest buffers it allows.
     pub async fn new() -> Result<Self> {
+        #[cfg(target_arch = "wasm32")]
+        if !browser_has_webgpu() {
+            return Err(Error::Gpu("WebGPU is not available in this browser".into()));
+        }
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -34,7 +38,12 @@ impl GpuContext {
             })
             .await
             .map_err(|e| Error::Gpu(format!("no GPU adapter: {e}")))?;
-        let info = adapter.get_info();
+        #[allow(unused_mut)]
+        let mut info = adapter.get_info();
+        #[cfg(target_arch = "wasm32")]
+        if info.name.is_empty() {
+            info.name = browser_adapter_name().await.unwrap_or_default();
+        }
         let have = adapter.limits();
         // WebGPU's default limits cover our kernels; the buffer sizes are what
         // bound the model and the batch, so ask for all the adapter offers.
@@ -72,15 +81,30 @@ impl GpuContext {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// The adapter's name (browsers may hide it; then what they do tell),
+    /// whether it is a software one, and the API: "llvmpipe (software, Vulkan)".
     pub fn describe(&self) -> String {
-        let kind = if self.is_software() { "software adapter" } else { "GPU" };
-        format!("{} ({kind}, {:?})", self.info.name, self.info.backend)
+        let i = &self.info;
+        let name = [&i.name, &i.driver_info, &i.driver]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .cloned()
+            .unwrap_or_else(|| format!("unnamed adapter (vendor {:#x})", i.vendor));
+        let api = match i.backend {
+            wgpu::Backend::BrowserWebGpu => "WebGPU".to_string(),
+            other => format!("{other:?}"),
+        };
+        if self.is_software() {
+            format!("{name} (software, {api})")
+        } else {
+            format!("{name} ({api})")
+        }
     }
 
     /// Fails if the device was lost or wgpu reported an error since the last check.
     pub fn check(&self) -> Result<()> {
         if self.lost.load(Ordering::SeqCst) {
-            return Err(Error::Gpu(format!("the GPU device ({}) was lost", self.info.name)));
+            return Err(Error::DeviceLost(format!("the GPU device ({}) was lost", self.info.name)));
         }
         if let Some(msg) = self.uncaptured.lock().unwrap().take() {
             return Err(Error::Gpu(msg.lines().next().unwrap_or("wgpu error").to_string()));
@@ -217,6 +241,34 @@ impl GpuContext {
         staging.unmap();
         Ok(result)
     }
+}
+
+/// Whether `navigator.gpu` exists (in a window or a worker).
+#[cfg(target_arch = "wasm32")]
+fn browser_has_webgpu() -> bool {
+    let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or_default();
+    !navigator.is_undefined()
+        && js_sys::Reflect::get(&navigator, &"gpu".into()).map(|g| !g.is_undefined() && !g.is_null()).unwrap_or(false)
+}
+
+/// wgpu maps only the adapter's `description`, which Chromium leaves empty;
+/// its `vendor` and `architecture` (e.g. "google swiftshader") say more.
+#[cfg(target_arch = "wasm32")]
+async fn browser_adapter_name() -> Option<String> {
+    use js_sys::Reflect;
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let gpu = Reflect::get(&navigator, &"gpu".into()).ok()?;
+    let request: js_sys::Function = Reflect::get(&gpu, &"requestAdapter".into()).ok()?.into();
+    let promise: js_sys::Promise = request.call0(&gpu).ok()?.into();
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    let info = Reflect::get(&adapter, &"info".into()).ok()?;
+    let field = |k: &str| Reflect::get(&info, &k.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+    let name = [field("vendor"), field("architecture"), field("device")]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!name.is_empty()).then_some(name)
 }
 
 /// A pipeline bound to its buffers, ready to record. Built once per batch

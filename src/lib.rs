@@ -3,6 +3,7 @@
 //! Data flows one way: bytes ([`model::ModelFiles`]) → weights and tokenizer
 //! ([`model::Model`]) → [`engine::Engine`] (GPU or CPU) → [`outputs::Outputs`].
 
+pub mod analysis;
 pub mod config;
 pub mod cpu_encoder;
 pub mod engine;

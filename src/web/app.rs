@@ -1,0 +1,70 @@
+//! The page: the model panel, the sentences, and the results, wired so that
+//! editing sentences re-runs the model (debounced).
+
+use std::time::Duration;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::explorer::{examples, Results, SentenceList};
+use crate::fetch;
+use crate::loader::{LoaderState, ModelPanel, DEFAULT_MODEL};
+use crate::service;
+
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+#[component]
+pub fn App() -> impl IntoView {
+    let loader = LoaderState::new();
+    let sentences = RwSignal::new(examples());
+    let result = RwSignal::new(None);
+    let running = RwSignal::new(false);
+    let generation = StoredValue::new(0u64);
+
+    // Re-run whenever the sentences or the model change; only the latest run's result is kept.
+    Effect::new(move |_| {
+        let texts: Vec<String> =
+            sentences.get().iter().map(|s| s.text.trim().to_string()).filter(|t| !t.is_empty()).collect();
+        if loader.version.get() == 0 {
+            return;
+        }
+        let gen = generation.get_value() + 1;
+        generation.set_value(gen);
+        if texts.is_empty() {
+            result.set(None);
+            return;
+        }
+        set_timeout(
+            move || {
+                if generation.get_value() != gen {
+                    return;
+                }
+                spawn_local(async move {
+                    running.set(true);
+                    let r = service::explore(texts).await;
+                    if generation.get_value() == gen {
+                        result.set(Some(r));
+                    }
+                    running.set(false);
+                });
+            },
+            DEBOUNCE,
+        );
+    });
+
+    loader.load_source(fetch::query_param("model").unwrap_or_else(|| DEFAULT_MODEL.to_string()));
+
+    view! {
+        <header>
+            <h1>"Bert Lab"</h1>
+            <p>"BERT in your browser tab, on WebGPU compute shaders."</p>
+        </header>
+        <main>
+            <aside>
+                <ModelPanel loader=loader/>
+                <SentenceList sentences=sentences/>
+            </aside>
+            <Results result=result running=running/>
+        </main>
+    }
+}

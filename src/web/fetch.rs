@@ -1,0 +1,240 @@
+//! Getting model files into the tab: downloads with progress and cancel,
+//! a Cache API store so a reload does not download again, and files the
+//! user picks or drops.
+
+use bertlab::ModelFiles;
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortSignal, Cache, Request, RequestInit, Response, ResponseInit};
+
+const CACHE: &str = "bertlab-models-v1";
+/// The header our cached responses carry their size in.
+const SIZE_HEADER: &str = "x-bertlab-bytes";
+
+pub const MODEL_FILES: [&str; 5] =
+    ["config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"];
+
+/// One file's download, as the progress bars show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    pub file: String,
+    pub loaded: u64,
+    pub total: Option<u64>,
+    pub bytes_per_s: f64,
+    pub from_cache: bool,
+    pub done: bool,
+}
+
+fn js_err(context: &str, e: JsValue) -> String {
+    let msg = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    format!("{context}: {msg}")
+}
+
+fn window() -> web_sys::Window {
+    web_sys::window().expect("a window")
+}
+
+async fn open_cache() -> Result<Cache, String> {
+    let caches = window().caches().map_err(|e| js_err("no Cache API", e))?;
+    let cache = JsFuture::from(caches.open(CACHE)).await.map_err(|e| js_err("cannot open the cache", e))?;
+    Ok(cache.unchecked_into())
+}
+
+async fn response_bytes(resp: &Response) -> Result<Vec<u8>, String> {
+    let buf = JsFuture::from(resp.array_buffer().map_err(|e| js_err("read", e))?)
+        .await
+        .map_err(|e| js_err("read", e))?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// Where the files of a model are: a hub id, a URL, or the bundled default.
+pub fn folder_url(source: &str, hub: &str) -> String {
+    let s = source.trim();
+    if s.contains("://") {
+        if s.ends_with('/') { s.to_string() } else { format!("{s}/") }
+    } else {
+        // like from_pretrained: https://huggingface.co/{id}/resolve/main/{file}
+        format!("{}/{}/resolve/main/", hub.trim_end_matches('/'), s.trim_matches('/'))
+    }
+}
+
+/// Fetches one file, from the cache when it is there. `Ok(None)` for a 404
+/// (optional files). `on_progress` is called as bytes arrive.
+pub async fn fetch_file(
+    url: &str,
+    file: &str,
+    signal: &AbortSignal,
+    on_progress: &dyn Fn(Progress),
+) -> Result<Option<Vec<u8>>, String> {
+    let cache = open_cache().await.ok();
+    if let Some(cache) = &cache {
+        let hit = JsFuture::from(cache.match_with_str(url)).await.unwrap_or(JsValue::UNDEFINED);
+        if let Ok(resp) = hit.dyn_into::<Response>() {
+            let bytes = response_bytes(&resp).await?;
+            let n = bytes.len() as u64;
+            on_progress(Progress { file: file.into(), loaded: n, total: Some(n), bytes_per_s: 0.0, from_cache: true, done: true });
+            return Ok(Some(bytes));
+        }
+    }
+
+    let init = RequestInit::new();
+    init.set_signal(Some(signal));
+    let request = Request::new_with_str_and_init(url, &init).map_err(|e| js_err(url, e))?;
+    let resp: Response = JsFuture::from(window().fetch_with_request(&request))
+        .await
+        .map_err(|e| if signal.aborted() { "cancelled".to_string() } else { js_err(&format!("cannot fetch {url}"), e) })?
+        .unchecked_into();
+    if resp.status() == 404 {
+        return Ok(None);
+    }
+    if !resp.ok() {
+        return Err(format!("{url}: HTTP {} {}", resp.status(), resp.status_text()));
+    }
+    let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    let body = resp.body().ok_or_else(|| format!("{url}: empty response"))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let start = web_time::Instant::now();
+    let mut bytes: Vec<u8> = Vec::with_capacity(total.unwrap_or(0) as usize);
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| if signal.aborted() { "cancelled".to_string() } else { js_err(&format!("download of {file} failed"), e) })?;
+        if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+            break;
+        }
+        let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(|e| js_err(file, e))?.unchecked_into();
+        bytes.extend(value.to_vec());
+        let secs = start.elapsed().as_secs_f64().max(1e-3);
+        on_progress(Progress {
+            file: file.into(),
+            loaded: bytes.len() as u64,
+            total,
+            bytes_per_s: bytes.len() as f64 / secs,
+            from_cache: false,
+            done: false,
+        });
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-3);
+    let n = bytes.len() as u64;
+    on_progress(Progress { file: file.into(), loaded: n, total: Some(n), bytes_per_s: n as f64 / secs, from_cache: false, done: true });
+    if let Some(cache) = &cache {
+        store(cache, url, &bytes).await;
+    }
+    Ok(Some(bytes))
+}
+
+/// Caches a downloaded file (a full disk only costs the next reload a download).
+async fn store(cache: &Cache, url: &str, bytes: &[u8]) {
+    let headers = web_sys::Headers::new().unwrap();
+    let _ = headers.set(SIZE_HEADER, &bytes.len().to_string());
+    let init = ResponseInit::new();
+    init.set_headers(&headers);
+    let body = Uint8Array::from(bytes);
+    if let Ok(resp) = Response::new_with_opt_buffer_source_and_init(Some(&body), &init) {
+        let _ = JsFuture::from(cache.put_with_str(url, &resp)).await;
+    }
+}
+
+/// Fetches a model folder: config first (a wrong URL fails fast), then the
+/// tokenizer (tokenizer.json, else vocab.txt), then the weights.
+pub async fn fetch_model(folder: &str, signal: &AbortSignal, on_progress: &dyn Fn(Progress)) -> Result<ModelFiles, String> {
+    let get = |name: &'static str| {
+        let url = format!("{folder}{name}");
+        async move { fetch_file(&url, name, signal, on_progress).await }
+    };
+    let config_json = get("config.json").await?.ok_or_else(|| format!("{folder}config.json was not found (404)"))?;
+    let tokenizer_json = get("tokenizer.json").await?;
+    let vocab_txt = if tokenizer_json.is_none() { get("vocab.txt").await? } else { None };
+    let tokenizer_config_json = get("tokenizer_config.json").await?;
+    let model_safetensors =
+        get("model.safetensors").await?.ok_or_else(|| format!("{folder}model.safetensors was not found (404)"))?;
+    Ok(ModelFiles {
+        config_json: Some(config_json),
+        model_safetensors: Some(model_safetensors),
+        tokenizer_json,
+        vocab_txt,
+        tokenizer_config_json,
+    })
+}
+
+/// Files picked or dropped by the user, matched by name. Returns the files and
+/// the names that were not model files.
+pub async fn read_dropped(files: Vec<web_sys::File>) -> Result<(ModelFiles, Vec<String>), String> {
+    let mut m = ModelFiles::default();
+    let mut ignored = Vec::new();
+    for f in files {
+        let name = f.name();
+        let bytes = JsFuture::from(f.array_buffer()).await.map_err(|e| js_err(&name, e))?;
+        let bytes = Some(Uint8Array::new(&bytes).to_vec());
+        match name.as_str() {
+            "config.json" => m.config_json = bytes,
+            "model.safetensors" => m.model_safetensors = bytes,
+            "tokenizer.json" => m.tokenizer_json = bytes,
+            "vocab.txt" => m.vocab_txt = bytes,
+            "tokenizer_config.json" => m.tokenizer_config_json = bytes,
+            _ => ignored.push(name),
+        }
+    }
+    Ok((m, ignored))
+}
+
+/// A cached model folder and the bytes its files take.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedModel {
+    pub folder: String,
+    pub bytes: u64,
+    pub files: Vec<String>,
+}
+
+pub async fn cached_models() -> Result<Vec<CachedModel>, String> {
+    let cache = open_cache().await?;
+    let keys: js_sys::Array = JsFuture::from(cache.keys()).await.map_err(|e| js_err("cache", e))?.unchecked_into();
+    let mut out: Vec<CachedModel> = Vec::new();
+    for req in keys.iter() {
+        let req: Request = req.unchecked_into();
+        let url = req.url();
+        let Some(cut) = url.rfind('/') else { continue };
+        let (folder, file) = (url[..=cut].to_string(), url[cut + 1..].to_string());
+        let resp = JsFuture::from(cache.match_with_request(&req)).await.unwrap_or(JsValue::UNDEFINED);
+        let size = resp
+            .dyn_into::<Response>()
+            .ok()
+            .and_then(|r| r.headers().get(SIZE_HEADER).ok().flatten())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        match out.iter_mut().find(|m| m.folder == folder) {
+            Some(m) => {
+                m.bytes += size;
+                m.files.push(file);
+            }
+            None => out.push(CachedModel { folder, bytes: size, files: vec![file] }),
+        }
+    }
+    Ok(out)
+}
+
+pub async fn delete_cached(folder: &str) -> Result<(), String> {
+    let cache = open_cache().await?;
+    for f in MODEL_FILES {
+        JsFuture::from(cache.delete_with_str(&format!("{folder}{f}"))).await.map_err(|e| js_err("cache", e))?;
+    }
+    Ok(())
+}
+
+/// The page's query parameter `name`, if set (`?hub=`, `?model=`, `?backend=`).
+pub fn query_param(name: &str) -> Option<String> {
+    let search = window().location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+}
+
+/// An absolute URL for a path relative to the page.
+pub fn resolve(path: &str) -> String {
+    let base = window().location().href().unwrap_or_default();
+    web_sys::Url::new_with_base(path, &base).map(|u| u.href()).unwrap_or_else(|_| path.to_string())
+}
+

@@ -1,0 +1,319 @@
+//! Loading a model: the bundled default, a Hugging Face id, a URL, or files
+//! picked or dropped; progress bars, cancel, and the cached models.
+
+use bertlab::{BackendChoice, ModelFiles};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use web_sys::AbortController;
+
+use crate::fetch::{self, CachedModel, Progress};
+use crate::service::{self, ModelInfo};
+
+/// Where the bundled default model is served, relative to the page.
+pub const DEFAULT_MODEL: &str = "models/default/";
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadState {
+    Idle,
+    Loading(String),
+    Failed(String),
+}
+
+/// Everything the loader shares with the rest of the page.
+#[derive(Clone, Copy)]
+pub struct LoaderState {
+    pub info: RwSignal<Option<ModelInfo>>,
+    /// Bumped after every successful load, so the explorer re-runs.
+    pub version: RwSignal<u32>,
+    pub state: RwSignal<LoadState>,
+    pub progress: RwSignal<Vec<Progress>>,
+    pub cached: RwSignal<Vec<CachedModel>>,
+    pub backend: RwSignal<BackendChoice>,
+    /// The last source loaded over the network, for reloading on a backend change.
+    pub last_source: RwSignal<Option<String>>,
+    abort: StoredValue<Option<AbortController>, LocalStorage>,
+}
+
+impl LoaderState {
+    pub fn new() -> Self {
+        let backend = match fetch::query_param("backend").as_deref() {
+            Some("cpu") => BackendChoice::Cpu,
+            Some("gpu") => BackendChoice::Gpu,
+            _ => BackendChoice::Auto,
+        };
+        LoaderState {
+            info: RwSignal::new(None),
+            version: RwSignal::new(0),
+            state: RwSignal::new(LoadState::Idle),
+            progress: RwSignal::new(Vec::new()),
+            cached: RwSignal::new(Vec::new()),
+            backend: RwSignal::new(backend),
+            last_source: RwSignal::new(None),
+            abort: StoredValue::new_local(None),
+        }
+    }
+
+    fn hub(&self) -> String {
+        fetch::query_param("hub").unwrap_or_else(|| "https://huggingface.co".into())
+    }
+
+    /// Downloads (or takes from the cache) and loads a model: `source` is a
+    /// hub id, a URL, or the default model's folder.
+    pub fn load_source(self, source: String) {
+        let folder = if source == DEFAULT_MODEL { fetch::resolve(DEFAULT_MODEL) } else { fetch::folder_url(&source, &self.hub()) };
+        let name = if source == DEFAULT_MODEL { "all-MiniLM-L6-v2 (bundled)".to_string() } else { source.clone() };
+        let Ok(controller) = AbortController::new() else { return };
+        let signal = controller.signal();
+        self.abort.set_value(Some(controller));
+        self.last_source.set(Some(source));
+        self.state.set(LoadState::Loading(format!("Downloading {name}")));
+        self.progress.set(Vec::new());
+        let progress = self.progress;
+        spawn_local(async move {
+            let on_progress = move |p: Progress| {
+                progress.update(|all| match all.iter_mut().find(|q| q.file == p.file) {
+                    Some(q) => *q = p,
+                    None => all.push(p),
+                })
+            };
+            let files = fetch::fetch_model(&folder, &signal, &on_progress).await;
+            self.abort.set_value(None);
+            let loaded = match files {
+                Ok(files) => self.load_files(name, files).await,
+                Err(e) => {
+                    self.state.set(LoadState::Failed(e));
+                    false
+                }
+            };
+            if !loaded {
+                // files of a model that does not load are not worth keeping
+                let _ = fetch::delete_cached(&folder).await;
+            }
+            self.refresh_cache();
+        });
+    }
+
+    /// Parses and uploads files already in memory; false when that failed
+    /// (the model loaded before stays).
+    pub async fn load_files(self, name: String, files: ModelFiles) -> bool {
+        self.state.set(LoadState::Loading(format!("Loading {name} onto the device")));
+        match service::load(name, files, self.backend.get_untracked()).await {
+            Ok(info) => {
+                self.info.set(Some(info));
+                self.version.update(|v| *v += 1);
+                self.state.set(LoadState::Idle);
+                true
+            }
+            Err(e) => {
+                self.state.set(LoadState::Failed(e));
+                false
+            }
+        }
+    }
+
+    pub fn cancel(self) {
+        if let Some(c) = self.abort.get_value() {
+            c.abort();
+        }
+    }
+
+    pub fn refresh_cache(self) {
+        spawn_local(async move {
+            if let Ok(list) = fetch::cached_models().await {
+                self.cached.set(list);
+            }
+        });
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MB", bytes as f64 / 1048576.0)
+    } else {
+        format!("{:.1} kB", bytes as f64 / 1024.0)
+    }
+}
+
+#[component]
+pub fn ModelPanel(loader: LoaderState) -> impl IntoView {
+    let source = RwSignal::new(String::new());
+    let load = move || {
+        let s = source.get_untracked().trim().to_string();
+        if !s.is_empty() {
+            loader.load_source(s);
+        }
+    };
+    let on_files = move |files: Vec<web_sys::File>| {
+        if files.is_empty() {
+            return;
+        }
+        spawn_local(async move {
+            match fetch::read_dropped(files).await {
+                Ok((files, ignored)) => {
+                    if !ignored.is_empty() {
+                        leptos::logging::log!("ignored files: {ignored:?}");
+                    }
+                    loader.load_files("dropped files".into(), files).await;
+                }
+                Err(e) => loader.state.set(LoadState::Failed(e)),
+            }
+        });
+    };
+    let file_list = |list: Option<web_sys::FileList>| -> Vec<web_sys::File> {
+        list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
+    };
+    let dragging = RwSignal::new(false);
+    let busy = move || matches!(loader.state.get(), LoadState::Loading(_));
+
+    view! {
+        <section class="panel model-panel" aria-label="Model">
+            <h2>"Model"</h2>
+            <div class="model-info" data-testid="model-info">
+                {move || match loader.info.get() {
+                    Some(i) => format!("{} · {} layers · hidden {} · {} heads · vocab {}", i.name, i.layers, i.hidden, i.heads, i.vocab),
+                    None => "no model loaded".to_string(),
+                }}
+            </div>
+            <div class="backend" data-testid="backend">
+                {move || loader.info.get().map(|i| format!("Backend: {}", i.backend)).unwrap_or_default()}
+            </div>
+            <form class="row" on:submit=move |ev: leptos::ev::SubmitEvent| { ev.prevent_default(); load(); }>
+                <input
+                    type="text"
+                    data-testid="model-source"
+                    placeholder="bert-base-uncased, org/model, or https://…/folder/"
+                    aria-label="Hugging Face model id or URL"
+                    prop:value=move || source.get()
+                    on:input=move |ev| source.set(event_target_value(&ev))
+                />
+                <button type="submit" data-testid="load-model" disabled=busy>"Load"</button>
+                <button type="button" on:click=move |_| loader.load_source(DEFAULT_MODEL.into()) disabled=busy>"Default"</button>
+                <select
+                    aria-label="Backend"
+                    data-testid="backend-choice"
+                    on:change=move |ev| {
+                        let choice = match event_target_value(&ev).as_str() {
+                            "gpu" => BackendChoice::Gpu,
+                            "cpu" => BackendChoice::Cpu,
+                            _ => BackendChoice::Auto,
+                        };
+                        loader.backend.set(choice);
+                        if let Some(s) = loader.last_source.get_untracked() { loader.load_source(s); }
+                    }
+                >
+                    <option value="auto" selected=move || loader.backend.get() == BackendChoice::Auto>"auto"</option>
+                    <option value="gpu" selected=move || loader.backend.get() == BackendChoice::Gpu>"WebGPU"</option>
+                    <option value="cpu" selected=move || loader.backend.get() == BackendChoice::Cpu>"CPU"</option>
+                </select>
+            </form>
+            <label
+                class="dropzone"
+                class:dragging=move || dragging.get()
+                on:dragover=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); dragging.set(true); }
+                on:dragleave=move |_| dragging.set(false)
+                on:drop=move |ev: leptos::ev::DragEvent| {
+                    ev.prevent_default();
+                    dragging.set(false);
+                    on_files(file_list(ev.data_transfer().and_then(|d| d.files())));
+                }
+            >
+                "Drop config.json, model.safetensors and tokenizer.json (or vocab.txt) here, or "
+                <input
+                    type="file"
+                    multiple
+                    data-testid="model-files"
+                    on:change=move |ev| {
+                        let input: web_sys::HtmlInputElement = event_target(&ev);
+                        on_files(file_list(input.files()));
+                    }
+                />
+            </label>
+            <StatusLine loader=loader/>
+            <ProgressList loader=loader/>
+            <CachedList loader=loader/>
+        </section>
+    }
+}
+
+#[component]
+fn StatusLine(loader: LoaderState) -> impl IntoView {
+    view! {
+        {move || match loader.state.get() {
+            LoadState::Idle => ().into_any(),
+            LoadState::Loading(what) => view! {
+                <div class="status loading" data-testid="load-status">
+                    <span>{what}"…"</span>
+                    <button type="button" data-testid="cancel" on:click=move |_| loader.cancel()>"Cancel"</button>
+                </div>
+            }.into_any(),
+            LoadState::Failed(e) => view! {
+                <div class="status error" role="alert" data-testid="load-error">{e}</div>
+            }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn ProgressList(loader: LoaderState) -> impl IntoView {
+    view! {
+        <ul class="progress-list" data-testid="progress">
+            <For each=move || loader.progress.get() key=|p| p.file.clone() let:p>
+                <ProgressRow file=p.file.clone() loader=loader/>
+            </For>
+        </ul>
+    }
+}
+
+#[component]
+fn ProgressRow(file: String, loader: LoaderState) -> impl IntoView {
+    let f = file.clone();
+    let p = Memo::new(move |_| loader.progress.get().into_iter().find(|p| p.file == f));
+    view! {
+        <li class="progress-row" data-file=file.clone()>
+            <span class="file">{file.clone()}</span>
+            <progress
+                max=move || p.get().and_then(|p| p.total).unwrap_or(0).max(1) as f64
+                value=move || p.get().map(|p| p.loaded).unwrap_or(0) as f64
+            ></progress>
+            <span class="bytes">{move || p.get().map(|p| {
+                let total = p.total.map(mb).unwrap_or_else(|| "?".into());
+                if p.from_cache {
+                    format!("{} (from cache)", mb(p.loaded))
+                } else {
+                    format!("{} / {} · {}/s", mb(p.loaded), total, mb(p.bytes_per_s as u64))
+                }
+            })}</span>
+        </li>
+    }
+}
+
+#[component]
+fn CachedList(loader: LoaderState) -> impl IntoView {
+    loader.refresh_cache();
+    view! {
+        <details class="cached">
+            <summary>{move || format!("Cached models ({})", loader.cached.get().len())}</summary>
+            <ul data-testid="cached-models">
+                <For each=move || loader.cached.get() key=|m| (m.folder.clone(), m.bytes) let:m>
+                    <li>
+                        <span class="folder">{m.folder.clone()}</span>
+                        " · " {mb(m.bytes)} " · " {m.files.join(", ")}
+                        <button type="button" on:click={
+                            let folder = m.folder.clone();
+                            move |_| {
+                                let folder = folder.clone();
+                                spawn_local(async move {
+                                    if let Err(e) = fetch::delete_cached(&folder).await {
+                                        loader.state.set(LoadState::Failed(e));
+                                    }
+                                    loader.refresh_cache();
+                                });
+                            }
+                        }>"Delete"</button>
+                    </li>
+                </For>
+            </ul>
+        </details>
+    }
+}
+

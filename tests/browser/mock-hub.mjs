@@ -1,0 +1,47 @@
+// A mock of the Hugging Face hub's URL layout (/hub/{org}/{name}/resolve/main/{file}),
+// serving the tiny fixture model and some broken variants of it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const tinyDir = path.resolve(here, '..', 'fixtures', 'tiny-bert');
+
+function models() {
+  const read = (f) => fs.readFileSync(path.join(tinyDir, f));
+  const good = {
+    'config.json': read('config.json'),
+    'vocab.txt': read('vocab.txt'),
+    'tokenizer_config.json': read('tokenizer_config.json'),
+    'model.safetensors': read('model.safetensors'),
+  };
+  const weights = good['model.safetensors'];
+  return {
+    'tiny/bert': good,
+    'bad/truncated': { ...good, 'model.safetensors': weights.subarray(0, weights.length - 5000) },
+    'bad/html': { ...good, 'config.json': Buffer.from('<!DOCTYPE html><html><body>Sign in to continue</body></html>') },
+    'slow/bert': good,
+  };
+}
+
+/// A request handler for www/serve.mjs's `extra`.
+export function mockHub() {
+  const all = models();
+  return async (req, res, url) => {
+    const m = url.pathname.match(/^\/hub\/([^/]+\/[^/]+)\/resolve\/main\/(.+)$/);
+    if (!m) return false;
+    const bytes = all[m[1]]?.[m[2]];
+    if (!bytes) { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('Entry not found'); return true; }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length });
+    // trickle large files so progress shows (slow/bert slowly enough to cancel)
+    const chunk = 32 * 1024;
+    const pause = m[1] === 'slow/bert' ? 1000 : 15;
+    for (let i = 0; i < bytes.length; i += chunk) {
+      if (res.destroyed) return true;
+      res.write(bytes.subarray(i, i + chunk));
+      if (bytes.length > chunk) await new Promise((r) => setTimeout(r, pause));
+    }
+    res.end();
+    return true;
+  };
+}
