@@ -97,6 +97,14 @@ impl Engine {
         Ok(())
     }
 
+    /// The GPU device, when the GPU path runs.
+    pub fn gpu_context(&self) -> Option<&GpuContext> {
+        match &self.backend {
+            Backend::Gpu(gpu) => Some(gpu.context()),
+            Backend::Cpu => None,
+        }
+    }
+
     pub fn is_gpu(&self) -> bool {
         matches!(self.backend, Backend::Gpu(_))
     }

@@ -112,6 +112,15 @@ impl GpuContext {
         Ok(())
     }
 
+    /// An error after a submission: the lost device when that is the cause
+    /// (its callback may only run once the failed work is polled).
+    fn failure(&self, msg: String) -> Error {
+        match self.check() {
+            Err(e @ Error::DeviceLost(_)) => e,
+            _ => Error::Gpu(msg),
+        }
+    }
+
     pub fn storage_f32(&self, label: &str, data: &[f32]) -> wgpu::Buffer {
         self.init_buffer(label, bytemuck::cast_slice(data))
     }
@@ -215,7 +224,7 @@ impl GpuContext {
         }
         self.queue.submit([encoder.finish()]);
         if let Some(e) = scope.pop().await {
-            return Err(Error::Gpu(e.to_string().lines().next().unwrap_or("validation error").to_string()));
+            return Err(self.failure(e.to_string().lines().next().unwrap_or("validation error").to_string()));
         }
 
         let (tx, rx) = futures_channel::oneshot::channel();
@@ -225,9 +234,9 @@ impl GpuContext {
         #[cfg(not(target_arch = "wasm32"))]
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
-        let mapped = rx.await.map_err(|_| Error::Gpu("the GPU dropped the readback".into()))?;
-        mapped.map_err(|e| Error::Gpu(format!("cannot read results back: {e}")))?;
+            .map_err(|e| self.failure(format!("waiting for the GPU failed: {e}")))?;
+        let mapped = rx.await.map_err(|_| self.failure("the GPU dropped the readback".into()))?;
+        mapped.map_err(|e| self.failure(format!("cannot read results back: {e}")))?;
         self.check()?;
         let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?;
         let all: &[f32] = bytemuck::cast_slice(&view);
