@@ -1,6 +1,9 @@
-// C = act(A · Wᵀ + bias): a torch.nn.Linear on rows of A.
-//   A: [m, k] with row stride lda (lda > k gathers rows, e.g. the [CLS] rows for the pooler)
-//   W: [n, k] row-major (PyTorch's Linear layout), bias: [n], C: [m, n]
+// C = act(A · Wᵀ + bias): a torch.nn.Linear on rows of A, and the products
+// its backward pass needs (dW = dYᵀ·X, dX = dY·W) through operand strides.
+//   A(i, kk) = a[i·a_rs + kk·a_cs]   for i < m, kk < k
+//   W(j, kk) = w[j·w_rs + kk·w_cs]   for j < n   (PyTorch's Linear: w_rs = k, w_cs = 1)
+//   bias: [n] when has_bias, C: [m, n] row-major
+// (a_rs > k gathers rows, e.g. every sequence's [CLS] row for the pooler.)
 // Tiles of 64×64 outputs per workgroup, 16×16 threads, 4×4 outputs each,
 // k in steps of 16 through workgroup memory. Out-of-range loads read 0.
 
@@ -8,8 +11,12 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    lda: u32,
     act: u32, // 0 none, 1 gelu (erf), 2 gelu (tanh approx.), 3 relu, 4 tanh
+    a_rs: u32,
+    a_cs: u32,
+    w_rs: u32,
+    w_cs: u32,
+    has_bias: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -62,10 +69,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
             let kk = e % TK;
             let gk = k0 + kk;
             var av = 0.0;
-            if (row0 + r < p.m && gk < p.k) { av = a[(row0 + r) * p.lda + gk]; }
+            if (row0 + r < p.m && gk < p.k) { av = a[(row0 + r) * p.a_rs + gk * p.a_cs]; }
             a_tile[kk][r] = av;
             var wv = 0.0;
-            if (col0 + r < p.n && gk < p.k) { wv = w[(col0 + r) * p.k + gk]; }
+            if (col0 + r < p.n && gk < p.k) { wv = w[(col0 + r) * p.w_rs + gk * p.w_cs]; }
             w_tile[kk][r] = wv;
         }
         workgroupBarrier();
@@ -90,7 +97,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x + 16u * j;
             if (row < p.m && col < p.n) {
-                c[row * p.n + col] = activate(acc[i][j] + bias[col]);
+                var v = acc[i][j];
+                if (p.has_bias != 0u) { v += bias[col]; }
+                c[row * p.n + col] = activate(v);
             }
         }
     }

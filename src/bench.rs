@@ -5,7 +5,7 @@ use web_time::Instant;
 
 use bertlab::config::BertConfig;
 use bertlab::gpu::GpuContext;
-use bertlab::kernels::matmul::{linear_cpu, Epilogue, MatmulKernel, Rows};
+use bertlab::kernels::matmul::{linear_cpu, Epilogue, MatmulKernel};
 use bertlab::weights::BertWeights;
 use bertlab::{BackendChoice, Batch, Engine, Model};
 
@@ -109,7 +109,7 @@ fn matmul_table(args: &BenchArgs) -> Result<(), String> {
             let y = ctx.scratch("y", m * n);
             let reps = 10;
             let d: Vec<_> = (0..reps)
-                .map(|_| kernel.bind(ctx, &xb, Rows { rows: m, row_stride: k }, &wb, &bb, &y, n, k, Epilogue::None))
+                .map(|_| kernel.linear(ctx, &xb, m, &wb, &bb, &y, (n, k), Epilogue::None))
                 .collect();
             let ms = time_ms(args.min_seconds, || {
                 pollster::block_on(ctx.run(&d, &[])).map(|_| ()).map_err(|e| e.to_string())

@@ -113,6 +113,14 @@ impl Engine {
         self.tokenizer.as_ref().ok_or_else(|| Error::Tokenizer("this engine has no tokenizer".into()))
     }
 
+    /// Truncate texts to `max_len` tokens from now on (`usize::MAX`: the model's maximum).
+    pub fn set_max_length(&mut self, max_len: usize) -> Result<()> {
+        self.tokenizer
+            .as_mut()
+            .ok_or_else(|| Error::Tokenizer("this engine has no tokenizer".into()))?
+            .set_max_len(max_len)
+    }
+
     pub fn tokenize(&self, inputs: &[Input]) -> Result<Batch> {
         self.tokenizer()?.encode_batch(inputs)
     }

@@ -10,7 +10,7 @@ use crate::gpu::{Dispatch, GpuContext};
 use crate::kernels::attention::{AttentionKernel, AttentionShape, ProbsSlot};
 use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsKernel};
 use crate::kernels::layernorm::LayerNormKernel;
-use crate::kernels::matmul::{Epilogue, MatmulKernel, Rows};
+use crate::kernels::matmul::{Epilogue, Layout, MatmulKernel};
 use crate::outputs::{Attentions, Outputs};
 use crate::tokenize::Batch;
 use crate::weights::{BertWeights, LayerNorm, Linear};
@@ -217,7 +217,7 @@ impl GpuEncoder {
             .then(|| ctx.scratch("attentions", rows * c.num_hidden_layers * c.num_attention_heads * s * s));
         let w = &self.weights;
         let dense = |x: &wgpu::Buffer, lin: &GpuLinear, y: &wgpu::Buffer, act: Epilogue| {
-            self.matmul.bind(ctx, x, Rows { rows: t, row_stride: lin.k }, &lin.w, &lin.b, y, lin.n, lin.k, act)
+            self.matmul.linear(ctx, x, t, &lin.w, &lin.b, y, (lin.n, lin.k), act)
         };
         let norm = |x: &wgpu::Buffer, res: Option<&wgpu::Buffer>, n: &(wgpu::Buffer, wgpu::Buffer), out: &wgpu::Buffer| {
             self.layernorm.bind(ctx, x, res, (&n.0, &n.1), out, t, h, eps)
@@ -241,7 +241,8 @@ impl GpuEncoder {
         let pooled = w.pooler.as_ref().map(|p| {
             let out = ctx.scratch("pooled", rows * h);
             // The [CLS] rows are every s·h values apart: no gather needed.
-            d.push(self.matmul.bind(ctx, &a.x, Rows { rows, row_stride: s * h }, &p.w, &p.b, &out, h, h, Epilogue::Tanh));
+            let cls_rows = Layout { row_stride: s * h, col_stride: 1 };
+            d.push(self.matmul.bind(ctx, (&a.x, cls_rows), (&p.w, Layout::rows(h)), Some(&p.b), &out, (rows, h, h), Epilogue::Tanh));
             out
         });
         Plan { input_ids, token_type_ids, mask, hidden: a.x, pooled, probs, dispatches: d }

@@ -9,6 +9,7 @@ use bertlab::outputs::torch_format;
 use bertlab::{BackendChoice, Batch, Engine, Input, Model, Outputs, Pooling};
 
 mod bench;
+mod finetune_cli;
 
 #[derive(Parser)]
 #[command(name = "bertlab", version, about = "BERT on our own WGSL kernels: embed text, benchmark the engine")]
@@ -18,7 +19,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum BackendArg {
+pub enum BackendArg {
     Auto,
     Gpu,
     Cpu,
@@ -60,10 +61,12 @@ enum Command {
     },
     /// Print a table of encoder and matmul throughput on the GPU and the CPU path.
     Bench(bench::BenchArgs),
+    /// Train a classification head on frozen BERT features (GLUE MRPC), or score a saved one.
+    Finetune(finetune_cli::FinetuneArgs),
 }
 
 /// The bundled default model, fetched by the set-up script.
-fn default_model_dir() -> PathBuf {
+pub fn default_model_dir() -> PathBuf {
     std::env::var_os("BERTLAB_MODEL_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2"))
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
             embed(&model, inputs, backend.into(), json, attentions, normalize)
         }
         Command::Bench(args) => bench::run(args),
+        Command::Finetune(args) => finetune_cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -84,6 +84,8 @@ impl Batch {
 pub struct BertTokenizer {
     inner: Tokenizer,
     max_len: usize,
+    /// The model's positions: no text is ever longer.
+    model_max_len: usize,
     pad_id: u32,
 }
 
@@ -123,7 +125,21 @@ impl BertTokenizer {
 
     fn configured(mut inner: Tokenizer, max_len: usize, pad_id: u32) -> Result<Self> {
         inner.with_padding(None);
-        inner
+        let mut t = BertTokenizer { inner, max_len, model_max_len: max_len, pad_id };
+        t.set_max_len(max_len)?;
+        Ok(t)
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Truncates longer texts to `max_len` tokens (never past the model's
+    /// positions; `usize::MAX` means the model's maximum). Pairs are cut
+    /// longest-first, as `transformers` does.
+    pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
+        let max_len = max_len.min(self.model_max_len);
+        self.inner
             .with_truncation(Some(TruncationParams {
                 direction: TruncationDirection::Right,
                 max_length: max_len,
@@ -131,11 +147,8 @@ impl BertTokenizer {
                 stride: 0,
             }))
             .map_err(|e| Error::Tokenizer(format!("cannot set truncation to {max_len}: {e}")))?;
-        Ok(BertTokenizer { inner, max_len, pad_id })
-    }
-
-    pub fn max_len(&self) -> usize {
-        self.max_len
+        self.max_len = max_len;
+        Ok(())
     }
 
     /// Tokenizes and pads a batch. Empty or blank text is an error naming the row.

@@ -8,7 +8,7 @@ use bertlab::gpu::{Dispatch, GpuContext};
 use bertlab::kernels::attention::{attention_cpu, AttentionKernel, AttentionShape, ProbsSlot};
 use bertlab::kernels::embeddings::{embeddings_cpu, EmbeddingTables, EmbeddingsKernel};
 use bertlab::kernels::layernorm::{layernorm_cpu, LayerNormKernel};
-use bertlab::kernels::matmul::{linear_cpu, Epilogue, MatmulKernel, Rows};
+use bertlab::kernels::matmul::{linear_cpu, matmul_cpu, Epilogue, Layout, MatmulKernel};
 use bertlab::weights::LayerNorm;
 use common::{assert_close, gpu, values};
 
@@ -31,7 +31,7 @@ fn matmul_matches_cpu_on_odd_shapes_and_every_epilogue() {
             let want = linear_cpu(&x, &w, &b, m, n, k, act);
             let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
             let y = ctx.scratch("y", m * n);
-            let d = kernel.bind(&ctx, &xb, Rows { rows: m, row_stride: k }, &wb, &bb, &y, n, k, act);
+            let d = kernel.linear(&ctx, &xb, m, &wb, &bb, &y, (n, k), act);
             let got = run(&ctx, d, &[(&y, m * n)]).remove(0);
             assert_close(&format!("matmul {m}×{n}×{k} {act:?}"), &got, &want, 1e-4 * (k as f32).sqrt());
         }
@@ -51,8 +51,35 @@ fn matmul_reads_strided_rows() {
     let want = linear_cpu(&cls, &w, &b, batch, n, h, Epilogue::Tanh);
     let (xb, wb, bb) = (ctx.storage_f32("x", &hidden), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
     let y = ctx.scratch("y", batch * n);
-    let d = kernel.bind(&ctx, &xb, Rows { rows: batch, row_stride: seq * h }, &wb, &bb, &y, n, h, Epilogue::Tanh);
+    let cls = Layout { row_stride: seq * h, col_stride: 1 };
+    let d = kernel.bind(&ctx, (&xb, cls), (&wb, Layout::rows(h)), Some(&bb), &y, (batch, n, h), Epilogue::Tanh);
     assert_close("strided matmul", &run(&ctx, d, &[(&y, batch * n)])[0], &want, 1e-5);
+}
+
+#[test]
+fn matmul_computes_the_backward_products_through_transposed_layouts() {
+    // dW = dYᵀ·X and dX = dY·W for a Linear with odd sizes, without a bias
+    let ctx = gpu();
+    let kernel = MatmulKernel::new(&ctx);
+    let (rows, n, k) = (37, 5, 70);
+    let dy = values(rows * n, 11, 1.0);
+    let x = values(rows * k, 12, 1.0);
+    let w = values(n * k, 13, 1.0);
+    let (dyb, xb, wb) = (ctx.storage_f32("dy", &dy), ctx.storage_f32("x", &x), ctx.storage_f32("w", &w));
+    // dW[j, kk] = Σ_r dY[r, j]·X[r, kk]: A = dYᵀ, "W" = Xᵀ
+    let want_dw = matmul_cpu(&dy, Layout::transposed(n), &x, Layout::transposed(k), None, (n, k, rows), Epilogue::None);
+    let naive: Vec<f32> = (0..n * k).map(|i| (0..rows).map(|r| dy[r * n + i / k] * x[r * k + i % k]).sum()).collect();
+    assert_close("cpu dW", &want_dw, &naive, 1e-4);
+    let dw = ctx.scratch("dw", n * k);
+    let d = kernel.bind(&ctx, (&dyb, Layout::transposed(n)), (&xb, Layout::transposed(k)), None, &dw, (n, k, rows), Epilogue::None);
+    assert_close("dW", &run(&ctx, d, &[(&dw, n * k)])[0], &want_dw, 1e-4);
+    // dX[r, kk] = Σ_j dY[r, j]·W[j, kk]: "W" = Wᵀ
+    let want_dx = matmul_cpu(&dy, Layout::rows(n), &w, Layout::transposed(k), None, (rows, k, n), Epilogue::None);
+    let naive: Vec<f32> = (0..rows * k).map(|i| (0..n).map(|j| dy[(i / k) * n + j] * w[j * k + i % k]).sum()).collect();
+    assert_close("cpu dX", &want_dx, &naive, 1e-4);
+    let dx = ctx.scratch("dx", rows * k);
+    let d = kernel.bind(&ctx, (&dyb, Layout::rows(n)), (&wb, Layout::transposed(k)), None, &dx, (rows, k, n), Epilogue::None);
+    assert_close("dX", &run(&ctx, d, &[(&dx, rows * k)])[0], &want_dx, 1e-4);
 }
 
 #[test]

@@ -48,21 +48,84 @@ impl From<Activation> for Epilogue {
     }
 }
 
-/// CPU reference: `x` is `[rows, k]`, `w` is `[n, k]` (PyTorch's Linear
-/// layout), `bias` is `[n]`; returns `[rows, n]`.
+/// How a matrix operand lies in memory: element (i, kk) is at
+/// `i·row_stride + kk·col_stride`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl Layout {
+    /// A row-major matrix with `cols` columns.
+    pub fn rows(cols: usize) -> Self {
+        Layout { row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(cols: usize) -> Self {
+        Layout { row_stride: 1, col_stride: cols }
+    }
+}
+
+/// CPU reference: `C[i, j] = act(Σ_kk A(i, kk)·W(j, kk) + bias[j])` for
+/// `i < m, j < n`, operands read through their layouts; returns `[m, n]`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_cpu(
+    a: &[f32],
+    a_layout: Layout,
+    w: &[f32],
+    w_layout: Layout,
+    bias: Option<&[f32]>,
+    (m, n, k): (usize, usize, usize),
+    act: Epilogue,
+) -> Vec<f32> {
+    let contiguous = a_layout.col_stride == 1 && w_layout.col_stride == 1;
+    let mut y = vec![0.0; m * n];
+    let row = |i: usize, out: &mut [f32]| {
+        for j in 0..n {
+            let sum = if contiguous {
+                // the common case (every Linear's forward): slices, vectorised
+                dot(&a[i * a_layout.row_stride..][..k], &w[j * w_layout.row_stride..][..k])
+            } else {
+                (0..k)
+                    .map(|kk| a[i * a_layout.row_stride + kk * a_layout.col_stride] * w[j * w_layout.row_stride + kk * w_layout.col_stride])
+                    .sum()
+            };
+            out[j] = act.apply(sum + bias.map_or(0.0, |b| b[j]));
+        }
+    };
+    for_each_row(&mut y, n, m * n * k, row);
+    y
+}
+
+/// Calls `f(i, row_i)` for each `n`-wide row of `out`; natively, large jobs
+/// (`work` multiply-adds) are split over the machine's cores by rows.
+fn for_each_row(out: &mut [f32], n: usize, work: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let rows = out.len() / n.max(1);
+        if threads > 1 && work > 1 << 20 && rows > 1 {
+            let per = rows.div_ceil(threads);
+            std::thread::scope(|s| {
+                for (c, chunk) in out.chunks_mut(per * n).enumerate() {
+                    let f = &f;
+                    s.spawn(move || chunk.chunks_mut(n).enumerate().for_each(|(r, o)| f(c * per + r, o)));
+                }
+            });
+            return;
+        }
+    }
+    let _ = work;
+    out.chunks_mut(n.max(1)).enumerate().for_each(|(i, o)| f(i, o));
+}
+
+/// A Linear on dense rows: `x` is `[rows, k]`, `w` is `[n, k]`, `bias` `[n]`.
 pub fn linear_cpu(x: &[f32], w: &[f32], bias: &[f32], rows: usize, n: usize, k: usize, act: Epilogue) -> Vec<f32> {
     assert_eq!(x.len(), rows * k);
     assert_eq!(w.len(), n * k);
-    assert_eq!(bias.len(), n);
-    let mut y = vec![0.0; rows * n];
-    for r in 0..rows {
-        let x_row = &x[r * k..(r + 1) * k];
-        for o in 0..n {
-            let w_row = &w[o * k..(o + 1) * k];
-            y[r * n + o] = act.apply(dot(x_row, w_row) + bias[o]);
-        }
-    }
-    y
+    matmul_cpu(x, Layout::rows(k), w, Layout::rows(k), Some(bias), (rows, n, k), act)
 }
 
 /// A dot product in eight independent lanes, so the compiler can vectorise it.
@@ -85,17 +148,17 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    lda: u32,
     act: u32,
+    a_rs: u32,
+    a_cs: u32,
+    w_rs: u32,
+    w_cs: u32,
+    has_bias: u32,
     _pad: [u32; 3],
 }
 
-/// Where the rows of `x` are: `rows` rows, `row_stride` values apart (equal to
-/// `k` for a dense matrix; larger to pick every sequence's first token).
-pub struct Rows {
-    pub rows: usize,
-    pub row_stride: usize,
-}
+/// One operand: its buffer and layout.
+pub type Operand<'a> = (&'a wgpu::Buffer, Layout);
 
 pub struct MatmulKernel {
     pipeline: wgpu::ComputePipeline,
@@ -108,28 +171,50 @@ impl MatmulKernel {
         MatmulKernel { pipeline: ctx.pipeline("matmul", include_str!("../../shaders/matmul.wgsl")) }
     }
 
+    /// `y = act(A·Wᵀ + bias)` with `y` `[m, n]`. Without a bias, `y` itself
+    /// fills the unused binding.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
         ctx: &GpuContext,
-        x: &wgpu::Buffer,
-        rows: Rows,
-        w: &wgpu::Buffer,
-        bias: &wgpu::Buffer,
+        a: Operand,
+        w: Operand,
+        bias: Option<&wgpu::Buffer>,
         y: &wgpu::Buffer,
-        n: usize,
-        k: usize,
+        (m, n, k): (usize, usize, usize),
         act: Epilogue,
     ) -> Dispatch {
         let params = Params {
-            m: rows.rows as u32,
+            m: m as u32,
             n: n as u32,
             k: k as u32,
-            lda: rows.row_stride as u32,
             act: act.code(),
+            a_rs: a.1.row_stride as u32,
+            a_cs: a.1.col_stride as u32,
+            w_rs: w.1.row_stride as u32,
+            w_cs: w.1.col_stride as u32,
+            has_bias: bias.is_some() as u32,
             _pad: [0; 3],
         };
-        let groups = [n.div_ceil(Self::TILE) as u32, rows.rows.div_ceil(Self::TILE) as u32, 1];
-        ctx.dispatch(&self.pipeline, &params, &[x, w, bias, y], groups)
+        let groups = [n.div_ceil(Self::TILE) as u32, m.div_ceil(Self::TILE) as u32, 1];
+        // an unused bias binding still needs a buffer that is not written here
+        let bias = bias.unwrap_or(w.0);
+        ctx.dispatch(&self.pipeline, &params, &[a.0, w.0, bias, y], groups)
+    }
+
+    /// The usual case: a Linear over `rows` dense rows of `x`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn linear(
+        &self,
+        ctx: &GpuContext,
+        x: &wgpu::Buffer,
+        rows: usize,
+        w: &wgpu::Buffer,
+        bias: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        (n, k): (usize, usize),
+        act: Epilogue,
+    ) -> Dispatch {
+        self.bind(ctx, (x, Layout::rows(k)), (w, Layout::rows(k)), Some(bias), y, (rows, n, k), act)
     }
 }

@@ -3,7 +3,10 @@
 //! launcher of its WGSL shader in `shaders/`; `tests/kernels.rs` holds one
 //! against the other.
 
+pub mod adamw;
 pub mod attention;
+pub mod cross_entropy;
 pub mod embeddings;
 pub mod layernorm;
 pub mod matmul;
+pub mod relu_backward;

@@ -10,6 +10,7 @@ It writes, under tests/fixtures/:
                model.safetensors, vocab.txt, tokenizer_config.json) - committed
   tiny-bert.json        its outputs on a padded batch, a batch of sentence
                         pairs and a truncated text, with attentions
+  adamw.json            torch.optim.AdamW's parameters after three steps
   minilm.json           the default model's outputs on "Hello, how are you?"
                         and harder strings (accents, CJK, emoji, 600 tokens)
 """
@@ -134,6 +135,28 @@ def minilm_cases(model_dir):
     return cases
 
 
+def adamw_reference():
+    """torch.optim.AdamW on two tensors (a weight with decay, a bias without),
+    three steps with fixed gradients, as the Trainer groups them."""
+    g = torch.Generator().manual_seed(7)
+    w = torch.randn(3, 5, generator=g)
+    b = torch.randn(3, generator=g)
+    grads = [(torch.randn(3, 5, generator=g), torch.randn(3, generator=g)) for _ in range(3)]
+    pw, pb = w.clone().requires_grad_(), b.clone().requires_grad_()
+    lrs = [1e-2, 5e-3, 2.5e-3]  # a schedule: each step's learning rate
+    opt = torch.optim.AdamW([{"params": [pw], "weight_decay": 0.01}, {"params": [pb], "weight_decay": 0.0}],
+                            lr=lrs[0], betas=(0.9, 0.999), eps=1e-8)
+    steps = []
+    for (gw, gb), lr in zip(grads, lrs):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        pw.grad, pb.grad = gw.clone(), gb.clone()
+        opt.step()
+        steps.append({"lr": lr, "grad_w": rounded(gw), "grad_b": rounded(gb),
+                      "w": rounded(pw.detach()), "b": rounded(pb.detach())})
+    return {"w0": rounded(w), "b0": rounded(b), "weight_decay": 0.01, "steps": steps}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", default=os.path.join(HERE, "..", "..", "models", "all-MiniLM-L6-v2"))
@@ -142,6 +165,8 @@ def main():
     model, tok = make_tiny(os.path.join(args.model_dir, "vocab.txt"))
     with open(os.path.join(FIXTURES, "tiny-bert.json"), "w") as f:
         json.dump(tiny_cases(model, tok), f)
+    with open(os.path.join(FIXTURES, "adamw.json"), "w") as f:
+        json.dump(adamw_reference(), f)
     with open(os.path.join(FIXTURES, "minilm.json"), "w") as f:
         json.dump(minilm_cases(args.model_dir), f)
     print("wrote", FIXTURES, "with torch", torch.__version__)

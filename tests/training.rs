@@ -1,0 +1,262 @@
+//! The training kernels and the head: each GPU kernel against its CPU
+//! reference, gradients against finite differences, AdamW against PyTorch's
+//! numbers, and whole training runs (deterministic, GPU = CPU, NaN handling,
+//! export and import).
+
+mod common;
+
+use bertlab::finetune::{evaluate, export_head, import_head, learning_rate_at, Event, HeadBackend, TrainConfig, Training};
+use bertlab::gpu::GpuContext;
+use bertlab::head::{CpuHead, GpuHead, HeadInput, HeadSpec, Param};
+use bertlab::kernels::adamw::{adamw_cpu, AdamW, AdamWKernel};
+use bertlab::kernels::cross_entropy::{cross_entropy_cpu, CrossEntropyKernel};
+use bertlab::kernels::relu_backward::{relu_backward_cpu, ReluBackwardKernel};
+use common::{assert_close, f32s, fixtures, gpu, read_json, values};
+
+fn run(ctx: &GpuContext, d: bertlab::gpu::Dispatch, outputs: &[(&wgpu::Buffer, usize)]) -> Vec<Vec<f32>> {
+    pollster::block_on(ctx.run(&[d], outputs)).unwrap()
+}
+
+#[test]
+fn cross_entropy_matches_cpu_and_finite_differences() {
+    let ctx = gpu();
+    let kernel = CrossEntropyKernel::new(&ctx);
+    for (i, &(rows, classes)) in [(1, 2), (37, 2), (300, 5), (65, 3)].iter().enumerate() {
+        let logits = values(rows * classes, i as u32, 4.0);
+        let labels: Vec<u32> = (0..rows).map(|r| (r * 7 % classes) as u32).collect();
+        let scale = 1.0 / rows as f32;
+        let (want_loss, want_grad) = cross_entropy_cpu(&logits, &labels, classes, scale);
+        let (lb, yb) = (ctx.storage_f32("logits", &logits), ctx.storage_u32("labels", &labels));
+        let (loss, grad) = (ctx.scratch("loss", rows), ctx.scratch("grad", rows * classes));
+        let d = kernel.bind(&ctx, &lb, &yb, &loss, &grad, rows, classes, scale);
+        let got = run(&ctx, d, &[(&loss, rows), (&grad, rows * classes)]);
+        assert_close("cross-entropy loss", &got[0], &want_loss, 1e-5);
+        assert_close("cross-entropy gradient", &got[1], &want_grad, 1e-6);
+        // the gradient is the derivative of the mean loss
+        let mean = |z: &[f32]| cross_entropy_cpu(z, &labels, classes, scale).0.iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
+        for j in [0, rows * classes / 2, rows * classes - 1] {
+            let (mut up, mut down) = (logits.clone(), logits.clone());
+            up[j] += 1e-2;
+            down[j] -= 1e-2;
+            let numeric = (mean(&up) - mean(&down)) / 2e-2;
+            assert!((numeric - want_grad[j] as f64).abs() < 1e-4, "d loss / d logit {j}: {numeric} vs {}", want_grad[j]);
+        }
+    }
+}
+
+#[test]
+fn relu_backward_matches_cpu() {
+    let ctx = gpu();
+    let kernel = ReluBackwardKernel::new(&ctx);
+    for (i, &len) in [1usize, 255, 257, 70_001].iter().enumerate() {
+        let y: Vec<f32> = values(len, i as u32, 1.0).into_iter().map(|v| v.max(0.0)).collect();
+        let g = values(len, 100 + i as u32, 1.0);
+        let mut want = g.clone();
+        relu_backward_cpu(&y, &mut want);
+        let (yb, gb) = (ctx.storage_f32("y", &y), ctx.storage_f32("g", &g));
+        let got = run(&ctx, kernel.bind(&ctx, &yb, &gb, len), &[(&gb, len)]).remove(0);
+        assert_eq!(got, want, "relu backward, {len} values");
+    }
+}
+
+#[test]
+fn adamw_equals_pytorch_for_three_steps_on_cpu_and_gpu() {
+    let r = read_json(&fixtures().join("adamw.json"));
+    let wd = r["weight_decay"].as_f64().unwrap() as f32;
+    let ctx = gpu();
+    let kernel = AdamWKernel::new(&ctx);
+    // (initial, decay, grad key, result key)
+    for (init, decay, gk, pk) in [(f32s(&r["w0"]), wd, "grad_w", "w"), (f32s(&r["b0"]), 0.0, "grad_b", "b")] {
+        let n = init.len();
+        let (mut p, mut m, mut v) = (init.clone(), vec![0.0; n], vec![0.0; n]);
+        let (pb, mb, vb) = (ctx.storage_f32("p", &init), ctx.storage_f32("m", &m), ctx.storage_f32("v", &v));
+        for (t, step) in r["steps"].as_array().unwrap().iter().enumerate() {
+            let opt = AdamW::new(step["lr"].as_f64().unwrap() as f32, decay);
+            let grad = f32s(&step[gk]);
+            adamw_cpu(&opt, t as u32 + 1, &mut p, &grad, &mut m, &mut v);
+            assert_close(&format!("CPU AdamW step {} ({pk})", t + 1), &p, &f32s(&step[pk]), 1e-6);
+            let gb = ctx.storage_f32("g", &grad);
+            let got = run(&ctx, kernel.bind(&ctx, &opt, t as u32 + 1, &gb, &pb, &mb, &vb, n), &[(&pb, n)]).remove(0);
+            assert_close(&format!("GPU AdamW step {} ({pk})", t + 1), &got, &f32s(&step[pk]), 1e-6);
+        }
+    }
+}
+
+fn toy(rows: usize, dim: usize, seed: u32) -> (Vec<f32>, Vec<u8>) {
+    // labels follow a direction in feature space, so there is something to learn
+    let x = values(rows * dim, seed, 1.0);
+    let y = (0..rows).map(|r| u8::from(x[r * dim..(r + 1) * dim].iter().take(3).sum::<f32>() > 0.0)).collect();
+    (x, y)
+}
+
+/// The head's gradients against central differences of its loss, for every parameter tensor.
+#[test]
+fn head_gradients_match_finite_differences() {
+    for hidden in [0, 7] {
+        let spec = HeadSpec { input: HeadInput::Pooler, in_dim: 6, hidden, classes: 2 };
+        let mut params = spec.init(3);
+        // larger weights than the init, so the ReLU has both sides in play
+        params.iter_mut().for_each(|p| p.data.iter_mut().enumerate().for_each(|(i, v)| *v = *v * 20.0 + 0.05 * (i % 3) as f32));
+        let (x, y8) = toy(9, 6, 1);
+        let y: Vec<u32> = y8.iter().map(|&v| v as u32).collect();
+        let head = CpuHead::new(spec, params.clone());
+        let (_, grads) = head.gradients(&x, &y);
+        for (pi, g) in grads.iter().enumerate() {
+            for j in 0..g.len() {
+                let loss_with = |delta: f32| {
+                    let mut p = params.clone();
+                    p[pi].data[j] += delta;
+                    CpuHead::new(spec, p).gradients(&x, &y).0 as f64
+                };
+                let numeric = (loss_with(1e-3) - loss_with(-1e-3)) / 2e-3;
+                assert!((numeric - g[j] as f64).abs() < 2e-3, "hidden {hidden}, {} [{j}]: {numeric} vs {}", params[pi].name, g[j]);
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_head_steps_equal_cpu_head_steps() {
+    for hidden in [0, 33] {
+        let spec = HeadSpec { input: HeadInput::PairFeatures, in_dim: 70, hidden, classes: 2 };
+        let params = spec.init(5);
+        let mut cpu = CpuHead::new(spec, params.clone());
+        let mut g = GpuHead::new(gpu(), spec, &params);
+        let (x, y8) = toy(45, 70, 2);
+        let y: Vec<u32> = y8.iter().map(|&v| v as u32).collect();
+        let opt = AdamW::new(1e-2, 0.01);
+        for t in 1..=5 {
+            let rows = if t == 5 { 13 } else { 16 }; // a short last batch
+            let (xs, ys) = (&x[..rows * 70], &y[..rows]);
+            let lc = cpu.step(xs, ys, &opt, t);
+            let lg = pollster::block_on(g.step(xs, ys, &opt, t)).unwrap();
+            assert!((lc - lg).abs() < 1e-5, "step {t}: loss {lc} vs {lg}");
+        }
+        let (gp, _, _) = pollster::block_on(g.state()).unwrap();
+        for (a, b) in gp.iter().zip(&cpu.params) {
+            assert_close(&format!("hidden {hidden}: {}", a.name), &a.data, &b.data, 1e-5);
+        }
+        let pc = cpu.predict(&x, 45);
+        let pg = pollster::block_on(g.predict(&x, 45)).unwrap();
+        assert_close("predictions", &pg, &pc, 1e-5);
+    }
+}
+
+fn training(config: TrainConfig, gpu_backend: bool) -> Training {
+    let spec = HeadSpec { input: HeadInput::Pooler, in_dim: 12, hidden: config.mlp_hidden, classes: 2 };
+    let initial = spec.init(config.seed);
+    let backend = if gpu_backend {
+        pollster::block_on(HeadBackend::new_gpu(spec, &initial)).unwrap()
+    } else {
+        HeadBackend::Cpu(CpuHead::new(spec, initial.clone()))
+    };
+    Training::new(config, spec, backend, initial, toy(150, 12, 3), toy(60, 12, 4)).unwrap()
+}
+
+fn run_all(t: &mut Training) -> (Vec<f32>, Vec<Param>) {
+    loop {
+        match pollster::block_on(t.advance()).unwrap() {
+            Event::Done => break,
+            _ => continue,
+        }
+    }
+    (t.losses.clone(), pollster::block_on(t.head()).unwrap())
+}
+
+#[test]
+fn training_is_deterministic_learns_and_agrees_between_cpu_and_gpu() {
+    let config = TrainConfig { learning_rate: 5e-2, num_train_epochs: 4, warmup_steps: 3, ..Default::default() };
+    let (l1, p1) = run_all(&mut training(config.clone(), false));
+    let mut t2 = training(config.clone(), false);
+    let (l2, p2) = run_all(&mut t2);
+    assert_eq!(l1, l2, "CPU runs with one seed differ");
+    assert_eq!(p1, p2);
+    assert_eq!(l1.len(), 4 * 150usize.div_ceil(16));
+    // it learns: the last epoch's loss is well below the first's, validation beats chance
+    let first: f32 = l1[..10].iter().sum::<f32>() / 10.0;
+    let last: f32 = l1[l1.len() - 10..].iter().sum::<f32>() / 10.0;
+    assert!(last < 0.7 * first, "loss {first} → {last}");
+    assert!(t2.metrics.last().unwrap().accuracy > 0.8, "{:?}", t2.metrics);
+    // the GPU path follows the CPU path
+    let (lg, pg) = run_all(&mut training(config, true));
+    assert_close("losses GPU vs CPU", &lg, &l1, 1e-4);
+    for (a, b) in pg.iter().zip(&p1) {
+        assert_close(&a.name, &a.data, &b.data, 1e-4);
+    }
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_message_and_keeps_the_last_good_head() {
+    for gpu_backend in [false, true] {
+        let config = TrainConfig { learning_rate: 1e3, num_train_epochs: 10, ..Default::default() };
+        let mut t = training(config, gpu_backend);
+        let mut err = None;
+        for _ in 0..1000 {
+            match pollster::block_on(t.advance()) {
+                Err(e) => {
+                    err = Some(e.to_string());
+                    break;
+                }
+                Ok(Event::Done) => break,
+                Ok(_) => {}
+            }
+        }
+        // lr·weight_decay = 10: every step multiplies the weights by −9, so they overflow
+        let err = err.expect("a learning rate of 1e3 must end in a non-finite loss");
+        assert!(err.contains("learning rate is too high"), "{err}");
+        let head = pollster::block_on(t.head()).unwrap();
+        assert!(head.iter().all(|p| p.data.iter().all(|v| v.is_finite())), "the kept head is not finite");
+        assert!(t.done());
+    }
+    // nonsense settings are refused before any step
+    let spec = HeadSpec { input: HeadInput::Pooler, in_dim: 12, hidden: 0, classes: 2 };
+    for bad in [f32::NAN, 0.0, -1.0] {
+        let config = TrainConfig { learning_rate: bad, ..Default::default() };
+        let r = Training::new(config, spec, HeadBackend::Cpu(CpuHead::new(spec, spec.init(0))), spec.init(0), toy(10, 12, 1), toy(10, 12, 2));
+        assert!(r.err().unwrap().to_string().contains("learning rate"));
+    }
+}
+
+#[test]
+fn the_schedule_warms_up_then_decays_linearly_to_zero() {
+    assert_eq!(learning_rate_at(0, 100, 10, 1.0), 0.0);
+    assert_eq!(learning_rate_at(5, 100, 10, 1.0), 0.5);
+    assert_eq!(learning_rate_at(10, 100, 10, 1.0), 1.0);
+    assert_eq!(learning_rate_at(55, 100, 10, 1.0), 0.5);
+    assert_eq!(learning_rate_at(0, 100, 0, 2e-5), 2e-5);
+    assert_eq!(learning_rate_at(100, 100, 0, 1.0), 0.0);
+}
+
+#[test]
+fn metrics_count_like_sklearn() {
+    // probs [p0, p1]; predictions 1, 0, 1, 1, 0 against labels 1, 1, 0, 1, 0
+    let probs = [0.2, 0.8, 0.7, 0.3, 0.4, 0.6, 0.1, 0.9, 0.6, 0.4];
+    let m = evaluate(&probs, &[1, 1, 0, 1, 0]);
+    assert_eq!(m.confusion, [[1, 1], [1, 2]]);
+    assert!((m.accuracy - 0.6).abs() < 1e-12);
+    assert!((m.f1 - 2.0 * 2.0 / (2.0 * 2.0 + 1.0 + 1.0)).abs() < 1e-12);
+}
+
+#[test]
+fn heads_export_and_import_with_bert_for_sequence_classification_names() {
+    for (input, hidden) in [(HeadInput::Pooler, 0), (HeadInput::PairFeatures, 16)] {
+        let spec = HeadSpec { input, in_dim: input.width(8), hidden, classes: 2 };
+        let params = spec.init(9);
+        let (bytes, config) = export_head(&spec, &params);
+        let (spec2, params2) = import_head(&bytes).unwrap();
+        assert_eq!(spec2, spec);
+        assert_eq!(params2, params);
+        let cfg: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(cfg["num_labels"], 2);
+        assert_eq!(cfg["id2label"]["1"], "equivalent");
+        if hidden == 0 {
+            let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+            let mut names = st.names();
+            names.sort();
+            assert_eq!(names, ["classifier.bias", "classifier.weight"]);
+            assert_eq!(st.tensor("classifier.weight").unwrap().shape(), [2, 8]);
+        }
+    }
+    let e = import_head(b"not a head").unwrap_err().to_string();
+    assert!(e.contains("corrupt or truncated"), "{e}");
+}
