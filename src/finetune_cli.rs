@@ -199,18 +199,26 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
     }
     let last = t.metrics.last().cloned().expect("at least one epoch");
     let majority = dev.majority_accuracy();
-    let baseline = a.baseline.then(|| logistic_regression_baseline((&train_x, &train.labels()), (&dev_x, &dev.labels()), spec.in_dim));
+    let baselines: Vec<(f32, Metrics)> = if a.baseline {
+        [1.0, 0.1, 0.01]
+            .into_iter()
+            .map(|c| (c, logistic_regression_baseline((&train_x, &train.labels()), (&dev_x, &dev.labels()), spec.in_dim, c)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     if a.json {
         emit(serde_json::json!({
             "final": metrics_json(&last),
             "majority_class_accuracy": majority,
-            "logistic_regression": baseline.as_ref().map(metrics_json),
+            "logistic_regression": baselines.iter().map(|(c, m)| { let mut j = metrics_json(m); j["C"] = serde_json::json!(c); j }).collect::<Vec<_>>(),
         }));
     } else {
         print_confusion(&last);
         println!("majority-class baseline on validation: accuracy {majority:.4} (always \"equivalent\")");
-        if let Some(b) = &baseline {
-            println!("logistic regression on the same features: accuracy {:.4}, F1 {:.4}", b.accuracy, b.f1);
+        println!("this head on validation: accuracy {:.4}, F1 {:.4}", last.accuracy, last.f1);
+        for (c, b) in &baselines {
+            println!("logistic regression (C={c}) on the same features: accuracy {:.4}, F1 {:.4}", b.accuracy, b.f1);
         }
     }
     if let Some(out) = &a.out {

@@ -11,7 +11,8 @@ use crate::kernels::matmul::{matmul_cpu, Epilogue, Layout, MatmulKernel};
 use crate::kernels::relu_backward::{relu_backward_cpu, ReluBackwardKernel};
 
 /// What the head reads from the encoder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HeadInput {
     /// The pair as one sequence; its pooler output (what `BertForSequenceClassification` uses).
     Pooler,
@@ -20,6 +21,7 @@ pub enum HeadInput {
     /// The pair as one sequence; the mean of its token states.
     Mean,
     /// Each sentence alone, mean-pooled to u and v; then [u, v, |u−v|, u·v].
+    #[serde(rename = "pair")]
     PairFeatures,
 }
 
@@ -45,7 +47,7 @@ impl HeadInput {
 
 /// The head's shape: `hidden == 0` is a Linear (`classifier.*`, as
 /// `BertForSequenceClassification`); otherwise Linear → ReLU → Linear.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeadSpec {
     pub input: HeadInput,
     pub in_dim: usize,

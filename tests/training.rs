@@ -260,3 +260,24 @@ fn heads_export_and_import_with_bert_for_sequence_classification_names() {
     let e = import_head(b"not a head").unwrap_err().to_string();
     assert!(e.contains("corrupt or truncated"), "{e}");
 }
+
+#[test]
+fn a_run_resumed_from_a_checkpoint_continues_exactly() {
+    let config = TrainConfig { learning_rate: 5e-2, num_train_epochs: 3, mlp_hidden: 9, ..Default::default() };
+    let (full_losses, full_head) = run_all(&mut training(config.clone(), false));
+    // stop part-way through the second epoch, save, resume on another backend object
+    let mut t = training(config, false);
+    let first_epoch = 150usize.div_ceil(16);
+    while t.losses.len() < first_epoch + 4 {
+        pollster::block_on(t.advance()).unwrap();
+    }
+    let bytes = pollster::block_on(t.checkpoint()).unwrap();
+    drop(t);
+    let mut resumed = pollster::block_on(Training::resume(&bytes, false, toy(150, 12, 3), toy(60, 12, 4))).unwrap();
+    let (losses, head) = run_all(&mut resumed);
+    assert_eq!(losses, full_losses);
+    assert_eq!(head, full_head);
+    assert_eq!(resumed.metrics.len(), 3);
+    let e = pollster::block_on(Training::resume(b"junk", false, toy(1, 12, 3), toy(1, 12, 4))).err().unwrap().to_string();
+    assert!(e.contains("corrupt or truncated"), "{e}");
+}

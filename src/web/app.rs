@@ -8,6 +8,7 @@ use leptos::task::spawn_local;
 
 use crate::explorer::{examples, Results, SentenceList};
 use crate::fetch;
+use crate::finetune::FinetunePage;
 use crate::loader::{LoaderState, ModelPanel, DEFAULT_MODEL};
 use crate::service;
 
@@ -54,17 +55,23 @@ pub fn App() -> impl IntoView {
 
     loader.load_source(fetch::query_param("model").unwrap_or_else(|| DEFAULT_MODEL.to_string()));
 
+    let tab = RwSignal::new(if fetch::query_param("tab").as_deref() == Some("finetune") { 1 } else { 0 });
     view! {
         <header>
             <h1>"Bert Lab"</h1>
             <p>"BERT in your browser tab, on WebGPU compute shaders."</p>
+            <nav role="tablist">
+                <button type="button" role="tab" data-testid="tab-explore" aria-selected=move || (tab.get() == 0).to_string() on:click=move |_| tab.set(0)>"Explore"</button>
+                <button type="button" role="tab" data-testid="tab-finetune" aria-selected=move || (tab.get() == 1).to_string() on:click=move |_| tab.set(1)>"Fine-tune"</button>
+            </nav>
         </header>
         <main>
             <aside>
                 <ModelPanel loader=loader/>
-                <SentenceList sentences=sentences/>
+                <div class:hidden=move || tab.get() != 0><SentenceList sentences=sentences/></div>
             </aside>
-            <Results result=result running=running/>
+            <div class:hidden=move || tab.get() != 0><Results result=result running=running/></div>
+            <div class:hidden=move || tab.get() != 1><FinetunePage loader=loader/></div>
         </main>
     }
 }

@@ -238,3 +238,55 @@ pub fn resolve(path: &str) -> String {
     web_sys::Url::new_with_base(path, &base).map(|u| u.href()).unwrap_or_else(|_| path.to_string())
 }
 
+
+/// Stores bytes in the page's own storage under `name` (checkpoints).
+pub async fn store_local(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let cache = open_cache().await?;
+    store(&cache, &resolve(&format!("bertlab-local/{name}")), bytes).await;
+    Ok(())
+}
+
+pub async fn load_local(name: &str) -> Option<Vec<u8>> {
+    let cache = open_cache().await.ok()?;
+    let hit = JsFuture::from(cache.match_with_str(&resolve(&format!("bertlab-local/{name}")))).await.ok()?;
+    let resp: Response = hit.dyn_into().ok()?;
+    response_bytes(&resp).await.ok()
+}
+
+pub async fn delete_local(name: &str) {
+    if let Ok(cache) = open_cache().await {
+        let _ = JsFuture::from(cache.delete_with_str(&resolve(&format!("bertlab-local/{name}")))).await;
+    }
+}
+
+/// Offers bytes as a file download.
+pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts).map_err(|e| js_err("download", e))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| js_err("download", e))?;
+    let a: web_sys::HtmlAnchorElement = window().document().unwrap().create_element("a").unwrap().unchecked_into();
+    a.set_href(&url);
+    a.set_download(name);
+    a.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(())
+}
+
+/// Fetches a text file next to the page; `None` when it is not there.
+pub async fn fetch_text(path: &str) -> Option<String> {
+    let resp: Response = JsFuture::from(window().fetch_with_str(&resolve(path))).await.ok()?.dyn_into().ok()?;
+    if !resp.ok() {
+        return None;
+    }
+    String::from_utf8(response_bytes(&resp).await.ok()?).ok()
+}
+
+/// Lets the browser paint and handle input between long-running steps.
+pub async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+    });
+    let _ = JsFuture::from(promise).await;
+}

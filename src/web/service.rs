@@ -162,3 +162,134 @@ pub async fn explore(texts: Vec<String>) -> Result<Exploration, String> {
         max_positions: c.max_position_embeddings,
     })
 }
+
+// ---- fine-tuning -------------------------------------------------------
+
+use bertlab::finetune::{self, Event, HeadBackend, Metrics, TrainConfig, Training};
+use bertlab::glue::{Dataset, Example};
+use bertlab::head::{CpuHead, HeadInput, HeadSpec, Param};
+
+thread_local! {
+    static TRAINING: RefCell<Option<Rc<Mutex<Training>>>> = const { RefCell::new(None) };
+    /// The head "Try it" uses: the one training, or one imported.
+    static HEAD: RefCell<Option<Rc<(HeadSpec, HeadBackend)>>> = const { RefCell::new(None) };
+}
+
+/// Features and labels of both splits, as training needs them.
+pub struct Features {
+    pub train: (Vec<f32>, Vec<u8>),
+    pub eval: (Vec<f32>, Vec<u8>),
+}
+
+async fn engine() -> Result<Rc<Mutex<Engine>>, String> {
+    ENGINE.with(|e| e.borrow().clone()).ok_or_else(|| "no model is loaded yet".to_string())
+}
+
+/// Encodes the pairs of one split; `progress(done, total)` after each batch.
+pub async fn extract(examples: &[Example], input: HeadInput, max_len: usize, batch: usize, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<f32>, String> {
+    let engine = engine().await?;
+    let mut engine = engine.lock().await;
+    finetune::extract_features(&mut engine, examples, input, max_len, batch, progress).await.map_err(|e| e.to_string())
+}
+
+pub async fn hidden_size() -> Result<usize, String> {
+    Ok(engine().await?.lock().await.config.hidden_size)
+}
+
+async fn head_on_engine_device(spec: HeadSpec, params: &[Param]) -> Result<HeadBackend, String> {
+    let gpu = engine().await?.lock().await.is_gpu();
+    if gpu {
+        HeadBackend::new_gpu(spec, params).await.map_err(|e| e.to_string())
+    } else {
+        Ok(HeadBackend::Cpu(CpuHead::new(spec, params.to_vec())))
+    }
+}
+
+/// Starts a run on the device the encoder uses; returns where the head trains.
+pub async fn start(config: TrainConfig, f: Features) -> Result<String, String> {
+    let h = hidden_size().await?;
+    let spec = HeadSpec { input: config.head_input, in_dim: config.head_input.width(h), hidden: config.mlp_hidden, classes: 2 };
+    let initial = spec.init(config.seed);
+    let backend = head_on_engine_device(spec, &initial).await?;
+    let where_ = backend.describe();
+    let t = Training::new(config, spec, backend, initial, f.train, f.eval).map_err(|e| e.to_string())?;
+    TRAINING.with(|s| *s.borrow_mut() = Some(Rc::new(Mutex::new(t))));
+    Ok(where_)
+}
+
+/// Continues a saved run (the checkpoint and features from the browser's storage).
+pub async fn resume(checkpoint: &[u8], f: Features) -> Result<(TrainConfig, Vec<f32>, Vec<Metrics>, String), String> {
+    let gpu = engine().await?.lock().await.is_gpu();
+    let t = Training::resume(checkpoint, gpu, f.train, f.eval).await.map_err(|e| e.to_string())?;
+    let out = (t.config.clone(), t.losses.clone(), t.metrics.clone(), t.backend.describe());
+    TRAINING.with(|s| *s.borrow_mut() = Some(Rc::new(Mutex::new(t))));
+    Ok(out)
+}
+
+fn training() -> Result<Rc<Mutex<Training>>, String> {
+    TRAINING.with(|t| t.borrow().clone()).ok_or_else(|| "no training run".to_string())
+}
+
+pub async fn advance() -> Result<Event, String> {
+    let t = training()?;
+    let mut t = t.lock().await;
+    t.advance().await.map_err(|e| e.to_string())
+}
+
+pub async fn progress() -> Result<(u32, usize), String> {
+    let t = training()?;
+    let t = t.lock().await;
+    Ok((t.step, t.total_steps()))
+}
+
+pub async fn checkpoint() -> Result<Vec<u8>, String> {
+    training()?.lock().await.checkpoint().await.map_err(|e| e.to_string())
+}
+
+/// The trained head as safetensors and its config.json fields.
+pub async fn export() -> Result<(Vec<u8>, String), String> {
+    let t = training()?;
+    let t = t.lock().await;
+    let head = t.head().await.map_err(|e| e.to_string())?;
+    Ok(finetune::export_head(&t.spec, &head))
+}
+
+/// Makes the run's current head the one "Try it" uses.
+pub async fn use_trained_head() -> Result<(), String> {
+    let t = training()?;
+    let t = t.lock().await;
+    let head = t.head().await.map_err(|e| e.to_string())?;
+    let spec = t.spec;
+    drop(t);
+    let backend = HeadBackend::Cpu(CpuHead::new(spec, head));
+    HEAD.with(|h| *h.borrow_mut() = Some(Rc::new((spec, backend))));
+    Ok(())
+}
+
+/// Loads a head file for "Try it"; says what it reads.
+pub async fn import(bytes: &[u8]) -> Result<String, String> {
+    let (spec, params) = finetune::import_head(bytes).map_err(|e| e.to_string())?;
+    let h = hidden_size().await?;
+    if spec.in_dim != spec.input.width(h) {
+        return Err(format!("this head reads {} features; the loaded model gives {}", spec.in_dim, spec.input.width(h)));
+    }
+    let backend = head_on_engine_device(spec, &params).await?;
+    HEAD.with(|hd| *hd.borrow_mut() = Some(Rc::new((spec, backend))));
+    Ok(format!("{} head on {} features", if spec.hidden == 0 { "Linear" } else { "MLP" }, spec.input.name()))
+}
+
+/// P(paraphrase) for one pair, with the current head.
+pub async fn paraphrase_probability(a: String, b: String, max_len: usize) -> Result<f32, String> {
+    let head = HEAD.with(|h| h.borrow().clone()).ok_or("train or import a head first")?;
+    let (spec, backend) = (&head.0, &head.1);
+    let example = [Example { label: 0, sentence1: a, sentence2: b }];
+    let x = extract(&example, spec.input, max_len, 1, &mut |_, _| {}).await?;
+    let p = backend.predict(&x, 1).await.map_err(|e| e.to_string())?;
+    Ok(p[1])
+}
+
+/// Both splits' sizes, for the data panel.
+pub fn describe(d: &Dataset) -> String {
+    let p = d.positives();
+    format!("{} pairs, {} paraphrases ({:.1}%), {} not", d.examples.len(), p, 100.0 * p as f64 / d.examples.len() as f64, d.examples.len() - p)
+}
