@@ -437,8 +437,9 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
     view! {
         <section class="panel" aria-label="Training results">
             <h2>"Loss "<small data-testid="loss-count">{move || format!("({} steps)", ft.losses.get().len())}</small></h2>
-            <svg class="loss" viewBox=format!("0 0 {w} {h}") data-testid="loss-curve" role="img" aria-label="training loss per step">
-                <polyline points=curve fill="none" stroke="currentColor" stroke-width="1.5"/>
+            <svg class="loss" viewBox=format!("0 0 {w} {h}") preserveAspectRatio="none" data-testid="loss-curve" role="img" aria-label="training loss per step"
+                data-losses=move || serde_json::to_string(&ft.losses.get()).unwrap_or_default()>
+                <polyline points=curve vector-effect="non-scaling-stroke" fill="none" stroke="currentColor" stroke-width="1.5"/>
             </svg>
             <table class="metrics" data-testid="epoch-metrics">
                 <thead><tr><th>"epoch"</th><th>"eval_loss"</th><th>"eval_accuracy"</th><th>"eval_f1"</th><th>"confusion [[TN, FP], [FN, TP]]"</th></tr></thead>
