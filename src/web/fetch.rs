@@ -290,3 +290,43 @@ pub async fn yield_now() {
     });
     let _ = JsFuture::from(promise).await;
 }
+
+/// One split of GLUE MRPC from the Hugging Face hub, through its datasets
+/// server's JSON rows API (the hub itself stores GLUE as parquet), 100 rows a
+/// request. `base` is `https://datasets-server.huggingface.co` (or `?datasets=`).
+pub async fn fetch_glue_mrpc(base: &str, split: &str, on_progress: &dyn Fn(usize, usize)) -> Result<bertlab::glue::Dataset, String> {
+    let mut examples = Vec::new();
+    let mut total = usize::MAX;
+    while examples.len() < total {
+        let url = format!(
+            "{}/rows?dataset=nyu-mll%2Fglue&config=mrpc&split={split}&offset={}&length=100",
+            base.trim_end_matches('/'),
+            examples.len()
+        );
+        let resp: Response = JsFuture::from(window().fetch_with_str(&url))
+            .await
+            .map_err(|e| js_err(&format!("cannot fetch {url}"), e))?
+            .unchecked_into();
+        if !resp.ok() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        let page: serde_json::Value = serde_json::from_slice(&response_bytes(&resp).await?)
+            .map_err(|e| format!("{url}: not the datasets server's JSON ({e})"))?;
+        total = page["num_rows_total"].as_u64().ok_or_else(|| format!("{url}: no num_rows_total"))? as usize;
+        let rows = page["rows"].as_array().ok_or_else(|| format!("{url}: no rows"))?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in rows {
+            let row = &r["row"];
+            let text = |k: &str| row[k].as_str().map(str::to_string).ok_or_else(|| format!("row {}: no {k}", r["row_idx"]));
+            let label = match row["label"].as_u64() {
+                Some(l @ (0 | 1)) => l as u8,
+                _ => return Err(format!("row {}: label is not 0 or 1", r["row_idx"])),
+            };
+            examples.push(bertlab::glue::Example { label, sentence1: text("sentence1")?, sentence2: text("sentence2")? });
+        }
+        on_progress(examples.len(), total);
+    }
+    Ok(bertlab::glue::Dataset { examples, skipped: Vec::new() })
+}

@@ -40,6 +40,8 @@ struct Data {
 struct Ft {
     data: RwSignal<Option<Data>>,
     data_error: RwSignal<Option<String>>,
+    /// Rows fetched so far from the hub's datasets server.
+    hub_progress: RwSignal<String>,
     config: RwSignal<TrainConfig>,
     train_limit: RwSignal<usize>,
     status: RwSignal<Status>,
@@ -84,6 +86,7 @@ impl Ft {
         Ft {
             data: RwSignal::new(None),
             data_error: RwSignal::new(None),
+            hub_progress: RwSignal::new(String::new()),
             config: RwSignal::new(TrainConfig::default()),
             train_limit: RwSignal::new(0),
             status: RwSignal::new(Status::Idle),
@@ -264,8 +267,30 @@ pub fn FinetunePage(loader: LoaderState) -> impl IntoView {
     }
 }
 
+/// The hub's GLUE MRPC train and validation splits.
+fn fetch_from_hub(ft: Ft) {
+    let base = fetch::query_param("datasets").unwrap_or_else(|| "https://datasets-server.huggingface.co".into());
+    let progress = ft.hub_progress;
+    spawn_local(async move {
+        let report = move |split: &'static str| move |done: usize, total: usize| progress.set(format!("{split}: {done}/{total} pairs"));
+        let train = fetch::fetch_glue_mrpc(&base, "train", &report("train")).await;
+        let dev = match train {
+            Ok(_) => fetch::fetch_glue_mrpc(&base, "validation", &report("validation")).await,
+            Err(ref e) => Err(e.clone()),
+        };
+        match (train, dev) {
+            (Ok(train), Ok(dev)) => {
+                ft.data_error.set(None);
+                ft.data.set(Some(Data { source: "GLUE MRPC (Hugging Face hub)".into(), train, dev }));
+            }
+            (Err(e), _) | (_, Err(e)) => ft.data_error.set(Some(e)),
+        }
+    });
+}
+
 #[component]
 fn DataPanel(ft: Ft) -> impl IntoView {
+    let hub_progress = ft.hub_progress;
     let train_file = RwSignal::new(None::<(String, String)>);
     let pick = move |ev: leptos::ev::Event, dev: bool| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
@@ -316,6 +341,10 @@ fn DataPanel(ft: Ft) -> impl IntoView {
                 </table>
             })}
             {move || ft.data_error.get().map(|e| view! { <div class="status error" role="alert" data-testid="data-error">{e}</div> })}
+            <div class="row">
+                <button type="button" data-testid="fetch-mrpc" on:click=move |_| fetch_from_hub(ft)>"Fetch GLUE MRPC from the Hugging Face hub"</button>
+                <span data-testid="fetch-progress">{move || hub_progress.get()}</span>
+            </div>
             <div class="row">
                 <label>"Train TSV "<input type="file" accept=".tsv,.txt" data-testid="train-tsv" on:change=move |ev| pick(ev, false)/></label>
                 <label>"Validation TSV "<input type="file" accept=".tsv,.txt" data-testid="dev-tsv" on:change=move |ev| pick(ev, true)/></label>

@@ -38,13 +38,20 @@ test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, e
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  const url = `${server.base}/?backend=gpu&tab=finetune&hub=${encodeURIComponent(server.base + '/hub')}&model=tiny/bert`;
+  const url = `${server.base}/?backend=gpu&tab=finetune&hub=${encodeURIComponent(server.base + '/hub')}&model=tiny/bert`
+    + `&datasets=${encodeURIComponent(server.base + '/datasets')}`;
   await page.goto(url);
   await page.waitForFunction(() => document.querySelector('[data-testid=model-info]')?.textContent.includes('tiny/bert'), null, { timeout: LONG });
   assert.match(await text(page, 'backend'), /GPU: .*WebGPU/);
   await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
   assert.match(await text(page, 'train-stats'), /3668 pairs, 2474 paraphrases/);
   assert.match(await text(page, 'dev-stats'), /408 pairs, 279 paraphrases .* majority-class baseline 68\.4% accuracy/);
+  // the same split from the (mock) hub's datasets server, 100 rows a request
+  await page.click('[data-testid=fetch-mrpc]');
+  await page.waitForFunction(() => document.querySelector('[data-testid=data-summary]')?.textContent.includes('Hugging Face hub'), null, { timeout: LONG });
+  assert.match(await text(page, 'train-stats'), /3668 pairs, 2474 paraphrases/);
+  assert.match(await text(page, 'dev-stats'), /408 pairs, 279 paraphrases/);
+  assert.equal(server.log.filter((p) => p === '/datasets/rows').length, 37 + 5);
 
   await setParam(page, 'train-limit', 64);
   await setParam(page, 'lr', '0.01');

@@ -24,10 +24,28 @@ function models() {
   };
 }
 
+// GLUE MRPC as the hub's datasets server returns it (/datasets/rows?...&split=&offset=&length=),
+// made from the local TSVs.
+function mrpcSplit(split) {
+  const file = path.resolve(here, '..', '..', 'data', 'mrpc', split === 'train' ? 'train.tsv' : 'dev.tsv');
+  const lines = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '').split('\n').slice(1).filter((l) => l.trim());
+  return lines.map((l, i) => {
+    const c = l.split('\t');
+    return { row_idx: i, row: { sentence1: c[3], sentence2: c[4], label: Number(c[0]), idx: i }, truncated_cells: [] };
+  });
+}
+
 /// A request handler for www/serve.mjs's `extra`.
 export function mockHub() {
   const all = models();
   return async (req, res, url) => {
+    if (url.pathname === '/datasets/rows') {
+      const rows = mrpcSplit(url.searchParams.get('split'));
+      const offset = Number(url.searchParams.get('offset')), length = Number(url.searchParams.get('length'));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ features: [], rows: rows.slice(offset, offset + length), num_rows_total: rows.length }));
+      return true;
+    }
     const m = url.pathname.match(/^\/hub\/([^/]+\/[^/]+)\/resolve\/main\/(.+)$/);
     if (!m) return false;
     const bytes = all[m[1]]?.[m[2]];
