@@ -373,10 +373,8 @@ impl Training {
             .and_then(|m| m.get("bertlab_training"))
             .and_then(|s| serde_json::from_str(s).ok())
             .ok_or_else(|| bad("no training state in it".into()))?;
-        let field = |k: &str| state.get(k).cloned().ok_or_else(|| bad(format!("no {k}")));
-        let parse = |k: &str| -> Result<serde_json::Value> { field(k) };
-        let config: TrainConfig = serde_json::from_value(parse("config")?).map_err(|e| bad(e.to_string()))?;
-        let spec: HeadSpec = serde_json::from_value(parse("spec")?).map_err(|e| bad(e.to_string()))?;
+        let config: TrainConfig = state_field(&state, "config")?;
+        let spec: HeadSpec = state_field(&state, "spec")?;
         if train.0.len() != train.1.len() * spec.in_dim {
             return Err(bad(format!("it was made for {}-wide features", spec.in_dim)));
         }
@@ -395,16 +393,21 @@ impl Training {
         let mut backend = if gpu { HeadBackend::new_gpu(spec, &params).await? } else { HeadBackend::Cpu(CpuHead::new(spec, params.clone())) };
         backend.restore(params, m, v);
         let mut t = Training::new(config, spec, backend, good, train, eval)?;
-        let num = |k: &str| parse(k).ok().and_then(|x| x.as_u64()).ok_or_else(|| bad(format!("no {k}")));
-        t.step = num("step")? as u32;
-        t.epoch = num("epoch")? as usize;
-        t.position = num("position")? as usize;
-        t.epoch_losses = serde_json::from_value(parse("epoch_losses")?).map_err(|e| bad(e.to_string()))?;
-        t.losses = serde_json::from_value(parse("losses")?).map_err(|e| bad(e.to_string()))?;
-        t.metrics = serde_json::from_value(parse("metrics")?).map_err(|e| bad(e.to_string()))?;
+        t.step = state_field(&state, "step")?;
+        t.epoch = state_field(&state, "epoch")?;
+        t.position = state_field(&state, "position")?;
+        t.epoch_losses = state_field(&state, "epoch_losses")?;
+        t.losses = state_field(&state, "losses")?;
+        t.metrics = state_field(&state, "metrics")?;
         t.order = t.epoch_order(t.epoch);
         Ok(t)
     }
+}
+
+/// One field of a checkpoint's training state.
+fn state_field<T: serde::de::DeserializeOwned>(state: &serde_json::Value, key: &str) -> Result<T> {
+    let value = state.get(key).cloned().ok_or_else(|| Error::Input(format!("checkpoint: no {key}")))?;
+    serde_json::from_value(value).map_err(|e| Error::Input(format!("checkpoint: {key}: {e}")))
 }
 
 /// Class probabilities for `[n, dim]` features, `batch` rows at a time.
