@@ -4,7 +4,8 @@
 //   ctx = Σ_j p_j v_j
 // qkv: [batch·seq, 3·hidden], each row [q | k | v], head h at h·head_dim.
 // mask: [batch·seq], 1 = real token. ctx: [batch·seq, hidden].
-// probs (when write_probs): [batch, layers, heads, seq, seq], this layer's slice.
+// probs (when write_probs): [kept.count, layers, heads, seq, seq], this layer's
+// slice, for the batch rows kept.first .. kept.first + kept.count.
 // Dispatch: (seq, heads, batch).
 
 struct Params {
@@ -23,6 +24,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read> mask: array<u32>;
 @group(0) @binding(3) var<storage, read_write> ctx: array<f32>;
 @group(0) @binding(4) var<storage, read_write> probs: array<f32>;
+
+// Which rows' probabilities are written: set per forward, shared by every layer.
+struct Kept {
+    first: u32,
+    count: u32,
+}
+@group(0) @binding(5) var<uniform> kept: Kept;
 
 const WG: u32 = 64u;
 // The longest sequence this kernel handles (BERT's 512 positions).
@@ -87,11 +95,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let total = workgroup_sum(local_sum, lid);
     let inv = select(0.0, 1.0 / total, total > 0.0);
 
-    let probs_row = (((b * p.layers + p.layer) * p.heads + h) * p.seq + i) * p.seq;
+    let write = p.write_probs != 0u && b >= kept.first && b < kept.first + kept.count;
+    let probs_row = ((((b - kept.first) * p.layers + p.layer) * p.heads + h) * p.seq + i) * p.seq;
     for (var j = lid; j < p.seq; j += WG) {
         let pj = scores[j] * inv;
         scores[j] = pj;
-        if (p.write_probs != 0u) { probs[probs_row + j] = pj; }
+        if (write) { probs[probs_row + j] = pj; }
     }
     workgroupBarrier();
 

@@ -48,20 +48,16 @@ struct RawConfig {
 
 impl BertConfig {
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let raw: RawConfig = serde_json::from_slice(bytes)
-            .map_err(|e| Error::Config(format!("config.json is not a valid BERT config: {e}")))?;
+        let raw: RawConfig =
+            serde_json::from_slice(bytes).map_err(|e| Error::Config(format!("config.json is not a valid BERT config: {e}")))?;
         if let Some(t) = &raw.model_type {
             if t != "bert" {
-                return Err(Error::Config(format!(
-                    "config.json has model_type \"{t}\"; only \"bert\" is supported"
-                )));
+                return Err(Error::Config(format!("config.json has model_type \"{t}\"; only \"bert\" is supported")));
             }
         }
         if let Some(p) = &raw.position_embedding_type {
             if p != "absolute" {
-                return Err(Error::Config(format!(
-                    "position_embedding_type \"{p}\" is not supported (only \"absolute\")"
-                )));
+                return Err(Error::Config(format!("position_embedding_type \"{p}\" is not supported (only \"absolute\")")));
             }
         }
         let act = raw.hidden_act.as_deref().unwrap_or("gelu");
@@ -69,9 +65,7 @@ impl BertConfig {
             "gelu" => Activation::Gelu,
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
             "relu" => Activation::Relu,
-            other => {
-                return Err(Error::Config(format!("hidden_act \"{other}\" is not supported")))
-            }
+            other => return Err(Error::Config(format!("hidden_act \"{other}\" is not supported"))),
         };
         let c = BertConfig {
             vocab_size: raw.vocab_size.unwrap_or(30522),
@@ -104,7 +98,7 @@ impl BertConfig {
                 return Err(Error::Config(format!("{name} must be positive")));
             }
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::Config(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads

@@ -6,7 +6,7 @@ use crate::kernels::attention::{attention_cpu, AttentionShape};
 use crate::kernels::embeddings::embeddings_cpu;
 use crate::kernels::layernorm::layernorm_cpu;
 use crate::kernels::matmul::{linear_cpu, Epilogue};
-use crate::outputs::{Attentions, Outputs};
+use crate::outputs::{AttentionRequest, Attentions, Outputs};
 use crate::tokenize::Batch;
 use crate::weights::{BertWeights, Linear};
 
@@ -15,24 +15,18 @@ fn linear(x: &[f32], rows: usize, l: &Linear, act: Epilogue) -> Vec<f32> {
 }
 
 /// Runs the encoder over a (validated) batch.
-pub fn forward_cpu(w: &BertWeights, batch: &Batch, want_attentions: bool) -> Outputs {
+pub fn forward_cpu(w: &BertWeights, batch: &Batch, attentions: AttentionRequest) -> Outputs {
     let c = &w.config;
     let (b, s, h) = (batch.batch_size, batch.seq_len, c.hidden_size);
     let rows = b * s;
     let eps = c.layer_norm_eps;
     let shape = AttentionShape { batch: b, seq: s, heads: c.num_attention_heads, head_dim: c.head_dim() };
     let layers = w.layers.len();
-    let mut attentions = want_attentions.then(|| vec![0.0f32; b * layers * shape.heads * s * s]);
+    let kept = attentions.rows(b);
+    let mut probs_kept = kept.as_ref().map(|r| vec![0.0f32; r.len() * layers * shape.heads * s * s]);
 
-    let emb = embeddings_cpu(
-        &batch.input_ids,
-        &batch.token_type_ids,
-        s,
-        &w.word_embeddings,
-        &w.position_embeddings,
-        &w.token_type_embeddings,
-        h,
-    );
+    let emb =
+        embeddings_cpu(&batch.input_ids, &batch.token_type_ids, s, &w.word_embeddings, &w.position_embeddings, &w.token_type_embeddings, h);
     let mut x = layernorm_cpu(&emb, None, &w.embeddings_norm, h, eps);
 
     for (l, layer) in w.layers.iter().enumerate() {
@@ -44,11 +38,11 @@ pub fn forward_cpu(w: &BertWeights, batch: &Batch, want_attentions: bool) -> Out
         let out = linear(&inter, rows, &layer.ffn_out, Epilogue::None);
         x = layernorm_cpu(&out, Some(&x1), &layer.ffn_norm, h, eps);
 
-        if let Some(all) = attentions.as_mut() {
-            // [batch, heads, s, s] of this layer into [batch, layers, heads, s, s]
+        if let (Some(all), Some(rows)) = (probs_kept.as_mut(), kept.as_ref()) {
+            // [batch, heads, s, s] of this layer into [rows, layers, heads, s, s]
             let per = shape.heads * s * s;
-            for r in 0..b {
-                all[(r * layers + l) * per..][..per].copy_from_slice(&probs[r * per..][..per]);
+            for (i, r) in rows.clone().enumerate() {
+                all[(i * layers + l) * per..][..per].copy_from_slice(&probs[r * per..][..per]);
             }
         }
     }
@@ -63,6 +57,6 @@ pub fn forward_cpu(w: &BertWeights, batch: &Batch, want_attentions: bool) -> Out
         hidden: h,
         last_hidden_state: x,
         pooler_output,
-        attentions: attentions.map(|probs| Attentions { layers, heads: shape.heads, probs }),
+        attentions: kept.zip(probs_kept).map(|(rows, probs)| Attentions { rows, layers, heads: shape.heads, probs }),
     }
 }

@@ -2,6 +2,8 @@
 //! GPU or the CPU. Async because the browser can only read GPU buffers
 //! asynchronously; natively `pollster::block_on` drives it.
 
+use std::fmt;
+
 use web_time::Instant;
 
 use crate::config::BertConfig;
@@ -9,18 +11,83 @@ use crate::cpu_encoder::forward_cpu;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu_encoder::GpuEncoder;
-use crate::model::Model;
-use crate::outputs::Outputs;
+use crate::model::{Model, ModelIdentity};
+use crate::outputs::{AttentionRequest, Outputs};
 use crate::tokenize::{Batch, BertTokenizer, Input};
 use crate::weights::BertWeights;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
     /// A hardware GPU when there is one; with only a software adapter, the
-    /// faster of it and the CPU path, measured.
+    /// faster of it and the CPU path, measured. The CPU path when the GPU
+    /// path cannot start.
     Auto,
     Gpu,
     Cpu,
+}
+
+/// Which backend runs and why; `Display` words it for people.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendInfo {
+    Gpu { adapter: String, why: GpuReason },
+    Cpu { why: CpuReason },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GpuReason {
+    Asked,
+    Hardware,
+    /// `auto` timed a probe batch on a software adapter and on the CPU path.
+    FasterThanCpu {
+        gpu_ms: f64,
+        cpu_ms: f64,
+    },
+    /// Re-created after the device was lost.
+    Recreated,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CpuReason {
+    Asked,
+    /// No GPU to use (no WebGPU, no adapter): the message says which.
+    NoGpu(String),
+    /// `auto` found a GPU but could not run on it.
+    GpuFailed(String),
+    FasterThanSoftware {
+        adapter: String,
+        cpu_ms: f64,
+        gpu_ms: f64,
+    },
+}
+
+impl fmt::Display for BackendInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendInfo::Gpu { adapter, why } => match why {
+                GpuReason::Asked | GpuReason::Hardware => write!(f, "GPU: {adapter}"),
+                GpuReason::FasterThanCpu { gpu_ms, cpu_ms } => {
+                    write!(f, "GPU: {adapter} (auto: {gpu_ms:.0} ms vs {cpu_ms:.0} ms on the CPU path for a 2×16 probe)")
+                }
+                GpuReason::Recreated => write!(f, "GPU: {adapter} (device re-created)"),
+            },
+            BackendInfo::Cpu { why } => match why {
+                CpuReason::Asked => write!(f, "CPU (asked for)"),
+                CpuReason::NoGpu(m) => write!(f, "CPU ({m})"),
+                CpuReason::GpuFailed(m) => write!(f, "CPU (the GPU path could not start: {m})"),
+                CpuReason::FasterThanSoftware { adapter, cpu_ms, gpu_ms } => {
+                    write!(f, "CPU (auto: faster than the software adapter {adapter}, {cpu_ms:.0} ms vs {gpu_ms:.0} ms for a 2×16 probe)")
+                }
+            },
+        }
+    }
+}
+
+/// Per-call options of [`Engine::embed`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmbedOptions {
+    /// Truncate each row to this many tokens (`None`: the model's positions).
+    pub max_len: Option<usize>,
+    pub attentions: AttentionRequest,
 }
 
 enum Backend {
@@ -30,60 +97,89 @@ enum Backend {
 
 pub struct Engine {
     pub config: BertConfig,
+    identity: ModelIdentity,
     weights: BertWeights,
     tokenizer: Option<BertTokenizer>,
     backend: Backend,
-    /// Which backend runs and why, for people to read.
-    pub backend_description: String,
+    info: BackendInfo,
 }
 
 impl Engine {
     pub async fn new(model: Model, choice: BackendChoice) -> Result<Self> {
-        Self::with_weights(model.weights, Some(model.tokenizer), choice).await
+        Self::with_weights(&model.name, model.weights, Some(model.tokenizer), choice).await
     }
 
     /// An engine without a tokenizer (benchmarks with random weights feed ids).
-    pub async fn with_weights(weights: BertWeights, tokenizer: Option<BertTokenizer>, choice: BackendChoice) -> Result<Self> {
-        let config = weights.config.clone();
-        let (backend, backend_description) = match choice {
-            BackendChoice::Cpu => (Backend::Cpu, "CPU (asked for)".to_string()),
-            BackendChoice::Gpu => {
-                let gpu = GpuEncoder::new(GpuContext::new().await?, &weights)?;
-                let d = format!("GPU: {}", gpu.context().describe());
-                (Backend::Gpu(Box::new(gpu)), d)
-            }
-            BackendChoice::Auto => match GpuContext::new().await {
-                Err(e) => (Backend::Cpu, format!("CPU ({e})")),
-                Ok(ctx) if !ctx.is_software() => {
-                    let d = format!("GPU: {}", ctx.describe());
-                    (Backend::Gpu(Box::new(GpuEncoder::new(ctx, &weights)?)), d)
-                }
-                Ok(ctx) => Self::faster_of_software_and_cpu(ctx, &weights).await?,
-            },
+    pub async fn with_weights(name: &str, weights: BertWeights, tokenizer: Option<BertTokenizer>, choice: BackendChoice) -> Result<Self> {
+        let gpu = match choice {
+            BackendChoice::Cpu => Err(Error::Gpu("not asked for".into())),
+            _ => GpuContext::new().await,
         };
-        Ok(Engine { config, weights, tokenizer, backend, backend_description })
+        Self::with_context(name, weights, tokenizer, gpu, choice).await
     }
 
-    /// Times one forward of a typical short batch on a software adapter and on
-    /// the CPU path, and keeps the faster.
-    async fn faster_of_software_and_cpu(ctx: GpuContext, weights: &BertWeights) -> Result<(Backend, String)> {
-        let name = ctx.describe();
-        let mut gpu = GpuEncoder::new(ctx, weights)?;
-        let probe = Batch::from_rows(vec![((0..16).map(|i| 1000 + i).collect(), vec![0; 16]); 2], 0)?;
-        gpu.forward(&probe, false).await?; // compiles the pipelines
+    /// An engine on a given GPU context (or the error opening one gave).
+    pub async fn with_context(
+        name: &str,
+        weights: BertWeights,
+        tokenizer: Option<BertTokenizer>,
+        gpu: Result<GpuContext>,
+        choice: BackendChoice,
+    ) -> Result<Self> {
+        let (backend, info) = match choice {
+            BackendChoice::Cpu => (Backend::Cpu, BackendInfo::Cpu { why: CpuReason::Asked }),
+            BackendChoice::Gpu => {
+                let gpu = GpuEncoder::new(gpu?, &weights)?;
+                let adapter = gpu.context().describe();
+                (Backend::Gpu(Box::new(gpu)), BackendInfo::Gpu { adapter, why: GpuReason::Asked })
+            }
+            BackendChoice::Auto => Self::auto(gpu, &weights).await,
+        };
+        let identity = ModelIdentity::of(name, &weights);
+        Ok(Engine { config: weights.config.clone(), identity, weights, tokenizer, backend, info })
+    }
+
+    /// `auto`: a hardware GPU; on a software adapter the faster of it and the
+    /// CPU path; the CPU path whenever the GPU path cannot start.
+    async fn auto(gpu: Result<GpuContext>, weights: &BertWeights) -> (Backend, BackendInfo) {
+        let cpu = |why| (Backend::Cpu, BackendInfo::Cpu { why });
+        let ctx = match gpu {
+            Ok(ctx) => ctx,
+            Err(e) => return cpu(CpuReason::NoGpu(e.message().to_string())),
+        };
+        let software = ctx.is_software();
+        let adapter = ctx.describe();
+        let mut gpu = match GpuEncoder::new(ctx, weights) {
+            Ok(g) => g,
+            Err(e) => return cpu(CpuReason::GpuFailed(e.message().to_string())),
+        };
+        if !software {
+            return (Backend::Gpu(Box::new(gpu)), BackendInfo::Gpu { adapter, why: GpuReason::Hardware });
+        }
+        match Self::time_probe(&mut gpu, weights).await {
+            Err(e) => cpu(CpuReason::GpuFailed(e.message().to_string())),
+            Ok((gpu_ms, cpu_ms)) if gpu_ms < cpu_ms => {
+                (Backend::Gpu(Box::new(gpu)), BackendInfo::Gpu { adapter, why: GpuReason::FasterThanCpu { gpu_ms, cpu_ms } })
+            }
+            Ok((gpu_ms, cpu_ms)) => cpu(CpuReason::FasterThanSoftware { adapter, cpu_ms, gpu_ms }),
+        }
+    }
+
+    /// One forward of a typical short batch (2 × 16 tokens of ids inside the
+    /// vocabulary) on the GPU and on the CPU path, in ms.
+    async fn time_probe(gpu: &mut GpuEncoder, weights: &BertWeights) -> Result<(f64, f64)> {
+        let c = &weights.config;
+        let len = 16.min(c.max_position_embeddings);
+        let ids = (0..len).map(|i| ((i * 37 + 1) % c.vocab_size) as u32).collect();
+        let probe = Batch::from_rows(vec![(ids, vec![0; len]); 2], c.pad_token_id)?;
+        validate(c, &probe)?;
+        gpu.forward(&probe, AttentionRequest::None).await?; // compiles the pipelines
         let t = Instant::now();
-        gpu.forward(&probe, false).await?;
+        gpu.forward(&probe, AttentionRequest::None).await?;
         let gpu_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        forward_cpu(weights, &probe, false);
-        let cpu_ms = t.elapsed().as_secs_f64() * 1e3;
-        Ok(if gpu_ms < cpu_ms {
-            let d = format!("GPU: {name} (auto: {gpu_ms:.0} ms vs {cpu_ms:.0} ms on the CPU path for a 2×16 probe)");
-            (Backend::Gpu(Box::new(gpu)), d)
-        } else {
-            let d = format!("CPU (auto: faster than the software adapter {name}, {cpu_ms:.0} ms vs {gpu_ms:.0} ms for a 2×16 probe)");
-            (Backend::Cpu, d)
-        })
+        forward_cpu(weights, &probe, AttentionRequest::None);
+        Ok((gpu_ms, t.elapsed().as_secs_f64() * 1e3))
     }
 
     /// After a lost device: opens a new one and uploads the weights again.
@@ -91,10 +187,18 @@ impl Engine {
     pub async fn recover_gpu(&mut self) -> Result<()> {
         if let Backend::Gpu(_) = self.backend {
             let gpu = GpuEncoder::new(GpuContext::new().await?, &self.weights)?;
-            self.backend_description = format!("GPU: {} (device re-created)", gpu.context().describe());
+            self.info = BackendInfo::Gpu { adapter: gpu.context().describe(), why: GpuReason::Recreated };
             self.backend = Backend::Gpu(Box::new(gpu));
         }
         Ok(())
+    }
+
+    pub fn identity(&self) -> &ModelIdentity {
+        &self.identity
+    }
+
+    pub fn backend(&self) -> &BackendInfo {
+        &self.info
     }
 
     /// The GPU device, when the GPU path runs.
@@ -113,48 +217,45 @@ impl Engine {
         self.tokenizer.as_ref().ok_or_else(|| Error::Tokenizer("this engine has no tokenizer".into()))
     }
 
-    /// Truncate texts to `max_len` tokens from now on (`usize::MAX`: the model's maximum).
-    pub fn set_max_length(&mut self, max_len: usize) -> Result<()> {
-        self.tokenizer
-            .as_mut()
-            .ok_or_else(|| Error::Tokenizer("this engine has no tokenizer".into()))?
-            .set_max_len(max_len)
-    }
-
-    pub fn tokenize(&self, inputs: &[Input]) -> Result<Batch> {
-        self.tokenizer()?.encode_batch(inputs)
+    pub fn tokenize(&self, inputs: &[Input], max_len: Option<usize>) -> Result<Batch> {
+        let t = self.tokenizer()?;
+        match max_len {
+            Some(n) => t.encode_batch_to(inputs, n),
+            None => t.encode_batch(inputs),
+        }
     }
 
     /// Tokenizes and runs a batch of sentences or pairs in one forward pass.
-    pub async fn embed(&mut self, inputs: &[Input], want_attentions: bool) -> Result<(Batch, Outputs)> {
-        let batch = self.tokenize(inputs)?;
-        let out = self.forward(&batch, want_attentions).await?;
+    pub async fn embed(&mut self, inputs: &[Input], options: EmbedOptions) -> Result<(Batch, Outputs)> {
+        let batch = self.tokenize(inputs, options.max_len)?;
+        let out = self.forward(&batch, options.attentions).await?;
         Ok((batch, out))
     }
 
-    pub async fn forward(&mut self, batch: &Batch, want_attentions: bool) -> Result<Outputs> {
-        self.validate(batch)?;
+    pub async fn forward(&mut self, batch: &Batch, attentions: AttentionRequest) -> Result<Outputs> {
+        validate(&self.config, batch)?;
+        if let AttentionRequest::Row(r) = attentions {
+            if r >= batch.batch_size {
+                return Err(Error::Input(format!("attentions asked for row {r} of a batch of {}", batch.batch_size)));
+            }
+        }
         match &mut self.backend {
-            Backend::Cpu => Ok(forward_cpu(&self.weights, batch, want_attentions)),
-            Backend::Gpu(gpu) => gpu.forward(batch, want_attentions).await,
+            Backend::Cpu => Ok(forward_cpu(&self.weights, batch, attentions)),
+            Backend::Gpu(gpu) => gpu.forward(batch, attentions).await,
         }
     }
+}
 
-    /// Ids out of the tables' range would read garbage on the GPU and panic on the CPU.
-    fn validate(&self, b: &Batch) -> Result<()> {
-        let c = &self.config;
-        if b.seq_len > c.max_position_embeddings {
-            return Err(Error::Input(format!(
-                "{} tokens exceed the model's {} positions",
-                b.seq_len, c.max_position_embeddings
-            )));
-        }
-        if let Some(id) = b.input_ids.iter().find(|&&i| i as usize >= c.vocab_size) {
-            return Err(Error::Input(format!("token id {id} is outside the vocabulary of {}", c.vocab_size)));
-        }
-        if let Some(t) = b.token_type_ids.iter().find(|&&t| t as usize >= c.type_vocab_size) {
-            return Err(Error::Input(format!("token type {t} is outside the model's {} types", c.type_vocab_size)));
-        }
-        Ok(())
+/// Ids out of the tables' range would read garbage on the GPU and panic on the CPU.
+fn validate(c: &BertConfig, b: &Batch) -> Result<()> {
+    if b.seq_len > c.max_position_embeddings {
+        return Err(Error::Input(format!("{} tokens exceed the model's {} positions", b.seq_len, c.max_position_embeddings)));
     }
+    if let Some(id) = b.input_ids.iter().find(|&&i| i as usize >= c.vocab_size) {
+        return Err(Error::Input(format!("token id {id} is outside the vocabulary of {}", c.vocab_size)));
+    }
+    if let Some(t) = b.token_type_ids.iter().find(|&&t| t as usize >= c.type_vocab_size) {
+        return Err(Error::Input(format!("token type {t} is outside the model's {} types", c.type_vocab_size)));
+    }
+    Ok(())
 }

@@ -18,24 +18,54 @@ pub enum Error {
     Gpu(String),
     /// The GPU device was lost (driver reset, browser reclaimed it); a new one can be opened.
     DeviceLost(String),
-    /// A file could not be read.
+    /// A file could not be read or written.
     Io(String),
+    /// A saved file of ours (head, checkpoint, cached features, saved run) is
+    /// unreadable, or not the one expected.
+    File(String),
+    /// The browser's storage refused a write (quota full, storage disabled).
+    Storage(String),
+}
+
+impl Error {
+    /// The message without the kind, for sentences of the caller's own.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Config(m)
+            | Error::Weights(m)
+            | Error::Tokenizer(m)
+            | Error::Input(m)
+            | Error::Gpu(m)
+            | Error::DeviceLost(m)
+            | Error::Io(m)
+            | Error::File(m)
+            | Error::Storage(m) => m,
+        }
+    }
+
+    /// The model's own files are at fault (as opposed to the device, the
+    /// input or the browser): only then is a cached copy worth deleting.
+    pub fn is_corrupt_model(&self) -> bool {
+        matches!(self, Error::Config(_) | Error::Weights(_) | Error::Tokenizer(_))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (kind, msg) = match self {
-            Error::Config(m) => ("config", m),
-            Error::Weights(m) => ("weights", m),
-            Error::Tokenizer(m) => ("tokenizer", m),
-            Error::Input(m) => ("input", m),
-            Error::Gpu(m) => ("gpu", m),
-            Error::DeviceLost(m) => ("device lost", m),
-            Error::Io(m) => ("io", m),
+        let kind = match self {
+            Error::Config(_) => "config",
+            Error::Weights(_) => "weights",
+            Error::Tokenizer(_) => "tokenizer",
+            Error::Input(_) => "input",
+            Error::Gpu(_) => "gpu",
+            Error::DeviceLost(_) => "device lost",
+            Error::Io(_) => "io",
+            Error::File(_) => "file",
+            Error::Storage(_) => "storage",
         };
-        write!(f, "{kind} error: {msg}")
+        write!(f, "{kind} error: {}", self.message())
     }
 }
 

@@ -10,6 +10,9 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 
+/// Cloning shares the device (wgpu's handles are reference-counted): the
+/// fine-tuning head runs on the encoder's device.
+#[derive(Clone)]
 pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
@@ -26,7 +29,7 @@ impl GpuContext {
     pub async fn new() -> Result<Self> {
         #[cfg(target_arch = "wasm32")]
         if !browser_has_webgpu() {
-            return Err(Error::Gpu("WebGPU is not available in this browser".into()));
+            return Err(Error::Gpu("WebGPU not available in this browser".into()));
         }
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
@@ -74,6 +77,13 @@ impl GpuContext {
             }
         }));
         Ok(GpuContext { device, queue, info, limits, lost, uncaptured })
+    }
+
+    /// Lowers the storage-binding limit the encoder plans with (never raises
+    /// it): how tests make a batch split into several submissions, or a model
+    /// not fit, without a huge batch.
+    pub fn limit_bindings(&mut self, bytes: u64) {
+        self.limits.max_storage_buffer_binding_size = self.limits.max_storage_buffer_binding_size.min(bytes);
     }
 
     /// A software rasteriser posing as a GPU (Mesa's lavapipe, SwiftShader).
@@ -153,15 +163,20 @@ impl GpuContext {
         self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
             contents: bytemuck::bytes_of(value),
-            usage: wgpu::BufferUsages::UNIFORM,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         })
     }
 
+    /// Rewrites a recorded dispatch's parameters (what changes between
+    /// replays of the same work, e.g. AdamW's step and learning rate).
+    pub fn update_params<T: bytemuck::Pod>(&self, d: &Dispatch, params: &T) {
+        self.queue.write_buffer(&d.params, 0, bytemuck::bytes_of(params));
+    }
+
     pub fn pipeline(&self, label: &str, wgsl: &str) -> wgpu::ComputePipeline {
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
-        });
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(wgsl.into()) });
         self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: None,
@@ -190,7 +205,7 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Dispatch { pipeline: pipeline.clone(), bind_group, workgroups }
+        Dispatch { pipeline: pipeline.clone(), bind_group, params, workgroups }
     }
 
     /// Records `dispatches` in order into one compute pass, then copies
@@ -232,9 +247,7 @@ impl GpuContext {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| self.failure(format!("waiting for the GPU failed: {e}")))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| self.failure(format!("waiting for the GPU failed: {e}")))?;
         let mapped = rx.await.map_err(|_| self.failure("the GPU dropped the readback".into()))?;
         mapped.map_err(|e| self.failure(format!("cannot read results back: {e}")))?;
         self.check()?;
@@ -256,8 +269,7 @@ impl GpuContext {
 #[cfg(target_arch = "wasm32")]
 fn browser_has_webgpu() -> bool {
     let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or_default();
-    !navigator.is_undefined()
-        && js_sys::Reflect::get(&navigator, &"gpu".into()).map(|g| !g.is_undefined() && !g.is_null()).unwrap_or(false)
+    !navigator.is_undefined() && js_sys::Reflect::get(&navigator, &"gpu".into()).map(|g| !g.is_undefined() && !g.is_null()).unwrap_or(false)
 }
 
 /// wgpu maps only the adapter's `description`, which Chromium leaves empty;
@@ -272,11 +284,8 @@ async fn browser_adapter_name() -> Option<String> {
     let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
     let info = Reflect::get(&adapter, &"info".into()).ok()?;
     let field = |k: &str| Reflect::get(&info, &k.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
-    let name = [field("vendor"), field("architecture"), field("device")]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let name =
+        [field("vendor"), field("architecture"), field("device")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ");
     (!name.is_empty()).then_some(name)
 }
 
@@ -285,6 +294,7 @@ async fn browser_adapter_name() -> Option<String> {
 pub struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
+    params: wgpu::Buffer,
     workgroups: [u32; 3],
 }
 

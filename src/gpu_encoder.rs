@@ -11,7 +11,7 @@ use crate::kernels::attention::{AttentionKernel, AttentionShape, ProbsSlot};
 use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsKernel};
 use crate::kernels::layernorm::LayerNormKernel;
 use crate::kernels::matmul::{Epilogue, Layout, MatmulKernel};
-use crate::outputs::{Attentions, Outputs};
+use crate::outputs::{AttentionRequest, Attentions, Outputs};
 use crate::tokenize::Batch;
 use crate::weights::{BertWeights, LayerNorm, Linear};
 
@@ -40,7 +40,7 @@ struct GpuWeights {
     pooler: Option<GpuLinear>,
 }
 
-/// The bound dispatches and buffers for one `(rows, seq, attentions)` shape.
+/// The bound dispatches and buffers for one `(rows, seq, attention rows kept)` shape.
 struct Plan {
     input_ids: wgpu::Buffer,
     token_type_ids: wgpu::Buffer,
@@ -69,8 +69,10 @@ pub struct GpuEncoder {
     embeddings: EmbeddingsKernel,
     attention: AttentionKernel,
     weights: GpuWeights,
-    plans: HashMap<(usize, usize, bool), Plan>,
+    plans: HashMap<(usize, usize, usize), Plan>,
     dummy: wgpu::Buffer,
+    /// Which rows' attention probabilities the next submission writes.
+    kept: wgpu::Buffer,
 }
 
 /// How many plans (batch shapes) stay cached before the cache is cleared.
@@ -117,6 +119,7 @@ impl GpuEncoder {
             embeddings: EmbeddingsKernel::new(&ctx),
             attention: AttentionKernel::new(&ctx),
             dummy: ctx.scratch("unused", 1),
+            kept: AttentionKernel::kept(&ctx),
             config: c.clone(),
             weights,
             plans: HashMap::new(),
@@ -130,12 +133,12 @@ impl GpuEncoder {
 
     /// The most rows of `seq` tokens one submission can take without any
     /// buffer passing the adapter's binding limit.
-    fn max_rows(&self, seq: usize, want_attentions: bool) -> usize {
+    fn max_rows(&self, seq: usize, attentions: AttentionRequest) -> usize {
         let c = &self.config;
         let limit = self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size) as usize;
         let widest = (3 * c.hidden_size).max(c.intermediate_size);
         let mut per_row = seq * widest * 4;
-        if want_attentions {
+        if attentions == AttentionRequest::All {
             per_row = per_row.max(c.num_hidden_layers * c.num_attention_heads * seq * seq * 4);
         }
         limit / per_row
@@ -143,7 +146,7 @@ impl GpuEncoder {
 
     /// Runs the encoder over a (validated) batch, in as many submissions as
     /// the adapter's limits require (one for any ordinary batch).
-    pub async fn forward(&mut self, batch: &Batch, want_attentions: bool) -> Result<Outputs> {
+    pub async fn forward(&mut self, batch: &Batch, attentions: AttentionRequest) -> Result<Outputs> {
         let s = batch.seq_len;
         if s > AttentionKernel::MAX_SEQ {
             return Err(Error::Input(format!(
@@ -151,28 +154,33 @@ impl GpuEncoder {
                 AttentionKernel::MAX_SEQ
             )));
         }
-        let max_rows = self.max_rows(s, want_attentions);
+        let max_rows = self.max_rows(s, attentions);
         if max_rows == 0 {
             return Err(Error::Gpu(format!("a single sequence of {s} tokens does not fit this adapter's buffer limits")));
         }
+        let kept = attentions.rows(batch.batch_size);
         let mut parts = Vec::new();
         let mut start = 0;
         while start < batch.batch_size {
             let rows = max_rows.min(batch.batch_size - start);
-            parts.push(self.forward_rows(batch, start, rows, want_attentions).await?);
+            // the kept rows that fall in this part, counted from its start
+            let local = kept.as_ref().map(|k| k.start.max(start) - start..k.end.min(start + rows).saturating_sub(start));
+            let local = local.filter(|r| !r.is_empty());
+            parts.push(self.forward_rows(batch, start, rows, local).await?);
             start += rows;
         }
-        Ok(Outputs::concat(parts))
+        Outputs::concat(parts).ok_or_else(|| Error::Input("empty batch".into()))
     }
 
-    async fn forward_rows(&mut self, batch: &Batch, start: usize, rows: usize, want_attentions: bool) -> Result<Outputs> {
+    async fn forward_rows(&mut self, batch: &Batch, start: usize, rows: usize, kept: Option<std::ops::Range<usize>>) -> Result<Outputs> {
         let (s, h) = (batch.seq_len, self.config.hidden_size);
-        let key = (rows, s, want_attentions);
+        let kept_count = kept.as_ref().map_or(0, |k| k.len());
+        let key = (rows, s, kept_count);
         if !self.plans.contains_key(&key) {
             if self.plans.len() >= MAX_PLANS {
                 self.plans.clear();
             }
-            let plan = self.build_plan(rows, s, want_attentions);
+            let plan = self.build_plan(rows, s, kept_count);
             self.plans.insert(key, plan);
         }
         let plan = &self.plans[&key];
@@ -181,6 +189,8 @@ impl GpuEncoder {
         q.write_buffer(&plan.input_ids, 0, bytemuck::cast_slice(&batch.input_ids[span.clone()]));
         q.write_buffer(&plan.token_type_ids, 0, bytemuck::cast_slice(&batch.token_type_ids[span.clone()]));
         q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&batch.attention_mask[span]));
+        let first = kept.as_ref().map_or(0, |k| k.start);
+        q.write_buffer(&self.kept, 0, bytemuck::cast_slice(&AttentionKernel::kept_rows(first, kept_count)));
 
         let (l, nh) = (self.config.num_hidden_layers, self.config.num_attention_heads);
         let mut outputs = vec![(&plan.hidden, rows * s * h)];
@@ -188,16 +198,20 @@ impl GpuEncoder {
             outputs.push((p, rows * h));
         }
         if let Some(p) = &plan.probs {
-            outputs.push((p, rows * l * nh * s * s));
+            outputs.push((p, kept_count * l * nh * s * s));
         }
         let mut read = self.ctx.run(&plan.dispatches, &outputs).await?.into_iter();
-        let last_hidden_state = read.next().unwrap();
-        let pooler_output = plan.pooled.as_ref().map(|_| read.next().unwrap());
-        let attentions = plan.probs.as_ref().map(|_| Attentions { layers: l, heads: nh, probs: read.next().unwrap() });
+        let mut next = || read.next().ok_or_else(|| Error::Gpu("a readback is missing".into()));
+        let last_hidden_state = next()?;
+        let pooler_output = plan.pooled.as_ref().map(|_| next()).transpose()?;
+        let attentions = match (&plan.probs, kept) {
+            (Some(_), Some(rows)) => Some(Attentions { rows, layers: l, heads: nh, probs: next()? }),
+            _ => None,
+        };
         Ok(Outputs { batch: rows, seq: s, hidden: h, last_hidden_state, pooler_output, attentions })
     }
 
-    fn build_plan(&self, rows: usize, s: usize, want_attentions: bool) -> Plan {
+    fn build_plan(&self, rows: usize, s: usize, kept_count: usize) -> Plan {
         let ctx = &self.ctx;
         let c = &self.config;
         let (h, t) = (c.hidden_size, rows * s);
@@ -213,8 +227,7 @@ impl GpuEncoder {
         let input_ids = ctx.scratch("input_ids", t);
         let token_type_ids = ctx.scratch("token_type_ids", t);
         let mask = ctx.scratch("mask", t);
-        let probs = want_attentions
-            .then(|| ctx.scratch("attentions", rows * c.num_hidden_layers * c.num_attention_heads * s * s));
+        let probs = (kept_count > 0).then(|| ctx.scratch("attentions", kept_count * c.num_hidden_layers * c.num_attention_heads * s * s));
         let w = &self.weights;
         let dense = |x: &wgpu::Buffer, lin: &GpuLinear, y: &wgpu::Buffer, act: Epilogue| {
             self.matmul.linear(ctx, x, t, &lin.w, &lin.b, y, (lin.n, lin.k), act)
@@ -231,7 +244,7 @@ impl GpuEncoder {
         for (l, layer) in w.layers.iter().enumerate() {
             d.push(dense(&a.x, &layer.qkv, &a.qkv, Epilogue::None));
             let slot = probs.as_ref().map(|buffer| ProbsSlot { buffer, layer: l, layers: c.num_hidden_layers });
-            d.push(self.attention.bind(ctx, &a.qkv, &mask, &a.ctx, slot, &self.dummy, shape));
+            d.push(self.attention.bind(ctx, &a.qkv, &mask, &a.ctx, slot, (&self.dummy, &self.kept), shape));
             d.push(dense(&a.ctx, &layer.attn_out, &a.tmp, Epilogue::None));
             d.push(norm(&a.tmp, Some(&a.x), &layer.attn_norm, &a.x1));
             d.push(dense(&a.x1, &layer.ffn_in, &a.inter, c.hidden_act.into()));

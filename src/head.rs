@@ -1,7 +1,9 @@
 //! A classification head on frozen BERT features, and its training step:
 //! forward, softmax cross-entropy, backward and AdamW, on the CPU (the
 //! reference, written out step by step) or on the GPU (the same steps as
-//! WGSL kernels, one submission per step).
+//! WGSL kernels, one submission per step, on the encoder's device).
+
+use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, GpuContext};
@@ -9,6 +11,7 @@ use crate::kernels::adamw::{adamw_cpu, AdamW, AdamWKernel};
 use crate::kernels::cross_entropy::{cross_entropy_cpu, CrossEntropyKernel};
 use crate::kernels::matmul::{matmul_cpu, Epilogue, Layout, MatmulKernel};
 use crate::kernels::relu_backward::{relu_backward_cpu, ReluBackwardKernel};
+use crate::rng::Rng;
 
 /// What the head reads from the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,6 +29,8 @@ pub enum HeadInput {
 }
 
 impl HeadInput {
+    pub const ALL: [HeadInput; 4] = [HeadInput::Pooler, HeadInput::Cls, HeadInput::Mean, HeadInput::PairFeatures];
+
     pub fn name(self) -> &'static str {
         match self {
             HeadInput::Pooler => "pooler",
@@ -36,12 +41,16 @@ impl HeadInput {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [HeadInput::Pooler, HeadInput::Cls, HeadInput::Mean, HeadInput::PairFeatures].into_iter().find(|h| h.name() == s)
+        Self::ALL.into_iter().find(|h| h.name() == s)
     }
 
     /// Feature width for an encoder of width `hidden`.
     pub fn width(self, hidden: usize) -> usize {
-        if self == HeadInput::PairFeatures { 4 * hidden } else { hidden }
+        if self == HeadInput::PairFeatures {
+            4 * hidden
+        } else {
+            hidden
+        }
     }
 }
 
@@ -55,19 +64,13 @@ pub struct HeadSpec {
     pub classes: usize,
 }
 
-/// One trainable tensor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Param {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
-    /// Weight decay applies (not to biases, as in transformers' Trainer).
-    pub decay: bool,
-}
+/// The most parameters a head may have (256 MB of f32): more is a typo, and
+/// would abort on the allocation instead of saying so.
+pub const MAX_HEAD_PARAMS: usize = 1 << 26;
 
 impl HeadSpec {
-    /// The layers as (weight name, out, in): one for a Linear, two for the MLP.
-    fn layers(&self) -> Vec<(&'static str, usize, usize)> {
+    /// The Linears as (name, out, in): one for a Linear head, two for the MLP.
+    fn shapes(&self) -> Vec<(&'static str, usize, usize)> {
         if self.hidden == 0 {
             vec![("classifier", self.classes, self.in_dim)]
         } else {
@@ -75,92 +78,180 @@ impl HeadSpec {
         }
     }
 
+    pub fn param_count(&self) -> usize {
+        self.shapes().iter().map(|(_, o, i)| o.saturating_mul(*i).saturating_add(*o)).fold(0, usize::saturating_add)
+    }
+
+    /// Refuses heads too large to allocate.
+    pub fn check_size(&self) -> Result<()> {
+        let n = self.param_count();
+        if n > MAX_HEAD_PARAMS {
+            return Err(Error::Input(format!(
+                "a head with {n} parameters ({:.1} GB) is too large: at most {MAX_HEAD_PARAMS} (use a smaller MLP width)",
+                n as f64 * 4.0 / 1e9
+            )));
+        }
+        Ok(())
+    }
+
     /// Weights N(0, 0.02) from `seed` (transformers' initializer_range), biases 0.
-    pub fn init(&self, seed: u64) -> Vec<Param> {
-        let mut rng = crate::weights::Rng::new(seed);
-        self.layers()
+    pub fn init(&self, seed: u64) -> HeadParams {
+        let mut rng = Rng::new(seed);
+        let layers = self
+            .shapes()
             .into_iter()
-            .flat_map(|(name, out, inp)| {
+            .map(|(name, out, inp)| LinearParams { name, out, inp, weight: rng.normal(out * inp, 0.02), bias: vec![0.0; out] })
+            .collect();
+        HeadParams { layers }
+    }
+}
+
+/// One Linear of the head: `weight` `[out, inp]`, `bias` `[out]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearParams {
+    /// transformers' module name: `classifier`, `head.dense`, `head.out`.
+    pub name: &'static str,
+    pub out: usize,
+    pub inp: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The head's Linears in order (a ReLU between two). The same shape holds
+/// gradients and AdamW's moments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadParams {
+    pub layers: Vec<LinearParams>,
+}
+
+/// One tensor of a head, as files name it.
+pub struct NamedTensor<'a> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: &'a [f32],
+}
+
+impl HeadParams {
+    pub fn zeros_like(&self) -> HeadParams {
+        let layers =
+            self.layers.iter().map(|l| LinearParams { weight: vec![0.0; l.weight.len()], bias: vec![0.0; l.out], ..l.clone() }).collect();
+        HeadParams { layers }
+    }
+
+    /// `{name}.weight` and `{name}.bias` of every Linear.
+    pub fn tensors(&self) -> Vec<NamedTensor<'_>> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
                 [
-                    Param { name: format!("{name}.weight"), shape: vec![out, inp], data: rng.normal(out * inp, 0.02), decay: true },
-                    Param { name: format!("{name}.bias"), shape: vec![out], data: vec![0.0; out], decay: false },
+                    NamedTensor { name: format!("{}.weight", l.name), shape: vec![l.out, l.inp], data: &l.weight },
+                    NamedTensor { name: format!("{}.bias", l.name), shape: vec![l.out], data: &l.bias },
                 ]
             })
             .collect()
+    }
+
+    /// The same shapes, with values looked up by tensor name.
+    pub fn with_values(&self, mut get: impl FnMut(&str, &[usize]) -> Result<Vec<f32>>) -> Result<HeadParams> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let weight = get(&format!("{}.weight", l.name), &[l.out, l.inp])?;
+            let bias = get(&format!("{}.bias", l.name), &[l.out])?;
+            layers.push(LinearParams { weight, bias, ..l.clone() });
+        }
+        Ok(HeadParams { layers })
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.layers.iter().all(|l| l.weight.iter().chain(&l.bias).all(|v| v.is_finite()))
+    }
+}
+
+/// AdamW on every tensor: weight decay on weights, none on biases (as the Trainer does).
+fn adamw_head(opt: &AdamW, t: u32, p: &mut HeadParams, g: &HeadParams, m: &mut HeadParams, v: &mut HeadParams) {
+    let no_decay = AdamW { weight_decay: 0.0, ..*opt };
+    for (((p, g), m), v) in p.layers.iter_mut().zip(&g.layers).zip(&mut m.layers).zip(&mut v.layers) {
+        adamw_cpu(opt, t, &mut p.weight, &g.weight, &mut m.weight, &mut v.weight);
+        adamw_cpu(&no_decay, t, &mut p.bias, &g.bias, &mut m.bias, &mut v.bias);
     }
 }
 
 /// The CPU reference of a training step and of prediction.
 pub struct CpuHead {
     pub spec: HeadSpec,
-    pub params: Vec<Param>,
-    m: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    pub params: HeadParams,
+    m: HeadParams,
+    v: HeadParams,
 }
 
 impl CpuHead {
-    pub fn new(spec: HeadSpec, params: Vec<Param>) -> Self {
-        let zeros: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.data.len()]).collect();
+    pub fn new(spec: HeadSpec, params: HeadParams) -> Self {
+        let zeros = params.zeros_like();
         CpuHead { spec, params, m: zeros.clone(), v: zeros }
     }
 
-    /// Logits `[rows, classes]` and, for the MLP, the hidden activations.
-    fn forward(&self, x: &[f32], rows: usize) -> (Vec<f32>, Option<Vec<f32>>) {
-        let s = &self.spec;
-        let p = &self.params;
-        if s.hidden == 0 {
-            let logits = matmul_cpu(x, Layout::rows(s.in_dim), &p[0].data, Layout::rows(s.in_dim), Some(&p[1].data), (rows, s.classes, s.in_dim), Epilogue::None);
-            return (logits, None);
+    /// Logits `[rows, classes]`, and each Linear's input (the last one's is what backward needs).
+    fn forward(&self, x: &[f32], rows: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
+        let mut inputs = vec![x.to_vec()];
+        let last = self.params.layers.len() - 1;
+        for (i, l) in self.params.layers.iter().enumerate() {
+            let act = if i < last { Epilogue::Relu } else { Epilogue::None };
+            let y = matmul_cpu(&inputs[i], Layout::rows(l.inp), &l.weight, Layout::rows(l.inp), Some(&l.bias), (rows, l.out, l.inp), act);
+            inputs.push(y);
         }
-        let h = matmul_cpu(x, Layout::rows(s.in_dim), &p[0].data, Layout::rows(s.in_dim), Some(&p[1].data), (rows, s.hidden, s.in_dim), Epilogue::Relu);
-        let logits = matmul_cpu(&h, Layout::rows(s.hidden), &p[2].data, Layout::rows(s.hidden), Some(&p[3].data), (rows, s.classes, s.hidden), Epilogue::None);
-        (logits, Some(h))
+        let logits = inputs.pop().unwrap_or_default();
+        (logits, inputs)
     }
 
     /// Class probabilities `[rows, classes]`.
     pub fn predict(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let (logits, _) = self.forward(x, rows);
-        softmax_rows(&logits, self.spec.classes)
+        softmax_rows(&self.forward(x, rows).0, self.spec.classes)
     }
 
-    /// Gradients of the mean cross-entropy of a batch, in `params` order, and the loss.
-    pub fn gradients(&self, x: &[f32], labels: &[u32]) -> (f32, Vec<Vec<f32>>) {
-        let s = &self.spec;
+    /// The batch's mean cross-entropy and its gradients.
+    pub fn gradients(&self, x: &[f32], labels: &[u32]) -> (f32, HeadParams) {
         let rows = labels.len();
-        let (logits, hidden) = self.forward(x, rows);
-        let (loss, dlogits) = cross_entropy_cpu(&logits, labels, s.classes, 1.0 / rows as f32);
+        let (logits, inputs) = self.forward(x, rows);
+        let (loss, mut dy) = cross_entropy_cpu(&logits, labels, self.spec.classes, 1.0 / rows as f32);
         let ones = vec![1.0f32; rows];
-        // dW = dYᵀ·X, db = 1ᵀ·dY, dX = dY·W
-        let dw = |dy: &[f32], n: usize, inp: &[f32], k: usize| {
-            matmul_cpu(dy, Layout::transposed(n), inp, Layout::transposed(k), None, (n, k, rows), Epilogue::None)
-        };
-        let db = |dy: &[f32], n: usize| matmul_cpu(&ones, Layout::rows(rows), dy, Layout::transposed(n), None, (1, n, rows), Epilogue::None);
-        let grads = match hidden {
-            None => vec![dw(&dlogits, s.classes, x, s.in_dim), db(&dlogits, s.classes)],
-            Some(h) => {
-                let mut dh = matmul_cpu(&dlogits, Layout::rows(s.classes), &self.params[2].data, Layout::transposed(s.hidden), None, (rows, s.hidden, s.classes), Epilogue::None);
-                relu_backward_cpu(&h, &mut dh);
-                vec![dw(&dh, s.hidden, x, s.in_dim), db(&dh, s.hidden), dw(&dlogits, s.classes, &h, s.hidden), db(&dlogits, s.classes)]
+        let mut grads = self.params.zeros_like();
+        for (i, l) in self.params.layers.iter().enumerate().rev() {
+            // dW = dYᵀ·X, db = 1ᵀ·dY, dX = dY·W (then through the ReLU that made X)
+            let g = &mut grads.layers[i];
+            g.weight = matmul_cpu(
+                &dy,
+                Layout::transposed(l.out),
+                &inputs[i],
+                Layout::transposed(l.inp),
+                None,
+                (l.out, l.inp, rows),
+                Epilogue::None,
+            );
+            g.bias = matmul_cpu(&ones, Layout::rows(rows), &dy, Layout::transposed(l.out), None, (1, l.out, rows), Epilogue::None);
+            if i > 0 {
+                let mut dx =
+                    matmul_cpu(&dy, Layout::rows(l.out), &l.weight, Layout::transposed(l.inp), None, (rows, l.inp, l.out), Epilogue::None);
+                relu_backward_cpu(&inputs[i], &mut dx);
+                dy = dx;
             }
-        };
+        }
         (loss.iter().sum::<f32>() / rows as f32, grads)
     }
 
     /// One AdamW step `t` (from 1) on a batch; returns the batch's mean loss.
     pub fn step(&mut self, x: &[f32], labels: &[u32], opt: &AdamW, t: u32) -> f32 {
         let (loss, grads) = self.gradients(x, labels);
-        for (i, g) in grads.iter().enumerate() {
-            let o = AdamW { weight_decay: if self.params[i].decay { opt.weight_decay } else { 0.0 }, ..*opt };
-            adamw_cpu(&o, t, &mut self.params[i].data, g, &mut self.m[i], &mut self.v[i]);
-        }
+        adamw_head(opt, t, &mut self.params, &grads, &mut self.m, &mut self.v);
         loss
     }
 
-    pub fn moments(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+    /// AdamW's first and second moments.
+    pub fn moments(&self) -> (&HeadParams, &HeadParams) {
         (&self.m, &self.v)
     }
 
-    pub fn set_moments(&mut self, m: Vec<Vec<f32>>, v: Vec<Vec<f32>>) {
+    pub fn set_state(&mut self, params: HeadParams, m: HeadParams, v: HeadParams) {
+        self.params = params;
         self.m = m;
         self.v = v;
     }
@@ -178,9 +269,42 @@ pub fn softmax_rows(logits: &[f32], classes: usize) -> Vec<f32> {
         .collect()
 }
 
+/// One Linear's buffers on the GPU: parameters, gradients, moments.
+struct GpuLinear {
+    out: usize,
+    inp: usize,
+    w: wgpu::Buffer,
+    b: wgpu::Buffer,
+    gw: wgpu::Buffer,
+    gb: wgpu::Buffer,
+    mw: wgpu::Buffer,
+    mb: wgpu::Buffer,
+    vw: wgpu::Buffer,
+    vb: wgpu::Buffer,
+}
+
+/// A step's buffers and recorded dispatches for one batch size: built once,
+/// replayed every step (only the batch, the labels and AdamW's step change).
+struct StepPlan {
+    x: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    loss: wgpu::Buffer,
+    dispatches: Vec<Dispatch>,
+    /// The AdamW dispatches' positions in `dispatches`, with their tensor
+    /// length and whether weight decay applies.
+    adamw: Vec<(usize, usize, bool)>,
+}
+
+/// A prediction's buffers for one batch size.
+struct PredictPlan {
+    x: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    dispatches: Vec<Dispatch>,
+}
+
 /// The same step on the GPU: parameters, gradients and moments live in GPU
-/// buffers; a step uploads the batch, records forward, loss, backward and
-/// AdamW into one submission, and reads back only the losses.
+/// buffers; a step uploads the batch, replays forward, loss, backward and
+/// AdamW in one submission, and reads back only the losses.
 pub struct GpuHead {
     pub spec: HeadSpec,
     ctx: GpuContext,
@@ -188,27 +312,46 @@ pub struct GpuHead {
     cross_entropy: CrossEntropyKernel,
     relu_backward: ReluBackwardKernel,
     adamw: AdamWKernel,
-    meta: Vec<(String, Vec<usize>, bool)>,
-    params: Vec<wgpu::Buffer>,
-    grads: Vec<wgpu::Buffer>,
-    m: Vec<wgpu::Buffer>,
-    v: Vec<wgpu::Buffer>,
+    names: Vec<&'static str>,
+    layers: Vec<GpuLinear>,
+    steps: HashMap<usize, StepPlan>,
+    predictions: HashMap<usize, PredictPlan>,
 }
 
+/// Batch sizes whose plans stay cached (a run uses two: full and last batch).
+const MAX_PLANS: usize = 4;
+
 impl GpuHead {
-    pub fn new(ctx: GpuContext, spec: HeadSpec, params: &[Param]) -> Self {
-        let buf = |label: &str, d: &[f32]| ctx.storage_f32(label, d);
+    pub fn new(ctx: GpuContext, spec: HeadSpec, params: &HeadParams) -> Self {
+        let layers = params
+            .layers
+            .iter()
+            .map(|l| {
+                let zeros = |n: usize| ctx.storage_f32("moment", &vec![0.0; n]);
+                GpuLinear {
+                    out: l.out,
+                    inp: l.inp,
+                    w: ctx.storage_f32(l.name, &l.weight),
+                    b: ctx.storage_f32(l.name, &l.bias),
+                    gw: ctx.scratch("grad", l.weight.len()),
+                    gb: ctx.scratch("grad", l.out),
+                    mw: zeros(l.weight.len()),
+                    mb: zeros(l.out),
+                    vw: zeros(l.weight.len()),
+                    vb: zeros(l.out),
+                }
+            })
+            .collect();
         GpuHead {
             spec,
             matmul: MatmulKernel::new(&ctx),
             cross_entropy: CrossEntropyKernel::new(&ctx),
             relu_backward: ReluBackwardKernel::new(&ctx),
             adamw: AdamWKernel::new(&ctx),
-            meta: params.iter().map(|p| (p.name.clone(), p.shape.clone(), p.decay)).collect(),
-            params: params.iter().map(|p| buf(&p.name, &p.data)).collect(),
-            grads: params.iter().map(|p| ctx.scratch("grad", p.data.len())).collect(),
-            m: params.iter().map(|p| buf("m", &vec![0.0; p.data.len()])).collect(),
-            v: params.iter().map(|p| buf("v", &vec![0.0; p.data.len()])).collect(),
+            names: params.layers.iter().map(|l| l.name).collect(),
+            layers,
+            steps: HashMap::new(),
+            predictions: HashMap::new(),
             ctx,
         }
     }
@@ -217,98 +360,127 @@ impl GpuHead {
         &self.ctx
     }
 
-    /// Forward dispatches for `rows` rows of `x`: logits, and the MLP's hidden activations.
-    fn forward(&self, x: &wgpu::Buffer, rows: usize, d: &mut Vec<Dispatch>) -> (wgpu::Buffer, Option<wgpu::Buffer>) {
-        let s = &self.spec;
+    /// Forward dispatches for `rows` rows of `x`: the logits, and each Linear's input buffer.
+    fn forward(&self, x: &wgpu::Buffer, rows: usize, d: &mut Vec<Dispatch>) -> (wgpu::Buffer, Vec<wgpu::Buffer>) {
         let ctx = &self.ctx;
-        let p = &self.params;
-        let logits = ctx.scratch("logits", rows * s.classes);
-        if s.hidden == 0 {
-            d.push(self.matmul.linear(ctx, x, rows, &p[0], &p[1], &logits, (s.classes, s.in_dim), Epilogue::None));
-            return (logits, None);
+        let mut inputs = vec![x.clone()];
+        let last = self.layers.len() - 1;
+        for (i, l) in self.layers.iter().enumerate() {
+            let act = if i < last { Epilogue::Relu } else { Epilogue::None };
+            let y = ctx.scratch("activations", rows * l.out);
+            d.push(self.matmul.linear(ctx, &inputs[i], rows, &l.w, &l.b, &y, (l.out, l.inp), act));
+            inputs.push(y);
         }
-        let h = ctx.scratch("hidden", rows * s.hidden);
-        d.push(self.matmul.linear(ctx, x, rows, &p[0], &p[1], &h, (s.hidden, s.in_dim), Epilogue::Relu));
-        d.push(self.matmul.linear(ctx, &h, rows, &p[2], &p[3], &logits, (s.classes, s.hidden), Epilogue::None));
-        (logits, Some(h))
+        let logits = inputs.pop().unwrap_or_else(|| x.clone());
+        (logits, inputs)
     }
 
-    pub async fn predict(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
-        let xb = self.ctx.storage_f32("x", x);
+    fn step_plan(&self, rows: usize) -> StepPlan {
+        let ctx = &self.ctx;
+        let classes = self.spec.classes;
+        let x = ctx.scratch("x", rows * self.spec.in_dim);
+        let labels = ctx.scratch("labels", rows);
+        let ones = ctx.storage_f32("ones", &vec![1.0; rows]);
         let mut d = Vec::new();
-        let (logits, _) = self.forward(&xb, rows, &mut d);
-        let out = self.ctx.run(&d, &[(&logits, rows * self.spec.classes)]).await?;
+        let (logits, inputs) = self.forward(&x, rows, &mut d);
+        let loss = ctx.scratch("loss", rows);
+        let mut dy = ctx.scratch("dlogits", rows * classes);
+        d.push(self.cross_entropy.bind(ctx, &logits, &labels, &loss, &dy, rows, classes, 1.0 / rows as f32));
+        for (i, l) in self.layers.iter().enumerate().rev() {
+            // dW = dYᵀ·X, db = 1ᵀ·dY, dX = dY·W (then through the ReLU that made X)
+            let (dyt, xt) = ((&dy, Layout::transposed(l.out)), (&inputs[i], Layout::transposed(l.inp)));
+            d.push(self.matmul.bind(ctx, dyt, xt, None, &l.gw, (l.out, l.inp, rows), Epilogue::None));
+            d.push(self.matmul.bind(ctx, (&ones, Layout::rows(rows)), dyt, None, &l.gb, (1, l.out, rows), Epilogue::None));
+            if i > 0 {
+                let dx = ctx.scratch("dx", rows * l.inp);
+                let wt = (&l.w, Layout::transposed(l.inp));
+                d.push(self.matmul.bind(ctx, (&dy, Layout::rows(l.out)), wt, None, &dx, (rows, l.inp, l.out), Epilogue::None));
+                d.push(self.relu_backward.bind(ctx, &inputs[i], &dx, rows * l.inp));
+                dy = dx;
+            }
+        }
+        let mut adamw = Vec::new();
+        let placeholder = AdamW::new(0.0, 0.0);
+        for l in &self.layers {
+            for (g, p, m, v, len, decay) in [(&l.gw, &l.w, &l.mw, &l.vw, l.out * l.inp, true), (&l.gb, &l.b, &l.mb, &l.vb, l.out, false)] {
+                adamw.push((d.len(), len, decay));
+                d.push(self.adamw.bind(ctx, &placeholder, 1, g, p, m, v, len));
+            }
+        }
+        StepPlan { x, labels, loss, dispatches: d, adamw }
+    }
+
+    fn predict_plan(&self, rows: usize) -> PredictPlan {
+        let x = self.ctx.scratch("x", rows * self.spec.in_dim);
+        let mut dispatches = Vec::new();
+        let (logits, _) = self.forward(&x, rows, &mut dispatches);
+        PredictPlan { x, logits, dispatches }
+    }
+
+    pub async fn predict(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        if !self.predictions.contains_key(&rows) {
+            if self.predictions.len() >= MAX_PLANS {
+                self.predictions.clear();
+            }
+            let plan = self.predict_plan(rows);
+            self.predictions.insert(rows, plan);
+        }
+        let plan = &self.predictions[&rows];
+        self.ctx.queue.write_buffer(&plan.x, 0, bytemuck::cast_slice(x));
+        let out = self.ctx.run(&plan.dispatches, &[(&plan.logits, rows * self.spec.classes)]).await?;
         Ok(softmax_rows(&out[0], self.spec.classes))
     }
 
     /// One AdamW step `t` on a batch; returns the batch's mean loss.
     pub async fn step(&mut self, x: &[f32], labels: &[u32], opt: &AdamW, t: u32) -> Result<f32> {
-        let s = self.spec;
-        let ctx = &self.ctx;
         let rows = labels.len();
-        let xb = ctx.storage_f32("x", x);
-        let yb = ctx.storage_u32("labels", labels);
-        let ones = ctx.storage_f32("ones", &vec![1.0; rows]);
-        let mut d = Vec::new();
-        let (logits, hidden) = self.forward(&xb, rows, &mut d);
-        let loss = ctx.scratch("loss", rows);
-        let dlogits = ctx.scratch("dlogits", rows * s.classes);
-        d.push(self.cross_entropy.bind(ctx, &logits, &yb, &loss, &dlogits, rows, s.classes, 1.0 / rows as f32));
-        let g = &self.grads;
-        // dW = dYᵀ·X, db = 1ᵀ·dY, dX = dY·W
-        let backward = |dy: &wgpu::Buffer, n: usize, inp: &wgpu::Buffer, k: usize, gw: &wgpu::Buffer, gb: &wgpu::Buffer| {
-            [
-                self.matmul.bind(ctx, (dy, Layout::transposed(n)), (inp, Layout::transposed(k)), None, gw, (n, k, rows), Epilogue::None),
-                self.matmul.bind(ctx, (&ones, Layout::rows(rows)), (dy, Layout::transposed(n)), None, gb, (1, n, rows), Epilogue::None),
-            ]
-        };
-        match &hidden {
-            None => d.extend(backward(&dlogits, s.classes, &xb, s.in_dim, &g[0], &g[1])),
-            Some(h) => {
-                d.extend(backward(&dlogits, s.classes, h, s.hidden, &g[2], &g[3]));
-                let dh = ctx.scratch("dhidden", rows * s.hidden);
-                let w2t = (&self.params[2], Layout::transposed(s.hidden));
-                d.push(self.matmul.bind(ctx, (&dlogits, Layout::rows(s.classes)), w2t, None, &dh, (rows, s.hidden, s.classes), Epilogue::None));
-                d.push(self.relu_backward.bind(ctx, h, &dh, rows * s.hidden));
-                d.extend(backward(&dh, s.hidden, &xb, s.in_dim, &g[0], &g[1]));
+        if !self.steps.contains_key(&rows) {
+            if self.steps.len() >= MAX_PLANS {
+                self.steps.clear();
             }
+            let plan = self.step_plan(rows);
+            self.steps.insert(rows, plan);
         }
-        for (i, (_, shape, decay)) in self.meta.iter().enumerate() {
-            let o = AdamW { weight_decay: if *decay { opt.weight_decay } else { 0.0 }, ..*opt };
-            let len = shape.iter().product();
-            d.push(self.adamw.bind(ctx, &o, t, &self.grads[i], &self.params[i], &self.m[i], &self.v[i], len));
+        let plan = &self.steps[&rows];
+        let q = &self.ctx.queue;
+        q.write_buffer(&plan.x, 0, bytemuck::cast_slice(x));
+        q.write_buffer(&plan.labels, 0, bytemuck::cast_slice(labels));
+        for &(at, len, decay) in &plan.adamw {
+            let o = AdamW { weight_decay: if decay { opt.weight_decay } else { 0.0 }, ..*opt };
+            self.adamw.update(&self.ctx, &plan.dispatches[at], &o, t, len);
         }
-        let out = ctx.run(&d, &[(&loss, rows)]).await?;
+        let out = self.ctx.run(&plan.dispatches, &[(&plan.loss, rows)]).await?;
         Ok(out[0].iter().sum::<f32>() / rows as f32)
     }
 
-    /// Reads the parameters (and moments) back.
-    pub async fn state(&self) -> Result<(Vec<Param>, Vec<Vec<f32>>, Vec<Vec<f32>>)> {
-        let n = self.meta.len();
+    /// Reads the parameters and AdamW's moments back.
+    pub async fn state(&self) -> Result<(HeadParams, HeadParams, HeadParams)> {
         let mut outs: Vec<(&wgpu::Buffer, usize)> = Vec::new();
-        for bufs in [&self.params, &self.m, &self.v] {
-            for (i, b) in bufs.iter().enumerate() {
-                outs.push((b, self.meta[i].1.iter().product()));
+        for l in &self.layers {
+            for (w, b) in [(&l.w, &l.b), (&l.mw, &l.mb), (&l.vw, &l.vb)] {
+                outs.push((w, l.out * l.inp));
+                outs.push((b, l.out));
             }
         }
         let mut all = self.ctx.run(&[], &outs).await?.into_iter();
-        let params = self
-            .meta
-            .iter()
-            .map(|(name, shape, decay)| Param { name: name.clone(), shape: shape.clone(), data: all.next().unwrap(), decay: *decay })
-            .collect();
-        let m = (0..n).map(|_| all.next().unwrap()).collect();
-        let v = (0..n).map(|_| all.next().unwrap()).collect();
-        Ok((params, m, v))
+        let (mut p, mut m, mut v) = (Vec::new(), Vec::new(), Vec::new());
+        for (l, &name) in self.layers.iter().zip(&self.names) {
+            for dst in [&mut p, &mut m, &mut v] {
+                let (weight, bias) = (all.next().unwrap_or_default(), all.next().unwrap_or_default());
+                dst.push(LinearParams { name, out: l.out, inp: l.inp, weight, bias });
+            }
+        }
+        Ok((HeadParams { layers: p }, HeadParams { layers: m }, HeadParams { layers: v }))
     }
 
     /// Writes parameters and moments (restoring a good head, resuming a checkpoint).
-    pub fn set_state(&self, params: &[Param], m: &[Vec<f32>], v: &[Vec<f32>]) {
+    pub fn set_state(&self, params: &HeadParams, m: &HeadParams, v: &HeadParams) {
         let q = &self.ctx.queue;
-        for i in 0..self.meta.len() {
-            q.write_buffer(&self.params[i], 0, bytemuck::cast_slice(&params[i].data));
-            q.write_buffer(&self.m[i], 0, bytemuck::cast_slice(&m[i]));
-            q.write_buffer(&self.v[i], 0, bytemuck::cast_slice(&v[i]));
+        for (i, l) in self.layers.iter().enumerate() {
+            for (src, (w, b)) in [(params, (&l.w, &l.b)), (m, (&l.mw, &l.mb)), (v, (&l.vw, &l.vb))] {
+                q.write_buffer(w, 0, bytemuck::cast_slice(&src.layers[i].weight));
+                q.write_buffer(b, 0, bytemuck::cast_slice(&src.layers[i].bias));
+            }
         }
     }
 }

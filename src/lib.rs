@@ -3,6 +3,10 @@
 //! Data flows one way: bytes ([`model::ModelFiles`]) → weights and tokenizer
 //! ([`model::Model`]) → [`engine::Engine`] (GPU or CPU) → [`outputs::Outputs`].
 
+// The CPU references index arrays the way the math is written (llm.c style),
+// and kernel launchers take their buffers one by one: both are deliberate.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+
 pub mod analysis;
 pub mod config;
 pub mod cpu_encoder;
@@ -16,11 +20,13 @@ pub mod head;
 pub mod kernels;
 pub mod model;
 pub mod outputs;
+pub mod rng;
+pub mod tensor_file;
 pub mod tokenize;
 pub mod weights;
 
-pub use engine::{BackendChoice, Engine};
+pub use engine::{BackendChoice, BackendInfo, EmbedOptions, Engine};
 pub use error::{Error, Result};
-pub use model::{Model, ModelFiles};
-pub use outputs::{Outputs, Pooling};
+pub use model::{Model, ModelFiles, ModelIdentity};
+pub use outputs::{AttentionRequest, Outputs, Pooling};
 pub use tokenize::{Batch, Input};

@@ -8,6 +8,8 @@ use crate::weights::BertWeights;
 /// The bytes of a Hugging Face model folder (as read from disk, fetched, or dropped on the page).
 #[derive(Default, Clone)]
 pub struct ModelFiles {
+    /// Where the files came from, for people to read ("bert-base-uncased", a folder).
+    pub name: String,
     pub config_json: Option<Vec<u8>>,
     pub model_safetensors: Option<Vec<u8>>,
     pub tokenizer_json: Option<Vec<u8>>,
@@ -15,7 +17,44 @@ pub struct ModelFiles {
     pub tokenizer_config_json: Option<Vec<u8>>,
 }
 
+/// Which model something (a trained head, a saved run, cached features) was
+/// made with: a head refuses to run on another model's features.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelIdentity {
+    pub name: String,
+    pub hidden_size: usize,
+    /// [`BertWeights::fingerprint`]: equal weights, equal fingerprints.
+    pub fingerprint: String,
+}
+
+impl ModelIdentity {
+    pub fn of(name: &str, weights: &BertWeights) -> Self {
+        ModelIdentity { name: name.to_string(), hidden_size: weights.config.hidden_size, fingerprint: weights.fingerprint() }
+    }
+
+    /// The same weights, wherever they were loaded from.
+    pub fn same_model(&self, other: &ModelIdentity) -> bool {
+        self.fingerprint == other.fingerprint && self.hidden_size == other.hidden_size
+    }
+
+    /// Fails with a one-line message naming both models unless `loaded` is this model.
+    pub fn check_loaded(&self, what: &str, loaded: &ModelIdentity) -> Result<()> {
+        if self.same_model(loaded) {
+            return Ok(());
+        }
+        Err(Error::Input(format!("{what} was made with {self}; the loaded model is {loaded}: load that model first")))
+    }
+}
+
+impl std::fmt::Display for ModelIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = self.fingerprint.get(..8).unwrap_or(&self.fingerprint);
+        write!(f, "{} (hidden {}, weights {short})", self.name, self.hidden_size)
+    }
+}
+
 pub struct Model {
+    pub name: String,
     pub config: BertConfig,
     pub weights: BertWeights,
     pub tokenizer: BertTokenizer,
@@ -26,12 +65,9 @@ impl Model {
         let config_bytes = files.config_json.as_deref().ok_or_else(|| Error::Config("config.json is missing".into()))?;
         let config = BertConfig::from_json(config_bytes)?;
         let tokenizer = tokenizer_from_files(files, &config)?;
-        let weights_bytes = files
-            .model_safetensors
-            .as_deref()
-            .ok_or_else(|| Error::Weights("model.safetensors is missing".into()))?;
+        let weights_bytes = files.model_safetensors.as_deref().ok_or_else(|| Error::Weights("model.safetensors is missing".into()))?;
         let weights = BertWeights::from_safetensors(&config, weights_bytes)?;
-        Ok(Model { config, weights, tokenizer })
+        Ok(Model { name: files.name.clone(), config, weights, tokenizer })
     }
 
     /// Reads a folder laid out like a Hugging Face model repo.
@@ -47,7 +83,9 @@ impl Model {
             }
             std::fs::read(&p).map(Some).map_err(|e| Error::Io(format!("cannot read {}: {e}", p.display())))
         };
+        let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
         Self::from_files(&ModelFiles {
+            name,
             config_json: read("config.json")?,
             model_safetensors: read("model.safetensors")?,
             tokenizer_json: read("tokenizer.json")?,

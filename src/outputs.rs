@@ -16,9 +16,31 @@ pub struct Outputs {
     pub attentions: Option<Attentions>,
 }
 
-/// `[batch, layers, heads, seq, seq]` attention probabilities.
+/// Which rows' attention probabilities a forward pass keeps: every row's
+/// take B·L·H·S² floats, so the explorer asks for the one it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttentionRequest {
+    #[default]
+    None,
+    Row(usize),
+    All,
+}
+
+impl AttentionRequest {
+    /// The rows kept, of a batch of `batch` rows.
+    pub fn rows(self, batch: usize) -> Option<std::ops::Range<usize>> {
+        match self {
+            AttentionRequest::None => None,
+            AttentionRequest::Row(r) => Some(r..r + 1),
+            AttentionRequest::All => Some(0..batch),
+        }
+    }
+}
+
+/// `[rows, layers, heads, seq, seq]` attention probabilities of the batch rows `rows`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attentions {
+    pub rows: std::ops::Range<usize>,
     pub layers: usize,
     pub heads: usize,
     pub probs: Vec<f32>,
@@ -41,11 +63,12 @@ impl Outputs {
         &self.last_hidden_state[(b * self.seq + t) * self.hidden..][..self.hidden]
     }
 
-    /// The `seq × seq` attention probabilities of row `b`, `layer`, `head`.
+    /// The `seq × seq` attention probabilities of row `b`, `layer`, `head`,
+    /// when that row's were kept.
     pub fn attention(&self, b: usize, layer: usize, head: usize) -> Option<&[f32]> {
-        let a = self.attentions.as_ref()?;
+        let a = self.attentions.as_ref().filter(|a| a.rows.contains(&b))?;
         let s2 = self.seq * self.seq;
-        Some(&a.probs[((b * a.layers + layer) * a.heads + head) * s2..][..s2])
+        Some(&a.probs[(((b - a.rows.start) * a.layers + layer) * a.heads + head) * s2..][..s2])
     }
 
     /// One vector per row; `mask` is the batch's attention mask.
@@ -73,41 +96,31 @@ impl Outputs {
         Some(v)
     }
 
-    /// The rows `rows` of this output, as a batch of their own.
-    pub fn rows(&self, rows: std::ops::Range<usize>) -> Outputs {
-        let n = rows.len();
-        let per = self.seq * self.hidden;
-        Outputs {
-            batch: n,
-            seq: self.seq,
-            hidden: self.hidden,
-            last_hidden_state: self.last_hidden_state[rows.start * per..rows.end * per].to_vec(),
-            pooler_output: self
-                .pooler_output
-                .as_ref()
-                .map(|p| p[rows.start * self.hidden..rows.end * self.hidden].to_vec()),
-            attentions: self.attentions.as_ref().map(|a| {
-                let per = a.layers * a.heads * self.seq * self.seq;
-                Attentions { layers: a.layers, heads: a.heads, probs: a.probs[rows.start * per..rows.end * per].to_vec() }
-            }),
-        }
-    }
-
     /// Joins outputs of consecutive row chunks of one batch.
-    pub fn concat(parts: Vec<Outputs>) -> Outputs {
+    /// The parts' attentions carry row ranges of their own part; they become
+    /// ranges of the whole batch.
+    pub fn concat(parts: Vec<Outputs>) -> Option<Outputs> {
         let mut it = parts.into_iter();
-        let mut all = it.next().expect("at least one part");
+        let mut all = it.next()?;
         for p in it {
+            let offset = all.batch;
             all.batch += p.batch;
             all.last_hidden_state.extend(p.last_hidden_state);
             if let (Some(a), Some(b)) = (all.pooler_output.as_mut(), p.pooler_output) {
                 a.extend(b);
             }
-            if let (Some(a), Some(b)) = (all.attentions.as_mut(), p.attentions) {
-                a.probs.extend(b.probs);
+            if let Some(b) = p.attentions {
+                let rows = b.rows.start + offset..b.rows.end + offset;
+                match all.attentions.as_mut() {
+                    Some(a) => {
+                        a.rows.end = rows.end;
+                        a.probs.extend(b.probs);
+                    }
+                    None => all.attentions = Some(Attentions { rows, ..b }),
+                }
             }
         }
-        all
+        Some(all)
     }
 }
 
@@ -127,14 +140,17 @@ pub fn torch_format(data: &[f32], shape: &[usize]) -> String {
     collect_shown(data, shape, summarize, EDGE, &mut shown);
     let finite_nonzero: Vec<f64> = shown.iter().filter(|v| v.is_finite() && **v != 0.0).map(|v| v.abs()).collect();
     let all_ints = shown.iter().filter(|v| v.is_finite()).all(|v| v.fract() == 0.0);
-    let (lo, hi) = finite_nonzero
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-    let sci = !finite_nonzero.is_empty()
-        && (hi / lo > 1000.0 || hi > 1e8 || (!all_ints && lo < 1e-4));
+    let (lo, hi) = finite_nonzero.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let sci = !finite_nonzero.is_empty() && (hi / lo > 1000.0 || hi > 1e8 || (!all_ints && lo < 1e-4));
     let fmt = |v: f64| -> String {
         if !v.is_finite() {
-            return if v.is_nan() { "nan".into() } else if v > 0.0 { "inf".into() } else { "-inf".into() };
+            return if v.is_nan() {
+                "nan".into()
+            } else if v > 0.0 {
+                "inf".into()
+            } else {
+                "-inf".into()
+            };
         }
         if sci {
             let s = format!("{v:.4e}");
@@ -149,21 +165,11 @@ pub fn torch_format(data: &[f32], shape: &[usize]) -> String {
     let width = shown.iter().map(|&v| fmt(v).len()).max().unwrap_or(1);
     let fmt_padded = |v: f32| format!("{:>width$}", fmt(v as f64));
 
-    fn rec(
-        data: &[f32],
-        shape: &[usize],
-        indent: usize,
-        summarize: bool,
-        width: usize,
-        f: &dyn Fn(f32) -> String,
-    ) -> String {
+    fn rec(data: &[f32], shape: &[usize], indent: usize, summarize: bool, width: usize, f: &dyn Fn(f32) -> String) -> String {
         let n = shape[0];
         let skip = summarize && n > 2 * EDGE;
-        let idx: Vec<Option<usize>> = if skip {
-            (0..EDGE).map(Some).chain([None]).chain((n - EDGE..n).map(Some)).collect()
-        } else {
-            (0..n).map(Some).collect()
-        };
+        let idx: Vec<Option<usize>> =
+            if skip { (0..EDGE).map(Some).chain([None]).chain((n - EDGE..n).map(Some)).collect() } else { (0..n).map(Some).collect() };
         if shape.len() == 1 {
             let items: Vec<String> = idx.iter().map(|i| i.map_or(" ...".to_string(), |i| f(data[i]))).collect();
             let per_line = ((LINEWIDTH.saturating_sub(indent)) / (width + 2)).max(1);

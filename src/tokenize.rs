@@ -12,7 +12,8 @@ use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
-use tokenizers::{EncodeInput, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::utils::truncation::truncate_encodings;
+use tokenizers::{Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{Error, Result};
 
@@ -83,7 +84,6 @@ impl Batch {
 
 pub struct BertTokenizer {
     inner: Tokenizer,
-    max_len: usize,
     /// The model's positions: no text is ever longer.
     model_max_len: usize,
     pad_id: u32,
@@ -92,8 +92,7 @@ pub struct BertTokenizer {
 impl BertTokenizer {
     /// From a `tokenizer.json`, ignoring the padding and truncation stored in it.
     pub fn from_tokenizer_json(bytes: &[u8], max_len: usize, pad_id: u32) -> Result<Self> {
-        let inner = Tokenizer::from_bytes(bytes)
-            .map_err(|e| Error::Tokenizer(format!("tokenizer.json cannot be read: {e}")))?;
+        let inner = Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer(format!("tokenizer.json cannot be read: {e}")))?;
         Self::configured(inner, max_len, pad_id)
     }
 
@@ -101,9 +100,7 @@ impl BertTokenizer {
     pub fn from_vocab_txt(vocab: &str, lowercase: bool, max_len: usize, pad_id: u32) -> Result<Self> {
         let vocab: HashMap<String, u32> =
             vocab.lines().enumerate().map(|(i, t)| (t.trim_end_matches('\r').to_string(), i as u32)).collect();
-        let id_of = |t: &str| {
-            vocab.get(t).copied().ok_or_else(|| Error::Tokenizer(format!("vocab.txt has no {t} token")))
-        };
+        let id_of = |t: &str| vocab.get(t).copied().ok_or_else(|| Error::Tokenizer(format!("vocab.txt has no {t} token")));
         let (cls, sep) = (id_of("[CLS]")?, id_of("[SEP]")?);
         id_of("[UNK]")?;
         let model = WordPiece::builder()
@@ -114,9 +111,7 @@ impl BertTokenizer {
             .build()
             .map_err(|e| Error::Tokenizer(format!("vocab.txt: {e}")))?;
         let mut inner = Tokenizer::new(model);
-        inner
-            .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        inner.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase))).map_err(|e| Error::Tokenizer(e.to_string()))?;
         inner.with_pre_tokenizer(Some(BertPreTokenizer));
         inner.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
         inner.with_decoder(Some(WordPieceDecoder::default()));
@@ -124,55 +119,41 @@ impl BertTokenizer {
     }
 
     fn configured(mut inner: Tokenizer, max_len: usize, pad_id: u32) -> Result<Self> {
+        // truncation is ours, per call (see `encode_batch_to`); padding is per batch
         inner.with_padding(None);
-        let mut t = BertTokenizer { inner, max_len, model_max_len: max_len, pad_id };
-        t.set_max_len(max_len)?;
-        Ok(t)
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(BertTokenizer { inner, model_max_len: max_len, pad_id })
     }
 
-    pub fn max_len(&self) -> usize {
-        self.max_len
-    }
-
-    /// Truncates longer texts to `max_len` tokens (never past the model's
-    /// positions; `usize::MAX` means the model's maximum). Pairs are cut
-    /// longest-first, as `transformers` does.
-    pub fn set_max_len(&mut self, max_len: usize) -> Result<()> {
-        let max_len = max_len.min(self.model_max_len);
-        self.inner
-            .with_truncation(Some(TruncationParams {
-                direction: TruncationDirection::Right,
-                max_length: max_len,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-            }))
-            .map_err(|e| Error::Tokenizer(format!("cannot set truncation to {max_len}: {e}")))?;
-        self.max_len = max_len;
-        Ok(())
-    }
-
-    /// Tokenizes and pads a batch. Empty or blank text is an error naming the row.
+    /// Tokenizes and pads a batch, truncating to the model's positions.
     pub fn encode_batch(&self, inputs: &[Input]) -> Result<Batch> {
+        self.encode_batch_to(inputs, self.model_max_len)
+    }
+
+    /// Tokenizes and pads a batch, truncating each row to `max_len` tokens
+    /// (never past the model's positions). Pairs are cut longest-first, as
+    /// `transformers` does. Empty or blank text is an error naming the row.
+    pub fn encode_batch_to(&self, inputs: &[Input], max_len: usize) -> Result<Batch> {
+        let max_len = max_len.min(self.model_max_len);
+        if max_len < MIN_LEN {
+            return Err(Error::Input(format!(
+                "a maximum length of {max_len} tokens is too short: at least {MIN_LEN} ([CLS], [SEP] and text)"
+            )));
+        }
         let mut rows = Vec::with_capacity(inputs.len());
         let mut tokens = Vec::with_capacity(inputs.len());
         let mut truncated = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
-            let blank = match input {
-                Input::Single(a) => a.trim().is_empty(),
-                Input::Pair(a, b) => a.trim().is_empty() || b.trim().is_empty(),
+            let (a, b) = match input {
+                Input::Single(a) => (a.as_str(), None),
+                Input::Pair(a, b) => (a.as_str(), Some(b.as_str())),
             };
-            if blank {
+            if a.trim().is_empty() || b.is_some_and(|b| b.trim().is_empty()) {
                 return Err(Error::Input(format!("text {} is empty", i + 1)));
             }
-            let enc_input: EncodeInput = match input {
-                Input::Single(a) => a.as_str().into(),
-                Input::Pair(a, b) => (a.as_str(), b.as_str()).into(),
-            };
-            let enc = self
-                .inner
-                .encode(enc_input, true)
-                .map_err(|e| Error::Tokenizer(format!("cannot tokenize text {}: {e}", i + 1)))?;
-            truncated.push(!enc.get_overflowing().is_empty());
+            let (enc, cut) =
+                self.encode_one(a, b, max_len).map_err(|e| Error::Tokenizer(format!("cannot tokenize text {}: {e}", i + 1)))?;
+            truncated.push(cut);
             tokens.push(enc.get_tokens().to_vec());
             rows.push((enc.get_ids().to_vec(), enc.get_type_ids().to_vec()));
         }
@@ -180,5 +161,49 @@ impl BertTokenizer {
         batch.tokens = tokens;
         batch.truncated = truncated;
         Ok(batch)
+    }
+
+    /// One row: each text tokenized alone (after cutting it to a length that
+    /// holds far more than `max_len` tokens, so a pasted book costs no more
+    /// than a page), truncated, then given [CLS]/[SEP] and type ids.
+    fn encode_one(&self, a: &str, b: Option<&str>, max_len: usize) -> tokenizers::Result<(Encoding, bool)> {
+        let char_limit = max_len.saturating_mul(CHARS_PER_TOKEN_BOUND).max(1024);
+        let (a, clipped_a) = clip_chars(a, char_limit);
+        let (b, clipped_b) = b.map_or((None, false), |b| {
+            let (b, c) = clip_chars(b, char_limit);
+            (Some(b), c)
+        });
+        let enc_a = self.inner.encode(a, false)?;
+        let enc_b = b.map(|b| self.inner.encode(b, false)).transpose()?;
+        let before = enc_a.len() + enc_b.as_ref().map_or(0, |e| e.len());
+        let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(enc_b.is_some()));
+        let params = TruncationParams {
+            direction: TruncationDirection::Right,
+            max_length: max_len.saturating_sub(added),
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+        };
+        let (enc_a, enc_b) = truncate_encodings(enc_a, enc_b, &params)?;
+        let after = enc_a.len() + enc_b.as_ref().map_or(0, |e| e.len());
+        let enc = self.inner.post_process(enc_a, enc_b, true)?;
+        Ok((enc, after < before || clipped_a || clipped_b))
+    }
+}
+
+/// A bound on the characters one token can take, whitespace around it
+/// included, in ordinary text: text is cut to `max_len` times this before
+/// tokenizing. (Text that is mostly whitespace may lose tokens to the cut; it
+/// is reported as truncated either way.)
+/// The shortest maximum length a batch can be truncated to: room for a pair's
+/// three special tokens and one token of each text.
+pub const MIN_LEN: usize = 5;
+
+const CHARS_PER_TOKEN_BOUND: usize = 32;
+
+/// The first `limit` characters of `text`, and whether it was longer.
+fn clip_chars(text: &str, limit: usize) -> (&str, bool) {
+    match text.char_indices().nth(limit) {
+        Some((at, _)) => (&text[..at], true),
+        None => (text, false),
     }
 }

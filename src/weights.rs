@@ -5,10 +5,12 @@
 //! `weight/bias`, and f32/f16/bf16 tensors (always computed in f32). Every
 //! shape is checked against the config; errors name the tensor.
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor_file::to_f32;
 
 /// A `torch.nn.Linear`: `y = x·Wᵀ + b`, with W stored `[out, in]` row-major.
 #[derive(Debug, Clone)]
@@ -58,9 +60,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(bytes: &'a [u8]) -> Result<Self> {
-        let st = SafeTensors::deserialize(bytes).map_err(|e| {
-            Error::Weights(format!("model.safetensors is corrupt or truncated ({} bytes): {e}", bytes.len()))
-        })?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::Weights(format!("model.safetensors is corrupt or truncated ({} bytes): {e}", bytes.len())))?;
         let names = st.names();
         let prefix = if names.iter().any(|n| n.starts_with("bert.embeddings.")) { "bert." } else { "" };
         if !names.iter().any(|n| n.starts_with(&format!("{prefix}embeddings."))) {
@@ -77,9 +78,7 @@ impl<'a> Reader<'a> {
 
     /// The tensor `name` (the first of `aliases` that exists), checked to have `shape`.
     fn get(&self, aliases: &[&str], shape: &[usize]) -> Result<Vec<f32>> {
-        let found = aliases
-            .iter()
-            .find_map(|a| self.st.tensor(&format!("{}{a}", self.prefix)).ok().map(|t| (a, t)));
+        let found = aliases.iter().find_map(|a| self.st.tensor(&format!("{}{a}", self.prefix)).ok().map(|t| (a, t)));
         let Some((name, view)) = found else {
             return Err(Error::Weights(format!("missing tensor `{}{}`", self.prefix, aliases[0])));
         };
@@ -91,25 +90,9 @@ impl<'a> Reader<'a> {
                 shape
             )));
         }
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(Error::Weights(format!(
-                    "tensor `{}{name}` has dtype {other:?}; only F32, F16 and BF16 are supported",
-                    self.prefix
-                )))
-            }
-        };
-        Ok(values)
+        to_f32(&view).ok_or_else(|| {
+            Error::Weights(format!("tensor `{}{name}` has dtype {:?}; only F32, F16 and BF16 are supported", self.prefix, view.dtype()))
+        })
     }
 
     fn linear(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<Linear> {
@@ -166,14 +149,61 @@ impl BertWeights {
         Ok(BertWeights {
             config: config.clone(),
             word_embeddings: r.get(&["embeddings.word_embeddings.weight"], &[config.vocab_size, h])?,
-            position_embeddings: r
-                .get(&["embeddings.position_embeddings.weight"], &[config.max_position_embeddings, h])?,
-            token_type_embeddings: r
-                .get(&["embeddings.token_type_embeddings.weight"], &[config.type_vocab_size, h])?,
+            position_embeddings: r.get(&["embeddings.position_embeddings.weight"], &[config.max_position_embeddings, h])?,
+            token_type_embeddings: r.get(&["embeddings.token_type_embeddings.weight"], &[config.type_vocab_size, h])?,
             embeddings_norm: r.layer_norm("embeddings.LayerNorm", h)?,
             layers,
             pooler,
         })
+    }
+
+    /// Every tensor, in a fixed order.
+    fn tensors(&self) -> Vec<&[f32]> {
+        let mut t: Vec<&[f32]> = vec![&self.word_embeddings, &self.position_embeddings, &self.token_type_embeddings];
+        fn norm(n: &LayerNorm) -> [&[f32]; 2] {
+            [&n.gamma, &n.beta]
+        }
+        t.extend(norm(&self.embeddings_norm));
+        for l in &self.layers {
+            for lin in [&l.qkv, &l.attn_out, &l.ffn_in, &l.ffn_out] {
+                t.extend([&lin.weight[..], &lin.bias[..]]);
+            }
+            t.extend(norm(&l.attn_norm));
+            t.extend(norm(&l.ffn_norm));
+        }
+        if let Some(p) = &self.pooler {
+            t.extend([&p.weight[..], &p.bias[..]]);
+        }
+        t
+    }
+
+    /// A short content hash: the geometry, every tensor's length and a strided
+    /// sample of its values (up to 4096 each). Sampling keeps it to
+    /// milliseconds on a 400 MB checkpoint; fine-tuning changes every value,
+    /// so a sample tells a fine-tuned model from its base.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let c = &self.config;
+        let mut h = Sha256::new();
+        for v in [
+            c.vocab_size,
+            c.hidden_size,
+            c.num_hidden_layers,
+            c.num_attention_heads,
+            c.intermediate_size,
+            c.max_position_embeddings,
+            c.type_vocab_size,
+        ] {
+            h.update((v as u64).to_le_bytes());
+        }
+        for t in self.tensors() {
+            h.update((t.len() as u64).to_le_bytes());
+            let step = t.len().div_ceil(4096).max(1);
+            for v in t.iter().step_by(step) {
+                h.update(v.to_le_bytes());
+            }
+        }
+        h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Random weights of a given geometry (for benchmarks): small bell-shaped
@@ -183,12 +213,8 @@ impl BertWeights {
         let h = config.hidden_size;
         let i = config.intermediate_size;
         let norm = |n: usize| LayerNorm { gamma: vec![1.0; n], beta: vec![0.0; n] };
-        let linear = |rng: &mut Rng, o: usize, inp: usize| Linear {
-            weight: rng.values(o * inp),
-            bias: rng.values(o),
-            in_dim: inp,
-            out_dim: o,
-        };
+        let linear =
+            |rng: &mut Rng, o: usize, inp: usize| Linear { weight: rng.values(o * inp), bias: rng.values(o), in_dim: inp, out_dim: o };
         let layers = (0..config.num_hidden_layers)
             .map(|_| EncoderLayer {
                 qkv: linear(&mut rng, 3 * h, h),
@@ -208,48 +234,5 @@ impl BertWeights {
             layers,
             pooler: Some(linear(&mut rng, h, h)),
         }
-    }
-}
-
-/// xorshift64*: reproducible, dependency-free; plenty for benchmark weights,
-/// head initialisation and shuffling.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// N(0, std²) by Box–Muller.
-    pub fn normal(&mut self, n: usize, std: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                let u1 = (self.next_unit() as f64).max(1e-12);
-                let u2 = self.next_unit() as f64;
-                ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32 * std
-            })
-            .collect()
-    }
-
-    /// A uniformly random permutation of 0..n (Fisher–Yates).
-    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
-        let mut p: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = ((self.next_unit() as f64) * (i + 1) as f64) as usize;
-            p.swap(i, j.min(i));
-        }
-        p
-    }
-
-    fn next_unit(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Sum of four uniforms: roughly normal, std ≈ 0.02 like BERT's init.
-    fn values(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| (0..4).map(|_| self.next_unit() - 0.5).sum::<f32>() * 0.035).collect()
     }
 }

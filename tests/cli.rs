@@ -96,8 +96,16 @@ fn embed_json_equals_pytorch_on_both_backends() {
 fn pairs_and_sentences_batch_together_with_attentions() {
     let want = read_json(&fixtures().join("minilm.json"));
     let j = embed_json(&[
-        "embed", "Hello, how are you?", "--pair", "The cat sits on the mat.", "A cat is sitting on a mat.",
-        "--json", "--attentions", "--normalize", "--backend", "cpu",
+        "embed",
+        "Hello, how are you?",
+        "--pair",
+        "The cat sits on the mat.",
+        "A cat is sitting on a mat.",
+        "--json",
+        "--attentions",
+        "--normalize",
+        "--backend",
+        "cpu",
     ]);
     let pair = &j["inputs"][1];
     assert_eq!(pair["input_ids"], want["pair"]["input_ids"][0]);
@@ -160,8 +168,21 @@ fn bad_input_gives_one_line_errors_and_a_failing_exit_code() {
 fn bench_prints_its_tables() {
     let model = minilm_dir();
     let o = bertlab(&[
-        "bench", "--models", "minilm", "--batches", "1,2", "--seqs", "8", "--backends", "gpu,cpu",
-        "--matmul-tokens", "33", "--min-seconds", "0", "--model-dir", model.to_str().unwrap(),
+        "bench",
+        "--models",
+        "minilm",
+        "--batches",
+        "1,2",
+        "--seqs",
+        "8",
+        "--backends",
+        "gpu,cpu",
+        "--matmul-tokens",
+        "33",
+        "--min-seconds",
+        "0",
+        "--model-dir",
+        model.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);

@@ -1,29 +1,39 @@
-//! `bertlab finetune` end to end on the tiny model and slices of MRPC (fast),
-//! including the bad inputs the issue lists.
+//! `bertlab finetune` end to end on the tiny model and the committed GLUE-layout
+//! fixture (fast), with the bad inputs and settings the issues list, and the
+//! feature cache (keyed by content, written atomically, checked on read).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{root, tiny_dir};
+use common::{fixtures, tiny_dir};
 use serde_json::Value;
 
 fn bertlab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bertlab")).args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().unwrap()
 }
 
-/// A folder with the first `train` and `dev` rows of MRPC (header kept), or given texts.
-fn data_dir(name: &str, train: &str, dev: &str) -> PathBuf {
+/// A fresh folder of this test's own (data, cache, outputs).
+fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("bertlab-ft-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A data folder with the given train.tsv and dev.tsv texts.
+fn data_dir(name: &str, train: &str, dev: &str) -> PathBuf {
+    let dir = scratch(name).join("data");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("train.tsv"), train).unwrap();
     std::fs::write(dir.join("dev.tsv"), dev).unwrap();
     dir
 }
 
-fn mrpc_head(file: &str, rows: usize) -> String {
-    let text = std::fs::read_to_string(root().join("data/mrpc").join(file)).expect("data/mrpc is copied by .ci/setup");
+/// The first `rows` rows of the committed fixture's split (header kept).
+fn glue_head(file: &str, rows: usize) -> String {
+    let text = std::fs::read_to_string(fixtures().join("glue-tiny").join(file)).unwrap();
     text.lines().take(rows + 1).collect::<Vec<_>>().join("\n")
 }
 
@@ -36,34 +46,12 @@ fn tiny() -> String {
     tiny_dir().to_str().unwrap().to_string()
 }
 
-#[test]
-fn trains_reports_each_epoch_exports_and_scores_the_head_again() {
-    let dir = data_dir("ok", &mrpc_head("train.tsv", 96), &mrpc_head("dev.tsv", 40));
-    let out = dir.join("head.safetensors");
-    let args = ["finetune", "--model", &tiny(), "--data", dir.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--learning-rate", "1e-3", "--num-train-epochs", "2", "--json", "--backend", "cpu"];
-    let lines = json_lines(&bertlab(&args));
-    let steps: Vec<&Value> = lines.iter().filter(|l| l.get("step").is_some()).collect();
-    assert_eq!(steps.len(), 2 * 96 / 16);
-    let epochs: Vec<&Value> = lines.iter().filter(|l| l.get("eval_accuracy").is_some()).collect();
-    assert_eq!(epochs.len(), 2);
-    assert_eq!(epochs[1]["epoch"], 2.0);
-    let fin = lines.last().unwrap();
-    let majority = fin["majority_class_accuracy"].as_f64().unwrap();
-    assert!(majority >= 0.5 && majority <= 1.0, "{majority}");
-    let acc = fin["final"]["eval_accuracy"].as_f64().unwrap();
-
-    // the exported head loads as BertForSequenceClassification's classifier
-    let cfg: Value = serde_json::from_slice(&std::fs::read(out.with_extension("config.json")).unwrap()).unwrap();
-    assert_eq!(cfg["num_labels"], 2);
-    assert_eq!(cfg["id2label"]["0"], "not_equivalent");
-
-    // scoring it again on the same TSV gives the same numbers
-    let dev = dir.join("dev.tsv");
-    let again = json_lines(&bertlab(&["finetune", "--eval-only", "--head", out.to_str().unwrap(), "--data", dev.to_str().unwrap(),
-        "--model", &tiny(), "--json", "--backend", "cpu"]));
-    assert_eq!(again[0]["eval_accuracy"].as_f64().unwrap(), acc);
-    assert_eq!(again[0]["confusion_matrix"], fin["final"]["confusion_matrix"]);
+/// `finetune` on the tiny model, the CPU path and a cache folder of its own.
+fn finetune(data: &Path, cache: &Path, extra: &[&str]) -> Output {
+    let (t, d, c) = (tiny(), data.to_str().unwrap().to_string(), cache.to_str().unwrap().to_string());
+    let mut args = vec!["finetune", "--model", &t, "--data", &d, "--backend", "cpu", "--cache-dir", &c];
+    args.extend_from_slice(extra);
+    bertlab(&args)
 }
 
 fn error_of(o: &Output) -> String {
@@ -73,46 +61,174 @@ fn error_of(o: &Output) -> String {
     err.lines().last().unwrap_or_default().to_string()
 }
 
-fn finetune(dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["finetune", "--model", Box::leak(tiny().into_boxed_str()), "--data", dir.to_str().unwrap(), "--backend", "cpu"];
-    args.extend_from_slice(extra);
-    bertlab(&args)
+#[test]
+fn trains_reports_each_epoch_exports_and_scores_the_head_again() {
+    let root = scratch("ok");
+    let data = data_dir("ok-data", &glue_head("train.tsv", 96), &glue_head("dev.tsv", 40));
+    let out = root.join("head.safetensors");
+    let o = finetune(
+        &data,
+        &root.join("cache"),
+        &["--out", out.to_str().unwrap(), "--learning-rate", "1e-3", "--num-train-epochs", "2", "--json"],
+    );
+    let lines = json_lines(&o);
+    let steps: Vec<&Value> = lines.iter().filter(|l| l.get("step").is_some()).collect();
+    assert_eq!(steps.len(), 2 * 96 / 16);
+    let epochs: Vec<&Value> = lines.iter().filter(|l| l.get("eval_accuracy").is_some()).collect();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(epochs[1]["epoch"], 2.0);
+    let fin = lines.last().unwrap();
+    // the fixture's first 40 validation rows: count the positives the same way
+    let dev = std::fs::read_to_string(data.join("dev.tsv")).unwrap();
+    let positives = dev.lines().skip(1).filter(|l| l.starts_with('1')).count() as f64;
+    let majority = positives.max(40.0 - positives) / 40.0;
+    assert_eq!(fin["majority_class_accuracy"].as_f64().unwrap(), majority);
+    let confusion = &fin["final"]["confusion_matrix"];
+    let cell = |i: usize, j: usize| confusion[i][j].as_u64().unwrap() as f64;
+    assert_eq!(cell(0, 0) + cell(0, 1) + cell(1, 0) + cell(1, 1), 40.0);
+    assert_eq!(cell(1, 0) + cell(1, 1), positives);
+    let acc = fin["final"]["eval_accuracy"].as_f64().unwrap();
+    assert_eq!(acc, (cell(0, 0) + cell(1, 1)) / 40.0);
+
+    // the exported head loads as BertForSequenceClassification's classifier
+    let cfg: Value = serde_json::from_slice(&std::fs::read(out.with_extension("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["num_labels"], 2);
+    assert_eq!(cfg["id2label"]["0"], "not_equivalent");
+
+    // scoring it again, encoding afresh (no cache), gives the same numbers
+    let dev = data.join("dev.tsv");
+    let args = [
+        "finetune",
+        "--eval-only",
+        "--head",
+        out.to_str().unwrap(),
+        "--data",
+        dev.to_str().unwrap(),
+        "--model",
+        &tiny(),
+        "--json",
+        "--backend",
+        "cpu",
+        "--no-cache",
+    ];
+    let again = json_lines(&bertlab(&args));
+    assert_eq!(again[0]["eval_accuracy"].as_f64().unwrap(), acc);
+    assert_eq!(again[0]["confusion_matrix"], fin["final"]["confusion_matrix"]);
+    assert_eq!(again[0]["eval_loss"], fin["final"]["eval_loss"]);
 }
 
 #[test]
 fn bad_data_and_settings_give_clear_messages() {
-    let good = mrpc_head("dev.tsv", 20);
+    let cache = scratch("bad").join("cache");
+    let good = glue_head("dev.tsv", 20);
     let dir = data_dir("empty", "", &good);
-    assert!(error_of(&finetune(&dir, &[])).contains("train.tsv: input error: the TSV file is empty"));
+    assert!(error_of(&finetune(&dir, &cache, &[])).contains("train.tsv: input error: the TSV file is empty"));
 
     let three = "a\tb\tc\n1\t2\t3\n";
     let dir = data_dir("three", three, &good);
-    assert!(error_of(&finetune(&dir, &[])).contains("has 3 columns; a GLUE pair TSV has 5"));
+    assert!(error_of(&finetune(&dir, &cache, &[])).contains("has 3 columns; a GLUE pair TSV has 5"));
 
     let labels = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n2\t1\t2\ta b\tc d\nyes\t1\t2\te\tf\n";
     let dir = data_dir("labels", labels, &good);
-    let e = error_of(&finetune(&dir, &[]));
+    let e = error_of(&finetune(&dir, &cache, &[]));
     assert!(e.contains("no usable rows") && e.contains("line 2: label \"2\" is not 0 or 1"), "{e}");
 
     // some bad rows among good ones: skipped with a warning naming the line
-    let mixed = format!("{}\n1\t7\t8\tonly four columns\n", mrpc_head("train.tsv", 16));
+    let mixed = format!("{}\n1\t7\t8\tonly four columns\n", glue_head("train.tsv", 16));
     let dir = data_dir("mixed", &mixed, &good);
-    let o = finetune(&dir, &["--num-train-epochs", "1", "--json"]);
-    assert!(o.status.success());
+    let o = finetune(&dir, &cache, &["--num-train-epochs", "1", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("skipped line 18: 4 columns instead of 5"));
 
     // a learning rate of 1e3 diverges: a clear stop, and the last good head is still written
-    let dir = data_dir("nan", &mrpc_head("train.tsv", 32), &good);
+    let dir = data_dir("nan", &glue_head("train.tsv", 32), &good);
     let out = dir.join("head.safetensors");
-    let e = error_of(&finetune(&dir, &["--learning-rate", "1e3", "--num-train-epochs", "40", "--out", out.to_str().unwrap()]));
+    let e = error_of(&finetune(&dir, &cache, &["--learning-rate", "1e3", "--num-train-epochs", "40", "--out", out.to_str().unwrap()]));
     assert!(e.contains("learning rate is too high"), "{e}");
     let head = std::fs::read(&out).unwrap();
     let st = safetensors::SafeTensors::deserialize(&head).unwrap();
     let w = st.tensor("classifier.weight").unwrap();
     assert!(w.data().chunks_exact(4).all(|b| f32::from_le_bytes(b.try_into().unwrap()).is_finite()));
 
-    let e = error_of(&finetune(&dir, &["--learning-rate=-1"]));
-    assert!(e.contains("learning rate -1 must be a positive number"), "{e}");
-    let e = error_of(&finetune(&dir, &["--head-input", "cls2"]));
-    assert!(e.contains("unknown head input"), "{e}");
+    for (args, want) in [
+        (&["--learning-rate=-1"][..], "learning_rate -1 must be a positive number"),
+        (&["--learning-rate", "NaN"], "learning_rate NaN must be a positive number"),
+        (&["--weight-decay=-0.1"], "weight_decay -0.1 must be a number ≥ 0"),
+        (&["--weight-decay", "nan"], "weight_decay NaN must be a number ≥ 0"),
+        (&["--num-train-epochs", "0"], "num_train_epochs must be at least 1"),
+        (&["--per-device-train-batch-size", "0"], "per_device_train_batch_size must be at least 1"),
+        (&["--per-device-eval-batch-size", "0"], "per_device_eval_batch_size must be at least 1"),
+        (&["--max-seq-length", "2"], "max_seq_length 2 must be at least 5"),
+        (&["--mlp-hidden", "100000000"], "is too large"),
+        (&["--head-input", "cls2"], "unknown head input"),
+    ] {
+        let e = error_of(&finetune(&dir, &cache, args));
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+}
+
+/// The cache holds features by content: a second run reads them (and gives
+/// the same numbers), another model or other texts miss, and a broken file
+/// is recomputed, not trusted.
+#[test]
+fn the_feature_cache_is_keyed_by_content_and_checked_on_read() {
+    let root = scratch("cache");
+    let cache = root.join("cache");
+    let data = data_dir("cache-data", &glue_head("train.tsv", 48), &glue_head("dev.tsv", 24));
+    let run = |extra: &[&str]| json_lines(&finetune(&data, &cache, &[&["--num-train-epochs", "1", "--json"][..], extra].concat()));
+    let files = || -> Vec<PathBuf> {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(cache.join("features")).unwrap().map(|e| e.unwrap().path()).collect();
+        f.sort();
+        f
+    };
+    let first = run(&[]);
+    let cached = files();
+    assert_eq!(cached.len(), 2, "train and dev features: {cached:?}");
+    assert!(cached.iter().all(|p| p.extension().unwrap() == "safetensors"), "no temporary file left: {cached:?}");
+    let modified: Vec<_> = cached.iter().map(|p| std::fs::metadata(p).unwrap().modified().unwrap()).collect();
+    assert_eq!(run(&[]).last(), first.last(), "a run from the cache gives the same numbers");
+    let again: Vec<_> = cached.iter().map(|p| std::fs::metadata(p).unwrap().modified().unwrap()).collect();
+    assert_eq!(modified, again, "the second run read the cache instead of writing it");
+
+    // other settings and other texts are other entries
+    run(&["--max-seq-length", "16"]);
+    assert_eq!(files().len(), 4);
+    std::fs::write(data.join("dev.tsv"), glue_head("dev.tsv", 23)).unwrap();
+    run(&[]);
+    assert_eq!(files().len(), 5);
+    std::fs::write(data.join("dev.tsv"), glue_head("dev.tsv", 24)).unwrap();
+
+    // a file cut short (a Ctrl-C with a non-atomic writer) or overwritten is recomputed
+    for f in &cached {
+        let bytes = std::fs::read(f).unwrap();
+        std::fs::write(f, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    assert_eq!(run(&[]).last(), first.last());
+    for f in &cached {
+        assert!(safetensors::SafeTensors::deserialize(&std::fs::read(f).unwrap()).is_ok(), "{} was rewritten", f.display());
+    }
+    // another file's content under this key: the key in its metadata disagrees
+    let bytes = std::fs::read(&cached[0]).unwrap();
+    std::fs::write(&cached[1], &bytes).unwrap();
+    assert_eq!(run(&[]).last(), first.last());
+
+    // --no-cache writes nothing
+    let other = root.join("other-cache");
+    let o = bertlab(&[
+        "finetune",
+        "--model",
+        &tiny(),
+        "--data",
+        data.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--num-train-epochs",
+        "1",
+        "--json",
+        "--no-cache",
+        "--cache-dir",
+        other.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(!other.exists());
 }

@@ -133,14 +133,10 @@ fn attention_matches_cpu_with_padding_masks() {
     let ctx = gpu();
     let kernel = AttentionKernel::new(&ctx);
     let dummy = ctx.scratch("dummy", 1);
+    let kept = AttentionKernel::kept(&ctx);
     // (batch, seq, heads, head_dim, real tokens per row)
-    let cases: [(usize, usize, usize, usize, &[usize]); 5] = [
-        (1, 1, 1, 1, &[1]),
-        (2, 7, 3, 5, &[7, 4]),
-        (3, 9, 2, 64, &[1, 9, 5]),
-        (1, 200, 2, 17, &[131]),
-        (1, 512, 1, 8, &[512]),
-    ];
+    let cases: [(usize, usize, usize, usize, &[usize]); 5] =
+        [(1, 1, 1, 1, &[1]), (2, 7, 3, 5, &[7, 4]), (3, 9, 2, 64, &[1, 9, 5]), (1, 200, 2, 17, &[131]), (1, 512, 1, 8, &[512])];
     for (i, &(batch, seq, heads, head_dim, lens)) in cases.iter().enumerate() {
         let s = AttentionShape { batch, seq, heads, head_dim };
         let qkv = values(batch * seq * 3 * s.hidden(), i as u32, 2.0);
@@ -150,7 +146,8 @@ fn attention_matches_cpu_with_padding_masks() {
         let out = ctx.scratch("ctx", batch * seq * s.hidden());
         let probs = ctx.scratch("probs", batch * heads * seq * seq);
         let slot = ProbsSlot { buffer: &probs, layer: 0, layers: 1 };
-        let d = kernel.bind(&ctx, &qb, &mb, &out, Some(slot), &dummy, s);
+        ctx.queue.write_buffer(&kept, 0, bytemuck::cast_slice(&AttentionKernel::kept_rows(0, batch)));
+        let d = kernel.bind(&ctx, &qb, &mb, &out, Some(slot), (&dummy, &kept), s);
         let got = run(&ctx, d, &[(&out, want_ctx.len()), (&probs, want_probs.len())]);
         let what = format!("attention b{batch} s{seq} h{heads} d{head_dim}");
         assert_close(&format!("{what} context"), &got[0], &want_ctx, 1e-5);
@@ -165,28 +162,66 @@ fn attention_matches_cpu_with_padding_masks() {
 }
 
 #[test]
-fn attention_writes_one_layers_slice_of_the_probabilities() {
+fn attention_writes_one_layers_slice_of_the_kept_rows_probabilities() {
     let ctx = gpu();
     let kernel = AttentionKernel::new(&ctx);
-    let s = AttentionShape { batch: 2, seq: 3, heads: 2, head_dim: 4 };
-    let qkv = values(2 * 3 * 3 * 8, 42, 1.0);
-    let mask = vec![1u32; 6];
+    let s = AttentionShape { batch: 3, seq: 3, heads: 2, head_dim: 4 };
+    let qkv = values(3 * 3 * 3 * 8, 42, 1.0);
+    let mask = vec![1u32; 9];
     let (_, want) = attention_cpu(&qkv, &mask, s);
     let (qb, mb) = (ctx.storage_f32("qkv", &qkv), ctx.storage_u32("mask", &mask));
-    let out = ctx.scratch("ctx", 6 * 8);
+    let out = ctx.scratch("ctx", 9 * 8);
+    let kept = AttentionKernel::kept(&ctx);
     let layers = 3;
-    let probs = ctx.storage_f32("probs", &vec![-1.0; 2 * layers * 2 * 9]);
-    let d = kernel.bind(&ctx, &qb, &mb, &out, Some(ProbsSlot { buffer: &probs, layer: 1, layers }), &out, s);
-    let got = run(&ctx, d, &[(&probs, 2 * layers * 2 * 9)]).remove(0);
     let per = 2 * 9; // heads × seq × seq
-    for b in 0..2 {
-        for l in 0..layers {
-            let slice = &got[(b * layers + l) * per..][..per];
-            if l == 1 {
-                assert_close("layer 1 slice", slice, &want[b * per..][..per], 1e-6);
-            } else {
-                assert!(slice.iter().all(|&v| v == -1.0), "layer {l} was written");
+                     // every row, then only row 2 (of 3)
+    for (first, count) in [(0, 3), (2, 1)] {
+        ctx.queue.write_buffer(&kept, 0, bytemuck::cast_slice(&AttentionKernel::kept_rows(first, count)));
+        let probs = ctx.storage_f32("probs", &vec![-1.0; count * layers * per]);
+        let d = kernel.bind(&ctx, &qb, &mb, &out, Some(ProbsSlot { buffer: &probs, layer: 1, layers }), (&out, &kept), s);
+        let got = run(&ctx, d, &[(&probs, count * layers * per)]).remove(0);
+        for i in 0..count {
+            for l in 0..layers {
+                let slice = &got[(i * layers + l) * per..][..per];
+                if l == 1 {
+                    assert_close("layer 1 slice", slice, &want[(first + i) * per..][..per], 1e-6);
+                } else {
+                    assert!(slice.iter().all(|&v| v == -1.0), "layer {l} was written");
+                }
             }
         }
     }
+}
+
+/// The activations alone, at a tolerance that tells GELU (erf) from its tanh
+/// approximation (they differ by up to ~5e-4): a 1-wide product x·1 + 0
+/// leaves only the epilogue to compare.
+#[test]
+fn matmul_epilogues_match_their_definitions_closely() {
+    // the references against known values (PyTorch: F.gelu, F.gelu(approximate="tanh"))
+    let cases = [
+        (Epilogue::Gelu, 1.0f32, 0.841_344_7),
+        (Epilogue::GeluTanh, 1.0, 0.841_192),
+        (Epilogue::Gelu, -2.5, -0.015_524_179),
+        (Epilogue::GeluTanh, -2.5, -0.015_084_296),
+    ];
+    for (act, x, want) in cases {
+        assert!((act.apply(x) - want).abs() < 2e-6, "{act:?}({x}) = {} not {want}", act.apply(x));
+    }
+    let ctx = gpu();
+    let kernel = MatmulKernel::new(&ctx);
+    let n = 1201;
+    let x: Vec<f32> = (0..n).map(|i| -6.0 + 12.0 * i as f32 / (n - 1) as f32).collect();
+    let (xb, one, zero) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &[1.0]), ctx.storage_f32("b", &[0.0]));
+    let mut largest_gap = 0.0f32;
+    for act in [Epilogue::Gelu, Epilogue::GeluTanh, Epilogue::Relu, Epilogue::Tanh] {
+        let want: Vec<f32> = x.iter().map(|&v| act.apply(v)).collect();
+        let y = ctx.scratch("y", n);
+        let got = run(&ctx, kernel.linear(&ctx, &xb, n, &one, &zero, &y, (1, 1), act), &[(&y, n)]).remove(0);
+        assert_close(&format!("{act:?} on the GPU"), &got, &want, 2e-6);
+        if act == Epilogue::Gelu {
+            largest_gap = x.iter().map(|&v| (Epilogue::Gelu.apply(v) - Epilogue::GeluTanh.apply(v)).abs()).fold(0.0, f32::max);
+        }
+    }
+    assert!(largest_gap > 1e-4, "the two GELUs must differ by more than the tolerance: {largest_gap}");
 }

@@ -10,7 +10,7 @@ use bertlab::cpu_encoder::forward_cpu;
 use bertlab::outputs::torch_format;
 use bertlab::tokenize::Input;
 use bertlab::weights::BertWeights;
-use bertlab::{Error, Model, ModelFiles};
+use bertlab::{AttentionRequest, Error, Model, ModelFiles};
 use common::{f32s, fixtures, read_json, tiny_dir};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
@@ -18,6 +18,7 @@ use safetensors::{Dtype, SafeTensors};
 fn tiny_files() -> ModelFiles {
     let read = |n: &str| std::fs::read(tiny_dir().join(n)).ok();
     ModelFiles {
+        name: "tiny-bert".into(),
         config_json: read("config.json"),
         model_safetensors: read("model.safetensors"),
         tokenizer_json: None,
@@ -65,7 +66,7 @@ fn load(weights: Vec<u8>) -> Result<Model, Error> {
 
 fn hidden_of(model: &Model) -> Vec<f32> {
     let batch = model.tokenizer.encode_batch(&[Input::from("Hello, how are you?")]).unwrap();
-    forward_cpu(&model.weights, &batch, false).last_hidden_state
+    forward_cpu(&model.weights, &batch, AttentionRequest::None).last_hidden_state
 }
 
 #[test]
@@ -200,4 +201,31 @@ fn unknown_config_fields_do_not_matter_but_types_do() {
     let files = ModelFiles { config_json: Some(serde_json::to_vec(&cfg).unwrap()), ..tiny_files() };
     let msg = Model::from_files(&files).err().unwrap().to_string();
     assert!(msg.starts_with("config error: config.json is not a valid BERT config"), "{msg}");
+}
+
+#[test]
+fn fingerprints_tell_weights_apart_and_ignore_where_they_came_from() {
+    let a = Model::from_files(&tiny_files()).unwrap();
+    let b = Model::from_dir(&tiny_dir()).unwrap();
+    let fp = a.weights.fingerprint();
+    assert_eq!(fp.len(), 16);
+    assert_eq!(fp, b.weights.fingerprint(), "the same files from two places");
+    let mut changed = a.weights.clone();
+    changed.layers[1].ffn_out.bias[0] += 1e-3;
+    assert_ne!(changed.fingerprint(), fp);
+    let f16 = load(serialize(&tiny_tensors(), Dtype::F16)).unwrap();
+    assert_ne!(f16.weights.fingerprint(), fp, "f16-rounded weights are other weights");
+}
+
+#[test]
+fn a_checkpoint_without_pooler_weights_has_no_pooler_output() {
+    let without: Vec<_> = tiny_tensors().into_iter().filter(|t| !t.0.starts_with("pooler.")).collect();
+    let model = load(serialize(&without, Dtype::F32)).unwrap();
+    assert!(model.weights.pooler.is_none());
+    let batch = model.tokenizer.encode_batch(&[Input::from("Hello, how are you?")]).unwrap();
+    let out = forward_cpu(&model.weights, &batch, AttentionRequest::None);
+    assert!(out.pooler_output.is_none());
+    assert!(out.sentence_embedding(0, &batch.attention_mask, bertlab::Pooling::Pooler, false).is_none());
+    // the hidden states are the full model's
+    assert_eq!(out.last_hidden_state, hidden_of(&Model::from_files(&tiny_files()).unwrap()));
 }

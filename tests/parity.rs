@@ -4,7 +4,7 @@
 
 mod common;
 
-use bertlab::{BackendChoice, Engine, Input, Model, Outputs, Pooling};
+use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Input, Model, Outputs, Pooling};
 use common::{assert_close, f32s, fixtures, minilm_dir, read_json, tiny_dir, u32s_2d};
 use serde_json::Value;
 
@@ -25,8 +25,9 @@ fn inputs_of(case: &Value) -> Vec<Input> {
 
 /// Tokenizes and runs one fixture case; checks ids and every stored output.
 fn check_case(engine: &mut Engine, name: &str, case: &Value) {
-    let what = format!("{name} on {}", engine.backend_description);
-    let (batch, out) = pollster::block_on(engine.embed(&inputs_of(case), case.get("attentions").is_some())).unwrap();
+    let what = format!("{name} on {}", engine.backend());
+    let attentions = if case.get("attentions").is_some() { AttentionRequest::All } else { AttentionRequest::None };
+    let (batch, out) = pollster::block_on(engine.embed(&inputs_of(case), EmbedOptions { attentions, ..Default::default() })).unwrap();
     assert_eq!(batch.input_ids, u32s_2d(&case["input_ids"]), "{what}: input_ids");
     assert_eq!(batch.token_type_ids, u32s_2d(&case["token_type_ids"]), "{what}: token_type_ids");
     assert_eq!(batch.attention_mask, u32s_2d(&case["attention_mask"]), "{what}: attention_mask");
@@ -45,9 +46,8 @@ fn check_case(engine: &mut Engine, name: &str, case: &Value) {
         assert_close(&format!("{what}: last_hidden_state rows"), &got, &f32s(&case["last_hidden_state_rows"]), TOL);
     }
     assert_close(&format!("{what}: pooler_output"), out.pooler_output.as_ref().unwrap(), &f32s(&case["pooler_output"]), TOL);
-    let mean: Vec<f32> = (0..out.batch)
-        .flat_map(|b| out.sentence_embedding(b, &batch.attention_mask, Pooling::Mean, false).unwrap())
-        .collect();
+    let mean: Vec<f32> =
+        (0..out.batch).flat_map(|b| out.sentence_embedding(b, &batch.attention_mask, Pooling::Mean, false).unwrap()).collect();
     assert_close(&format!("{what}: mean-pooled"), &mean, &f32s(&case["mean_pooled"]), TOL);
     if let Some(att) = case.get("attentions") {
         assert_close(&format!("{what}: attentions"), &out.attentions.as_ref().unwrap().probs, &f32s(att), TOL);
@@ -92,13 +92,13 @@ fn padded_batch_of_the_default_model_matches_single_sentences() {
     let inputs: Vec<Input> = names.iter().map(|n| inputs_of(&cases[n]).remove(0)).collect();
     for backend in [BackendChoice::Cpu, BackendChoice::Gpu] {
         let mut engine = engine(&minilm_dir(), backend);
-        let (batch, out): (_, Outputs) = pollster::block_on(engine.embed(&inputs, false)).unwrap();
+        let (batch, out): (_, Outputs) = pollster::block_on(engine.embed(&inputs, EmbedOptions::default())).unwrap();
         for (b, name) in names.iter().enumerate() {
             let case = &cases[name];
             let n = batch.len_of(b);
             assert_eq!(n, case["shape"][1].as_u64().unwrap() as usize);
             let got: Vec<f32> = (0..n).flat_map(|t| out.token(b, t).to_vec()).collect();
-            let what = format!("{name} in a padded batch on {}", engine.backend_description);
+            let what = format!("{name} in a padded batch on {}", engine.backend());
             assert_close(&what, &got, &f32s(&case["last_hidden_state"]), TOL);
             assert_close(&what, &out.pooler_output.as_ref().unwrap()[b * 384..][..384], &f32s(&case["pooler_output"]), TOL);
         }
@@ -116,4 +116,110 @@ fn long_text_is_truncated_to_the_models_positions_and_says_so() {
     assert!(!short.truncated[0]);
     // the tokenizer.json's own fixed padding to 128 is not applied
     assert_eq!(short.seq_len, 8);
+}
+
+/// The explorer asks for one row's attentions: they equal that row's slice
+/// of every row's, on both paths, and no other row's are kept.
+#[test]
+fn attentions_of_one_row_equal_that_rows_slice_of_all() {
+    let cases = read_json(&fixtures().join("tiny-bert.json"));
+    let inputs = inputs_of(&cases["padded_batch"]);
+    for backend in [BackendChoice::Cpu, BackendChoice::Gpu] {
+        let mut engine = engine(&tiny_dir(), backend);
+        let all = EmbedOptions { attentions: AttentionRequest::All, ..Default::default() };
+        let (_, full) = pollster::block_on(engine.embed(&inputs, all)).unwrap();
+        let row = inputs.len() - 1;
+        let one = EmbedOptions { attentions: AttentionRequest::Row(row), ..Default::default() };
+        let (_, single) = pollster::block_on(engine.embed(&inputs, one)).unwrap();
+        let a = single.attentions.as_ref().unwrap();
+        assert_eq!(a.rows, row..row + 1);
+        assert_eq!(a.probs.len(), a.layers * a.heads * full.seq * full.seq);
+        for l in 0..a.layers {
+            for h in 0..a.heads {
+                assert_eq!(single.attention(row, l, h), full.attention(row, l, h), "{} layer {l} head {h}", engine.backend());
+            }
+        }
+        assert!(single.attention(0, 0, 0).is_none());
+        assert_eq!(single.last_hidden_state, full.last_hidden_state);
+        let e = pollster::block_on(engine.embed(&inputs, EmbedOptions { attentions: AttentionRequest::Row(99), ..Default::default() }));
+        assert!(e.err().unwrap().to_string().contains("row 99"));
+    }
+}
+
+/// `max_len` is a per-call option: a truncated call leaves the next one whole.
+#[test]
+fn max_length_applies_to_one_call_only() {
+    let mut engine = engine(&tiny_dir(), BackendChoice::Cpu);
+    let text = [Input::from("the time of day and the place where we are now")];
+    let short = EmbedOptions { max_len: Some(6), ..Default::default() };
+    let (b, _) = pollster::block_on(engine.embed(&text, short)).unwrap();
+    assert_eq!((b.seq_len, b.truncated[0]), (6, true));
+    // a failing call in between (an empty text) changes nothing either
+    assert!(pollster::block_on(engine.embed(&[Input::from(" ")], short)).is_err());
+    let (b, _) = pollster::block_on(engine.embed(&text, EmbedOptions::default())).unwrap();
+    assert!(b.seq_len > 6 && !b.truncated[0]);
+    let e = pollster::block_on(engine.embed(&text, EmbedOptions { max_len: Some(2), ..Default::default() })).err().unwrap();
+    assert!(e.to_string().contains("too short"), "{e}");
+}
+
+/// Where tokenization makes choices, it makes transformers' (tests/fixtures/tokenization.json).
+#[test]
+fn casing_and_pair_truncation_follow_transformers() {
+    let cases = read_json(&fixtures().join("tokenization.json"));
+    // vocab.txt with do_lower_case: false keeps the case (so "Hello" is not "hello")
+    let read = |n: &str| std::fs::read(tiny_dir().join(n)).ok();
+    let files = bertlab::ModelFiles {
+        name: "tiny cased".into(),
+        config_json: read("config.json"),
+        model_safetensors: read("model.safetensors"),
+        vocab_txt: read("vocab.txt"),
+        tokenizer_config_json: Some(br#"{"do_lower_case": false}"#.to_vec()),
+        tokenizer_json: None,
+    };
+    let cased = Model::from_files(&files).unwrap();
+    let c = &cases["cased"];
+    let b = cased.tokenizer.encode_batch(&[Input::Single(c["text"].as_str().unwrap().into())]).unwrap();
+    let want: Vec<u32> = c["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    assert_eq!(b.input_ids, want);
+    let lowered =
+        Model::from_dir(&tiny_dir()).unwrap().tokenizer.encode_batch(&[Input::Single(c["text"].as_str().unwrap().into())]).unwrap();
+    assert_ne!(lowered.input_ids, want, "the cased text must tokenize differently when lowercased");
+    // pairs cut longest-first to max_length, as the model's own tokenizer.json does in transformers
+    let model = Model::from_dir(&minilm_dir()).unwrap();
+    for case in cases["pairs_longest_first"].as_array().unwrap() {
+        let (a, b) = (case["a"].as_str().unwrap(), case["b"].as_str().unwrap());
+        let max = case["max_length"].as_u64().unwrap() as usize;
+        let batch = model.tokenizer.encode_batch_to(&[Input::Pair(a.into(), b.into())], max).unwrap();
+        let ids = |k: &str| -> Vec<u32> { case[k].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect() };
+        assert_eq!(batch.input_ids, ids("input_ids"), "{a:?} / {b:?} at {max}");
+        assert_eq!(batch.token_type_ids, ids("token_type_ids"), "{a:?} / {b:?} at {max}");
+        assert_eq!(batch.truncated[0], batch.seq_len == max, "{a:?} / {b:?} at {max}");
+    }
+}
+
+/// The head `bertlab finetune` exported (tests/fixtures/tiny-head), merged into
+/// tiny-bert as README.md says, gives the same logits in transformers'
+/// `BertForSequenceClassification` as here.
+#[test]
+fn an_exported_head_gives_transformers_logits() {
+    use bertlab::finetune::features::extract_features;
+    use bertlab::finetune::head_io::TrainedHead;
+    use bertlab::glue::Example;
+    use bertlab::kernels::matmul::{linear_cpu, Epilogue};
+    let r = read_json(&fixtures().join("tiny-head/logits.json"));
+    let head = TrainedHead::import(&std::fs::read(fixtures().join("tiny-head/head.safetensors")).unwrap()).unwrap();
+    let mut engine = engine(&tiny_dir(), BackendChoice::Cpu);
+    head.check_model(engine.identity()).unwrap();
+    let examples: Vec<Example> = r["sentence1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(r["sentence2"].as_array().unwrap())
+        .map(|(a, b)| Example { label: 0, sentence1: a.as_str().unwrap().into(), sentence2: b.as_str().unwrap().into() })
+        .collect();
+    let x = pollster::block_on(extract_features(&mut engine, &examples, head.spec.input, 128, 8, &mut |_, _| {})).unwrap();
+    let l = &head.params.layers[0];
+    let logits = linear_cpu(&x, &l.weight, &l.bias, examples.len(), l.out, l.inp, Epilogue::None);
+    assert_close("logits vs BertForSequenceClassification", &logits, &f32s(&r["logits"]), TOL);
+    assert_eq!(r["id2label"]["1"], "equivalent");
 }

@@ -1,16 +1,19 @@
 //! The training kernels and the head: each GPU kernel against its CPU
 //! reference, gradients against finite differences, AdamW against PyTorch's
 //! numbers, and whole training runs (deterministic, GPU = CPU, NaN handling,
-//! export and import).
+//! settings refused, checkpoints, export and import with the model's identity).
 
 mod common;
 
-use bertlab::finetune::{evaluate, export_head, import_head, learning_rate_at, Event, HeadBackend, TrainConfig, Training};
+use bertlab::finetune::head_io::TrainedHead;
+use bertlab::finetune::training::{Event, HeadBackend, RunSetup, Split, Training};
+use bertlab::finetune::{evaluate, learning_rate_at, TrainConfig};
 use bertlab::gpu::GpuContext;
-use bertlab::head::{CpuHead, GpuHead, HeadInput, HeadSpec, Param};
+use bertlab::head::{CpuHead, GpuHead, HeadInput, HeadParams, HeadSpec};
 use bertlab::kernels::adamw::{adamw_cpu, AdamW, AdamWKernel};
 use bertlab::kernels::cross_entropy::{cross_entropy_cpu, CrossEntropyKernel};
 use bertlab::kernels::relu_backward::{relu_backward_cpu, ReluBackwardKernel};
+use bertlab::ModelIdentity;
 use common::{assert_close, f32s, fixtures, gpu, read_json, values};
 
 fn run(ctx: &GpuContext, d: bertlab::gpu::Dispatch, outputs: &[(&wgpu::Buffer, usize)]) -> Vec<Vec<f32>> {
@@ -82,11 +85,20 @@ fn adamw_equals_pytorch_for_three_steps_on_cpu_and_gpu() {
     }
 }
 
-fn toy(rows: usize, dim: usize, seed: u32) -> (Vec<f32>, Vec<u8>) {
+fn toy(rows: usize, dim: usize, seed: u32) -> Split {
     // labels follow a direction in feature space, so there is something to learn
     let x = values(rows * dim, seed, 1.0);
-    let y = (0..rows).map(|r| u8::from(x[r * dim..(r + 1) * dim].iter().take(3).sum::<f32>() > 0.0)).collect();
-    (x, y)
+    let labels = (0..rows).map(|r| u8::from(x[r * dim..(r + 1) * dim].iter().take(3).sum::<f32>() > 0.0)).collect();
+    Split { x, labels }
+}
+
+fn u32_labels(s: &Split) -> Vec<u32> {
+    s.labels.iter().map(|&v| u32::from(v)).collect()
+}
+
+/// Every tensor of a head, mutable, weights and biases in layer order.
+fn tensors_mut(p: &mut HeadParams) -> Vec<&mut Vec<f32>> {
+    p.layers.iter_mut().flat_map(|l| [&mut l.weight, &mut l.bias]).collect()
 }
 
 /// The head's gradients against central differences of its loss, for every parameter tensor.
@@ -96,20 +108,21 @@ fn head_gradients_match_finite_differences() {
         let spec = HeadSpec { input: HeadInput::Pooler, in_dim: 6, hidden, classes: 2 };
         let mut params = spec.init(3);
         // larger weights than the init, so the ReLU has both sides in play
-        params.iter_mut().for_each(|p| p.data.iter_mut().enumerate().for_each(|(i, v)| *v = *v * 20.0 + 0.05 * (i % 3) as f32));
-        let (x, y8) = toy(9, 6, 1);
-        let y: Vec<u32> = y8.iter().map(|&v| v as u32).collect();
-        let head = CpuHead::new(spec, params.clone());
-        let (_, grads) = head.gradients(&x, &y);
-        for (pi, g) in grads.iter().enumerate() {
-            for j in 0..g.len() {
+        for t in tensors_mut(&mut params) {
+            t.iter_mut().enumerate().for_each(|(i, v)| *v = *v * 20.0 + 0.05 * (i % 3) as f32);
+        }
+        let data = toy(9, 6, 1);
+        let y = u32_labels(&data);
+        let (_, grads) = CpuHead::new(spec, params.clone()).gradients(&data.x, &y);
+        for (ti, t) in grads.tensors().iter().enumerate() {
+            for (j, &g) in t.data.iter().enumerate() {
                 let loss_with = |delta: f32| {
                     let mut p = params.clone();
-                    p[pi].data[j] += delta;
-                    CpuHead::new(spec, p).gradients(&x, &y).0 as f64
+                    tensors_mut(&mut p)[ti][j] += delta;
+                    CpuHead::new(spec, p).gradients(&data.x, &y).0 as f64
                 };
                 let numeric = (loss_with(1e-3) - loss_with(-1e-3)) / 2e-3;
-                assert!((numeric - g[j] as f64).abs() < 2e-3, "hidden {hidden}, {} [{j}]: {numeric} vs {}", params[pi].name, g[j]);
+                assert!((numeric - g as f64).abs() < 2e-3, "hidden {hidden}, {} [{j}]: {numeric} vs {g}", t.name);
             }
         }
     }
@@ -122,45 +135,41 @@ fn gpu_head_steps_equal_cpu_head_steps() {
         let params = spec.init(5);
         let mut cpu = CpuHead::new(spec, params.clone());
         let mut g = GpuHead::new(gpu(), spec, &params);
-        let (x, y8) = toy(45, 70, 2);
-        let y: Vec<u32> = y8.iter().map(|&v| v as u32).collect();
+        let data = toy(45, 70, 2);
+        let y = u32_labels(&data);
         let opt = AdamW::new(1e-2, 0.01);
-        for t in 1..=5 {
-            let rows = if t == 5 { 13 } else { 16 }; // a short last batch
-            let (xs, ys) = (&x[..rows * 70], &y[..rows]);
+        for t in 1..=6 {
+            let rows = if t % 3 == 0 { 13 } else { 16 }; // a short last batch, replayed plans in between
+            let (xs, ys) = (&data.x[..rows * 70], &y[..rows]);
             let lc = cpu.step(xs, ys, &opt, t);
             let lg = pollster::block_on(g.step(xs, ys, &opt, t)).unwrap();
             assert!((lc - lg).abs() < 1e-5, "step {t}: loss {lc} vs {lg}");
         }
         let (gp, _, _) = pollster::block_on(g.state()).unwrap();
-        for (a, b) in gp.iter().zip(&cpu.params) {
-            assert_close(&format!("hidden {hidden}: {}", a.name), &a.data, &b.data, 1e-5);
+        for (a, b) in gp.tensors().iter().zip(cpu.params.tensors()) {
+            assert_close(&format!("hidden {hidden}: {}", a.name), a.data, b.data, 1e-5);
         }
-        let pc = cpu.predict(&x, 45);
-        let pg = pollster::block_on(g.predict(&x, 45)).unwrap();
+        let pc = cpu.predict(&data.x, 45);
+        let pg = pollster::block_on(g.predict(&data.x, 45)).unwrap();
         assert_close("predictions", &pg, &pc, 1e-5);
     }
+}
+
+fn identity(name: &str, hidden: usize, fingerprint: &str) -> ModelIdentity {
+    ModelIdentity { name: name.into(), hidden_size: hidden, fingerprint: fingerprint.into() }
 }
 
 fn training(config: TrainConfig, gpu_backend: bool) -> Training {
     let spec = HeadSpec { input: HeadInput::Pooler, in_dim: 12, hidden: config.mlp_hidden, classes: 2 };
     let initial = spec.init(config.seed);
-    let backend = if gpu_backend {
-        pollster::block_on(HeadBackend::new_gpu(spec, &initial)).unwrap()
-    } else {
-        HeadBackend::Cpu(CpuHead::new(spec, initial.clone()))
-    };
-    Training::new(config, spec, backend, initial, toy(150, 12, 3), toy(60, 12, 4)).unwrap()
+    let backend = HeadBackend::new(spec, initial.clone(), gpu_backend.then(gpu));
+    let setup = RunSetup { run_id: "test".into(), model: identity("toy", 12, "00aa"), config, spec };
+    Training::new(setup, backend, initial, toy(150, 12, 3), toy(60, 12, 4)).unwrap()
 }
 
-fn run_all(t: &mut Training) -> (Vec<f32>, Vec<Param>) {
-    loop {
-        match pollster::block_on(t.advance()).unwrap() {
-            Event::Done => break,
-            _ => continue,
-        }
-    }
-    (t.losses.clone(), pollster::block_on(t.head()).unwrap())
+fn run_all(t: &mut Training) -> (Vec<f32>, HeadParams) {
+    while pollster::block_on(t.advance()).unwrap() != Event::Done {}
+    (t.losses.clone(), pollster::block_on(t.head()).unwrap().params)
 }
 
 #[test]
@@ -180,8 +189,8 @@ fn training_is_deterministic_learns_and_agrees_between_cpu_and_gpu() {
     // the GPU path follows the CPU path
     let (lg, pg) = run_all(&mut training(config, true));
     assert_close("losses GPU vs CPU", &lg, &l1, 1e-4);
-    for (a, b) in pg.iter().zip(&p1) {
-        assert_close(&a.name, &a.data, &b.data, 1e-4);
+    for (a, b) in pg.tensors().iter().zip(p1.tensors()) {
+        assert_close(&a.name, a.data, b.data, 1e-4);
     }
 }
 
@@ -205,16 +214,43 @@ fn a_diverging_run_stops_with_a_message_and_keeps_the_last_good_head() {
         let err = err.expect("a learning rate of 1e3 must end in a non-finite loss");
         assert!(err.contains("learning rate is too high"), "{err}");
         let head = pollster::block_on(t.head()).unwrap();
-        assert!(head.iter().all(|p| p.data.iter().all(|v| v.is_finite())), "the kept head is not finite");
+        assert!(head.params.is_finite(), "the kept head is not finite");
         assert!(t.done());
     }
-    // nonsense settings are refused before any step
+}
+
+#[test]
+fn settings_no_run_can_use_are_refused_by_name() {
     let spec = HeadSpec { input: HeadInput::Pooler, in_dim: 12, hidden: 0, classes: 2 };
-    for bad in [f32::NAN, 0.0, -1.0] {
-        let config = TrainConfig { learning_rate: bad, ..Default::default() };
-        let r = Training::new(config, spec, HeadBackend::Cpu(CpuHead::new(spec, spec.init(0))), spec.init(0), toy(10, 12, 1), toy(10, 12, 2));
-        assert!(r.err().unwrap().to_string().contains("learning rate"));
+    let try_config = |config: TrainConfig| {
+        let setup = RunSetup { run_id: "x".into(), model: identity("toy", 12, "00"), config, spec };
+        let backend = HeadBackend::new(spec, spec.init(0), None);
+        Training::new(setup, backend, spec.init(0), toy(10, 12, 1), toy(10, 12, 2)).err().map(|e| e.to_string())
+    };
+    let d = TrainConfig::default;
+    for (config, want) in [
+        (TrainConfig { learning_rate: f32::NAN, ..d() }, "learning_rate NaN must be a positive number"),
+        (TrainConfig { learning_rate: 0.0, ..d() }, "learning_rate 0 must be a positive number"),
+        (TrainConfig { learning_rate: -1.0, ..d() }, "learning_rate -1 must be a positive number"),
+        (TrainConfig { weight_decay: f32::NAN, ..d() }, "weight_decay NaN must be a number ≥ 0"),
+        (TrainConfig { weight_decay: -0.5, ..d() }, "weight_decay -0.5 must be a number ≥ 0"),
+        (TrainConfig { per_device_train_batch_size: 0, ..d() }, "per_device_train_batch_size must be at least 1"),
+        (TrainConfig { per_device_eval_batch_size: 0, ..d() }, "per_device_eval_batch_size must be at least 1"),
+        (TrainConfig { num_train_epochs: 0, ..d() }, "num_train_epochs must be at least 1"),
+        (TrainConfig { max_seq_length: 3, ..d() }, "max_seq_length 3 must be at least 5"),
+    ] {
+        let e = try_config(config).expect(want);
+        assert!(e.contains(want), "{e} / {want}");
     }
+    assert_eq!(try_config(d()), None);
+    // a head too large to allocate is refused, not aborted on
+    let huge = HeadSpec { hidden: 100_000_000, ..spec };
+    let e = huge.check_size().unwrap_err().to_string();
+    assert!(e.contains("too large"), "{e}");
+    // features that do not fit the head
+    let setup = RunSetup { run_id: "x".into(), model: identity("toy", 12, "00"), config: d(), spec };
+    let e = Training::new(setup, HeadBackend::new(spec, spec.init(0), None), spec.init(0), toy(10, 11, 1), toy(10, 12, 2)).err().unwrap();
+    assert!(e.to_string().contains("the head reads 12 per pair"), "{e}");
 }
 
 #[test]
@@ -228,24 +264,29 @@ fn the_schedule_warms_up_then_decays_linearly_to_zero() {
 }
 
 #[test]
-fn metrics_count_like_sklearn() {
+fn metrics_count_like_sklearn_and_refuse_nan() {
     // probs [p0, p1]; predictions 1, 0, 1, 1, 0 against labels 1, 1, 0, 1, 0
     let probs = [0.2, 0.8, 0.7, 0.3, 0.4, 0.6, 0.1, 0.9, 0.6, 0.4];
-    let m = evaluate(&probs, &[1, 1, 0, 1, 0]);
+    let m = evaluate(&probs, &[1, 1, 0, 1, 0]).unwrap();
     assert_eq!(m.confusion, [[1, 1], [1, 2]]);
     assert!((m.accuracy - 0.6).abs() < 1e-12);
     assert!((m.f1 - 2.0 * 2.0 / (2.0 * 2.0 + 1.0 + 1.0)).abs() < 1e-12);
+    // a NaN probability is an error, not a vote for class 0
+    let nan = [0.2, 0.8, f32::NAN, f32::NAN];
+    let e = evaluate(&nan, &[1, 0]).unwrap_err().to_string();
+    assert!(e.contains("non-finite probability for validation pair 2"), "{e}");
+    assert!(evaluate(&probs[..4], &[1, 2]).unwrap_err().to_string().contains("label 2"));
 }
 
 #[test]
-fn heads_export_and_import_with_bert_for_sequence_classification_names() {
+fn heads_export_and_import_with_bert_for_sequence_classification_names_and_their_model() {
+    let model = identity("tiny/bert", 8, "0123456789abcdef");
     for (input, hidden) in [(HeadInput::Pooler, 0), (HeadInput::PairFeatures, 16)] {
         let spec = HeadSpec { input, in_dim: input.width(8), hidden, classes: 2 };
-        let params = spec.init(9);
-        let (bytes, config) = export_head(&spec, &params);
-        let (spec2, params2) = import_head(&bytes).unwrap();
-        assert_eq!(spec2, spec);
-        assert_eq!(params2, params);
+        let head = TrainedHead { spec, params: spec.init(9), model: Some(model.clone()) };
+        let (bytes, config) = head.export().unwrap();
+        let back = TrainedHead::import(&bytes).unwrap();
+        assert_eq!(back, head);
         let cfg: serde_json::Value = serde_json::from_str(&config).unwrap();
         assert_eq!(cfg["num_labels"], 2);
         assert_eq!(cfg["id2label"]["1"], "equivalent");
@@ -256,8 +297,18 @@ fn heads_export_and_import_with_bert_for_sequence_classification_names() {
             assert_eq!(names, ["classifier.bias", "classifier.weight"]);
             assert_eq!(st.tensor("classifier.weight").unwrap().shape(), [2, 8]);
         }
+        // it runs on its model, wherever that was loaded from, and refuses another
+        back.check_model(&identity("a copy elsewhere", 8, "0123456789abcdef")).unwrap();
+        let e = back.check_model(&identity("other/bert", 8, "ffffffffffffffff")).unwrap_err().to_string();
+        assert!(e.contains("this head was made with tiny/bert (hidden 8, weights 01234567); the loaded model is other/bert"), "{e}");
     }
-    let e = import_head(b"not a head").unwrap_err().to_string();
+    // a classifier without our metadata: its width must fit
+    let spec = HeadSpec { input: HeadInput::Pooler, in_dim: 8, hidden: 0, classes: 2 };
+    let anonymous = TrainedHead { spec, params: spec.init(1), model: None };
+    anonymous.check_model(&identity("any", 8, "aa")).unwrap();
+    let e = anonymous.check_model(&identity("wide", 16, "bb")).unwrap_err().to_string();
+    assert!(e.contains("this head reads 8 features; the loaded model wide (hidden 16, weights bb) gives 16"), "{e}");
+    let e = TrainedHead::import(b"not a head").unwrap_err().to_string();
     assert!(e.contains("corrupt or truncated"), "{e}");
 }
 
@@ -272,12 +323,18 @@ fn a_run_resumed_from_a_checkpoint_continues_exactly() {
         pollster::block_on(t.advance()).unwrap();
     }
     let bytes = pollster::block_on(t.checkpoint()).unwrap();
+    let (setup, step) = Training::peek(&bytes).unwrap();
+    assert_eq!((setup.run_id.as_str(), step as usize), ("test", first_epoch + 4));
+    assert_eq!(setup.model, t.setup.model);
     drop(t);
-    let mut resumed = pollster::block_on(Training::resume(&bytes, false, toy(150, 12, 3), toy(60, 12, 4))).unwrap();
+    let mut resumed = pollster::block_on(Training::resume(&bytes, None, toy(150, 12, 3), toy(60, 12, 4))).unwrap();
     let (losses, head) = run_all(&mut resumed);
     assert_eq!(losses, full_losses);
     assert_eq!(head, full_head);
     assert_eq!(resumed.metrics.len(), 3);
-    let e = pollster::block_on(Training::resume(b"junk", false, toy(1, 12, 3), toy(1, 12, 4))).err().unwrap().to_string();
+    // on other data than it was made with, it refuses
+    let e = pollster::block_on(Training::resume(&bytes, None, toy(150, 7, 3), toy(60, 12, 4))).err().unwrap().to_string();
+    assert!(e.contains("the head reads 12 per pair"), "{e}");
+    let e = pollster::block_on(Training::resume(b"junk", None, toy(1, 12, 3), toy(1, 12, 4))).err().unwrap().to_string();
     assert!(e.contains("corrupt or truncated"), "{e}");
 }

@@ -71,8 +71,17 @@ impl AdamWKernel {
         v: &wgpu::Buffer,
         len: usize,
     ) -> Dispatch {
+        ctx.dispatch(&self.pipeline, &Self::params(opt, t, len), &[grad, param, m, v], crate::gpu::grid(len.div_ceil(256)))
+    }
+
+    /// Points a recorded step at step `t` with `opt`'s learning rate and decay.
+    pub fn update(&self, ctx: &GpuContext, d: &Dispatch, opt: &AdamW, t: u32, len: usize) {
+        ctx.update_params(d, &Self::params(opt, t, len));
+    }
+
+    fn params(opt: &AdamW, t: u32, len: usize) -> Params {
         let (bc1, bc2) = opt.bias_corrections(t);
-        let params = Params {
+        Params {
             len: len as u32,
             lr: opt.lr,
             beta1: opt.beta1,
@@ -81,7 +90,6 @@ impl AdamWKernel {
             weight_decay: opt.weight_decay,
             bias_correction1: bc1,
             bias_correction2: bc2,
-        };
-        ctx.dispatch(&self.pipeline, &params, &[grad, param, m, v], crate::gpu::grid(len.div_ceil(256)))
+        }
     }
 }

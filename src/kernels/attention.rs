@@ -74,8 +74,9 @@ struct Params {
     layers: u32,
 }
 
-/// Where the kernel writes probabilities: `[batch, layers, heads, seq, seq]`,
-/// at `layer`.
+/// Where the kernel writes probabilities: `[count, layers, heads, seq, seq]`
+/// at `layer`, for the batch rows `first .. first + count` that the `kept`
+/// uniform ([`AttentionKernel::kept`]) names when the work runs.
 pub struct ProbsSlot<'a> {
     pub buffer: &'a wgpu::Buffer,
     pub layer: usize,
@@ -94,8 +95,24 @@ impl AttentionKernel {
         AttentionKernel { pipeline: ctx.pipeline("attention", include_str!("../../shaders/attention.wgsl")) }
     }
 
+    /// The uniform naming the rows whose probabilities are written; its
+    /// contents are [`AttentionKernel::kept_rows`].
+    pub fn kept(ctx: &GpuContext) -> wgpu::Buffer {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("attention rows kept"),
+            size: 16,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// The bytes of `kept` for the rows `first .. first + count`.
+    pub fn kept_rows(first: usize, count: usize) -> [u32; 4] {
+        [first as u32, count as u32, 0, 0]
+    }
+
     /// `probs`: where to write the probabilities, or `None` (then `dummy`, any
-    /// small buffer, fills the binding).
+    /// small buffer, fills the binding). `kept`: see [`ProbsSlot`].
     pub fn bind(
         &self,
         ctx: &GpuContext,
@@ -103,10 +120,10 @@ impl AttentionKernel {
         mask: &wgpu::Buffer,
         out: &wgpu::Buffer,
         probs: Option<ProbsSlot>,
-        dummy: &wgpu::Buffer,
+        (dummy, kept): (&wgpu::Buffer, &wgpu::Buffer),
         s: AttentionShape,
     ) -> Dispatch {
-        assert!(s.seq <= Self::MAX_SEQ, "attention kernel handles at most {} tokens", Self::MAX_SEQ);
+        debug_assert!(s.seq <= Self::MAX_SEQ, "the encoder refuses longer sequences");
         let params = Params {
             seq: s.seq as u32,
             heads: s.heads as u32,
@@ -118,6 +135,6 @@ impl AttentionKernel {
             layers: probs.as_ref().map_or(1, |p| p.layers as u32),
         };
         let probs_buf = probs.as_ref().map_or(dummy, |p| p.buffer);
-        ctx.dispatch(&self.pipeline, &params, &[qkv, mask, out, probs_buf], [s.seq as u32, s.heads as u32, s.batch as u32])
+        ctx.dispatch(&self.pipeline, &params, &[qkv, mask, out, probs_buf, kept], [s.seq as u32, s.heads as u32, s.batch as u32])
     }
 }

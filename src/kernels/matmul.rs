@@ -97,7 +97,10 @@ pub fn matmul_cpu(
             } else {
                 for q in 0..rows {
                     let sum: f32 = (0..k)
-                        .map(|kk| a[(i0 + q) * a_layout.row_stride + kk * a_layout.col_stride] * w[j * w_layout.row_stride + kk * w_layout.col_stride])
+                        .map(|kk| {
+                            a[(i0 + q) * a_layout.row_stride + kk * a_layout.col_stride]
+                                * w[j * w_layout.row_stride + kk * w_layout.col_stride]
+                        })
                         .sum();
                     out[q * n + j] = act.apply(sum + b);
                 }

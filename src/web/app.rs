@@ -6,11 +6,11 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::engine_service;
 use crate::explorer::{examples, Results, SentenceList};
 use crate::fetch;
 use crate::finetune::FinetunePage;
 use crate::loader::{LoaderState, ModelPanel, DEFAULT_MODEL};
-use crate::service;
 
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
@@ -18,14 +18,16 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 pub fn App() -> impl IntoView {
     let loader = LoaderState::new();
     let sentences = RwSignal::new(examples());
+    // the sentence whose attentions are computed and shown
+    let selected = RwSignal::new(0usize);
     let result = RwSignal::new(None);
     let running = RwSignal::new(false);
     let generation = StoredValue::new(0u64);
 
     // Re-run whenever the sentences or the model change; only the latest run's result is kept.
     Effect::new(move |_| {
-        let texts: Vec<String> =
-            sentences.get().iter().map(|s| s.text.trim().to_string()).filter(|t| !t.is_empty()).collect();
+        let texts: Vec<String> = sentences.get().iter().map(|s| s.text.trim().to_string()).filter(|t| !t.is_empty()).collect();
+        let chosen = selected.get();
         if loader.version.get() == 0 {
             return;
         }
@@ -42,7 +44,7 @@ pub fn App() -> impl IntoView {
                 }
                 spawn_local(async move {
                     running.set(true);
-                    let r = service::explore(texts).await;
+                    let r = engine_service::explore(texts, chosen).await;
                     if generation.get_value() == gen {
                         result.set(Some(r));
                     }
@@ -70,7 +72,7 @@ pub fn App() -> impl IntoView {
                 <ModelPanel loader=loader/>
                 <div class:hidden=move || tab.get() != 0><SentenceList sentences=sentences/></div>
             </aside>
-            <div class:hidden=move || tab.get() != 0><Results result=result running=running/></div>
+            <div class:hidden=move || tab.get() != 0><Results result=result running=running selected=selected/></div>
             <div class:hidden=move || tab.get() != 1><FinetunePage loader=loader/></div>
         </main>
     }

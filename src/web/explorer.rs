@@ -6,8 +6,8 @@ use bertlab::outputs::torch_format;
 use bertlab::Pooling;
 use leptos::prelude::*;
 
+use crate::engine_service::{Exploration, SentenceView, MAX_SENTENCES};
 use crate::heatmap::{self, css_color, Scale};
-use crate::service::{Exploration, SentenceView};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sentence {
@@ -30,9 +30,53 @@ pub fn examples() -> Vec<Sentence> {
     .collect()
 }
 
+/// The longest text a sentence field keeps: far more than any model's 512
+/// tokens, and small enough that a pasted book leaves the page responsive.
+pub const MAX_CHARS: usize = 20_000;
+
+/// `text` cut to [`MAX_CHARS`] characters, and whether it was longer.
+fn capped(text: String) -> (String, bool) {
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((at, _)) => (text[..at].to_string(), true),
+        None => (text, false),
+    }
+}
+
 #[component]
 pub fn SentenceList(sentences: RwSignal<Vec<Sentence>>) -> impl IntoView {
     let next_id = StoredValue::new(1000u32);
+    let notice = RwSignal::new(None::<String>);
+    let set_text = move |id: u32, field: web_sys::HtmlInputElement| {
+        let (text, cut) = capped(field.value());
+        if cut {
+            field.set_value(&text);
+            notice.set(Some(format!("A sentence was cut to its first {MAX_CHARS} characters (the model reads at most 512 tokens).")));
+        }
+        sentences.update(|all| {
+            if let Some(x) = all.iter_mut().find(|x| x.id == id) {
+                x.text = text
+            }
+        });
+    };
+    // a pasted list (several lines) becomes one sentence per line, below the field
+    let paste_lines = move |id: u32, text: String, field: web_sys::HtmlInputElement| {
+        let lines: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| capped(l.to_string()).0).collect();
+        let Some((first, rest)) = lines.split_first() else { return };
+        field.set_value(first);
+        let first_id = next_id.get_value();
+        next_id.set_value(first_id + rest.len() as u32);
+        sentences.update(|all| {
+            let Some(at) = all.iter().position(|x| x.id == id) else { return };
+            all[at].text = first.clone();
+            for (i, line) in rest.iter().enumerate() {
+                all.insert(at + 1 + i, Sentence { id: first_id + i as u32, text: line.clone() });
+            }
+        });
+        let n = sentences.with_untracked(|s| s.len());
+        if n > MAX_SENTENCES {
+            notice.set(Some(format!("{n} sentences: the views show the first {MAX_SENTENCES}.")));
+        }
+    };
     let add_after = move |after: Option<u32>| {
         let id = next_id.get_value();
         next_id.set_value(id + 1);
@@ -60,9 +104,13 @@ pub fn SentenceList(sentences: RwSignal<Vec<Sentence>>) -> impl IntoView {
                             aria-label="Sentence"
                             placeholder="Type a sentence…"
                             prop:value=s.text.clone()
-                            on:input=move |ev| {
-                                let v = event_target_value(&ev);
-                                sentences.update(|all| if let Some(x) = all.iter_mut().find(|x| x.id == s.id) { x.text = v });
+                            on:input=move |ev| set_text(s.id, event_target(&ev))
+                            on:paste=move |ev: leptos::ev::ClipboardEvent| {
+                                let text = ev.clipboard_data().and_then(|d| d.get_data("text/plain").ok()).unwrap_or_default();
+                                if text.contains('\n') {
+                                    ev.prevent_default();
+                                    paste_lines(s.id, text, event_target(&ev));
+                                }
                             }
                             on:keydown=move |ev: leptos::ev::KeyboardEvent| if ev.key() == "Enter" { add_after(Some(s.id)) }
                         />
@@ -72,17 +120,17 @@ pub fn SentenceList(sentences: RwSignal<Vec<Sentence>>) -> impl IntoView {
                 </For>
             </ol>
             <button type="button" data-testid="add-sentence" on:click=move |_| add_after(None)>"+ Add sentence"</button>
-            <p class="hint">"Enter adds a sentence below; empty lines are ignored."</p>
+            {move || notice.get().map(|n| view! { <p class="notice" data-testid="sentences-notice">{n}</p> })}
+            <p class="hint">"Enter adds a sentence below; pasting several lines adds one sentence per line; empty lines are ignored."</p>
         </section>
     }
 }
 
 /// All result views, for the explorer's latest run.
 #[component]
-pub fn Results(result: RwSignal<Option<Result<Exploration, String>>>, running: RwSignal<bool>) -> impl IntoView {
-    let selected = RwSignal::new(0usize);
+pub fn Results(result: RwSignal<Option<Result<Exploration, String>>>, running: RwSignal<bool>, selected: RwSignal<usize>) -> impl IntoView {
     let ok = Memo::new(move |_| result.get().and_then(|r| r.ok()));
-    let current = Memo::new(move |_| ok.get().and_then(|r| r.sentences.get(selected.get()).cloned()));
+    let current = Memo::new(move |_| ok.get().and_then(|r| r.sentences.get(r.selected).cloned()));
     Effect::new(move |_| {
         if let Some(r) = ok.get() {
             if selected.get_untracked() >= r.sentences.len() {
@@ -98,6 +146,9 @@ pub fn Results(result: RwSignal<Option<Result<Exploration, String>>>, running: R
                 Some(Ok(_)) => ().into_any(),
             }}
             <Show when=move || ok.get().is_some()>
+                {move || ok.get().filter(|r| r.left_out > 0).map(|r| view! {
+                    <p class="notice" data-testid="left-out">{format!("Showing the first {MAX_SENTENCES} sentences; {} more are not run.", r.left_out)}</p>
+                })}
                 <RunHeader ok=ok selected=selected/>
                 <TokensPanel current=current/>
                 <HiddenStatePanel current=current/>
@@ -289,27 +340,33 @@ fn MapPanel(ok: Memo<Option<Exploration>>) -> impl IntoView {
     }
 }
 
+/// The attention view's head: one of them, or their average.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum HeadChoice {
+    One(usize),
+    Average,
+}
+
 #[component]
 fn AttentionPanel(ok: Memo<Option<Exploration>>, current: Memo<Option<SentenceView>>) -> impl IntoView {
     let layer = RwSignal::new(0usize);
-    // heads index the heads; `heads` itself means the average over heads
-    let head = RwSignal::new(0usize);
+    let head = RwSignal::new(HeadChoice::One(0));
     let dims = Memo::new(move |_| ok.get().map(|r| (r.layers, r.heads)).unwrap_or((0, 0)));
     let matrix = Memo::new(move |_| {
         let s = current.get()?;
         let (layers, heads) = dims.get();
         let l = layer.get().min(layers.saturating_sub(1));
-        let hd = head.get();
         let n = s.len();
-        Some(if hd >= heads {
-            let mut avg = vec![0.0f32; n * n];
-            for k in 0..heads {
-                avg.iter_mut().zip(s.attention(l, k, heads)).for_each(|(a, v)| *a += v / heads as f32);
+        match head.get() {
+            HeadChoice::Average => {
+                let mut avg = vec![0.0f32; n * n];
+                for k in 0..heads {
+                    avg.iter_mut().zip(s.attention(l, k, heads)?).for_each(|(a, v)| *a += v / heads as f32);
+                }
+                Some(avg)
             }
-            avg
-        } else {
-            s.attention(l, hd, heads).to_vec()
-        })
+            HeadChoice::One(hd) => s.attention(l, hd.min(heads.saturating_sub(1)), heads).map(<[f32]>::to_vec),
+        }
     });
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     Effect::new(move |_| {
@@ -327,12 +384,15 @@ fn AttentionPanel(ok: Memo<Option<Exploration>>, current: Memo<Option<SentenceVi
                 </select>
             </label>
             <label>" Head "
-                <select data-testid="head" on:change=move |ev| head.set(event_target_value(&ev).parse().unwrap_or(0))>
+                <select data-testid="head" on:change=move |ev| head.set(match event_target_value(&ev).parse() {
+                    Ok(h) => HeadChoice::One(h),
+                    Err(_) => HeadChoice::Average,
+                })>
                     {move || {
                         let heads = dims.get().1;
                         (0..heads).map(|h| view! { <option value=h.to_string()>{h + 1}</option> }).collect_view()
                     }}
-                    <option value="999">"average of heads"</option>
+                    <option value="average">"average of heads"</option>
                 </select>
             </label>
             <div class="attention-grid">

@@ -6,14 +6,11 @@ use bertlab::ModelFiles;
 use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Cache, Request, RequestInit, Response, ResponseInit};
+use web_sys::{AbortSignal, Request, RequestInit, Response};
+
+use crate::storage::{self, response_bytes};
 
 const CACHE: &str = "bertlab-models-v1";
-/// The header our cached responses carry their size in.
-const SIZE_HEADER: &str = "x-bertlab-bytes";
-
-pub const MODEL_FILES: [&str; 5] =
-    ["config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "model.safetensors"];
 
 /// One file's download, as the progress bars show it.
 #[derive(Clone, Debug, PartialEq)]
@@ -23,40 +20,27 @@ pub struct Progress {
     pub total: Option<u64>,
     pub bytes_per_s: f64,
     pub from_cache: bool,
-    pub done: bool,
 }
 
-fn js_err(context: &str, e: JsValue) -> String {
-    let msg = e
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"));
+pub fn js_err(context: &str, e: JsValue) -> String {
+    let msg = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"));
     format!("{context}: {msg}")
 }
 
-fn window() -> web_sys::Window {
-    web_sys::window().expect("a window")
-}
-
-async fn open_cache() -> Result<Cache, String> {
-    let caches = window().caches().map_err(|e| js_err("no Cache API", e))?;
-    let cache = JsFuture::from(caches.open(CACHE)).await.map_err(|e| js_err("cannot open the cache", e))?;
-    Ok(cache.unchecked_into())
-}
-
-async fn response_bytes(resp: &Response) -> Result<Vec<u8>, String> {
-    let buf = JsFuture::from(resp.array_buffer().map_err(|e| js_err("read", e))?)
-        .await
-        .map_err(|e| js_err("read", e))?;
-    Ok(Uint8Array::new(&buf).to_vec())
+/// The page's window (the page only runs in one).
+pub fn window() -> web_sys::Window {
+    web_sys::window().expect("the page runs in a window")
 }
 
 /// Where the files of a model are: a hub id, a URL, or the bundled default.
 pub fn folder_url(source: &str, hub: &str) -> String {
     let s = source.trim();
     if s.contains("://") {
-        if s.ends_with('/') { s.to_string() } else { format!("{s}/") }
+        if s.ends_with('/') {
+            s.to_string()
+        } else {
+            format!("{s}/")
+        }
     } else {
         // like from_pretrained: https://huggingface.co/{id}/resolve/main/{file}
         format!("{}/{}/resolve/main/", hub.trim_end_matches('/'), s.trim_matches('/'))
@@ -64,20 +48,20 @@ pub fn folder_url(source: &str, hub: &str) -> String {
 }
 
 /// Fetches one file, from the cache when it is there. `Ok(None)` for a 404
-/// (optional files). `on_progress` is called as bytes arrive.
-pub async fn fetch_file(
+/// (optional files). `on_progress` is called as bytes arrive; a file that
+/// could not be cached (a full storage) is reported to `not_cached`.
+async fn fetch_file(
     url: &str,
     file: &str,
     signal: &AbortSignal,
     on_progress: &dyn Fn(Progress),
+    not_cached: &mut Vec<String>,
 ) -> Result<Option<Vec<u8>>, String> {
-    let cache = open_cache().await.ok();
+    let cache = storage::open(CACHE).await.ok();
     if let Some(cache) = &cache {
-        let hit = JsFuture::from(cache.match_with_str(url)).await.unwrap_or(JsValue::UNDEFINED);
-        if let Ok(resp) = hit.dyn_into::<Response>() {
-            let bytes = response_bytes(&resp).await?;
+        if let Some(bytes) = storage::get(cache, url).await {
             let n = bytes.len() as u64;
-            on_progress(Progress { file: file.into(), loaded: n, total: Some(n), bytes_per_s: 0.0, from_cache: true, done: true });
+            on_progress(Progress { file: file.into(), loaded: n, total: Some(n), bytes_per_s: 0.0, from_cache: true });
             return Ok(Some(bytes));
         }
     }
@@ -101,9 +85,13 @@ pub async fn fetch_file(
     let start = web_time::Instant::now();
     let mut bytes: Vec<u8> = Vec::with_capacity(total.unwrap_or(0) as usize);
     loop {
-        let chunk = JsFuture::from(reader.read())
-            .await
-            .map_err(|e| if signal.aborted() { "cancelled".to_string() } else { js_err(&format!("download of {file} failed"), e) })?;
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| {
+            if signal.aborted() {
+                "cancelled".to_string()
+            } else {
+                js_err(&format!("download of {file} failed"), e)
+            }
+        })?;
         if Reflect::get(&chunk, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
             break;
         }
@@ -116,56 +104,51 @@ pub async fn fetch_file(
             total,
             bytes_per_s: bytes.len() as f64 / secs,
             from_cache: false,
-            done: false,
         });
     }
     let secs = start.elapsed().as_secs_f64().max(1e-3);
     let n = bytes.len() as u64;
-    on_progress(Progress { file: file.into(), loaded: n, total: Some(n), bytes_per_s: n as f64 / secs, from_cache: false, done: true });
+    on_progress(Progress { file: file.into(), loaded: n, total: Some(n), bytes_per_s: n as f64 / secs, from_cache: false });
+    // a file that cannot be cached costs the next reload a download, and the user hears why
     if let Some(cache) = &cache {
-        store(cache, url, &bytes).await;
+        if let Err(e) = storage::put(cache, url, &bytes).await {
+            not_cached.push(format!("{file}: {e}"));
+        }
     }
     Ok(Some(bytes))
 }
 
-/// Caches a downloaded file (a full disk only costs the next reload a download).
-async fn store(cache: &Cache, url: &str, bytes: &[u8]) {
-    let headers = web_sys::Headers::new().unwrap();
-    let _ = headers.set(SIZE_HEADER, &bytes.len().to_string());
-    let init = ResponseInit::new();
-    init.set_headers(&headers);
-    let body = Uint8Array::from(bytes);
-    if let Ok(resp) = Response::new_with_opt_buffer_source_and_init(Some(&body), &init) {
-        let _ = JsFuture::from(cache.put_with_str(url, &resp)).await;
-    }
+/// A downloaded model, and the files the cache could not keep.
+pub struct Fetched {
+    pub files: ModelFiles,
+    pub not_cached: Vec<String>,
 }
 
 /// Fetches a model folder: config first (a wrong URL fails fast), then the
 /// tokenizer (tokenizer.json, else vocab.txt), then the weights.
-pub async fn fetch_model(folder: &str, signal: &AbortSignal, on_progress: &dyn Fn(Progress)) -> Result<ModelFiles, String> {
-    let get = |name: &'static str| {
-        let url = format!("{folder}{name}");
-        async move { fetch_file(&url, name, signal, on_progress).await }
-    };
+pub async fn fetch_model(name: String, folder: &str, signal: &AbortSignal, on_progress: &dyn Fn(Progress)) -> Result<Fetched, String> {
+    let mut not_cached = Vec::new();
+    let mut get = async |file: &'static str| fetch_file(&format!("{folder}{file}"), file, signal, on_progress, &mut not_cached).await;
     let config_json = get("config.json").await?.ok_or_else(|| format!("{folder}config.json was not found (404)"))?;
     let tokenizer_json = get("tokenizer.json").await?;
     let vocab_txt = if tokenizer_json.is_none() { get("vocab.txt").await? } else { None };
     let tokenizer_config_json = get("tokenizer_config.json").await?;
-    let model_safetensors =
-        get("model.safetensors").await?.ok_or_else(|| format!("{folder}model.safetensors was not found (404)"))?;
-    Ok(ModelFiles {
+    let model_safetensors = get("model.safetensors").await?.ok_or_else(|| format!("{folder}model.safetensors was not found (404)"))?;
+    let files = ModelFiles {
+        name,
         config_json: Some(config_json),
         model_safetensors: Some(model_safetensors),
         tokenizer_json,
         vocab_txt,
         tokenizer_config_json,
-    })
+    };
+    Ok(Fetched { files, not_cached })
 }
 
 /// Files picked or dropped by the user, matched by name. Returns the files and
 /// the names that were not model files.
 pub async fn read_dropped(files: Vec<web_sys::File>) -> Result<(ModelFiles, Vec<String>), String> {
-    let mut m = ModelFiles::default();
+    let mut m = ModelFiles { name: "dropped files".into(), ..ModelFiles::default() };
     let mut ignored = Vec::new();
     for f in files {
         let name = f.name();
@@ -192,21 +175,11 @@ pub struct CachedModel {
 }
 
 pub async fn cached_models() -> Result<Vec<CachedModel>, String> {
-    let cache = open_cache().await?;
-    let keys: js_sys::Array = JsFuture::from(cache.keys()).await.map_err(|e| js_err("cache", e))?.unchecked_into();
+    let cache = storage::open(CACHE).await?;
     let mut out: Vec<CachedModel> = Vec::new();
-    for req in keys.iter() {
-        let req: Request = req.unchecked_into();
-        let url = req.url();
+    for (url, size) in storage::entries(&cache).await? {
         let Some(cut) = url.rfind('/') else { continue };
         let (folder, file) = (url[..=cut].to_string(), url[cut + 1..].to_string());
-        let resp = JsFuture::from(cache.match_with_request(&req)).await.unwrap_or(JsValue::UNDEFINED);
-        let size = resp
-            .dyn_into::<Response>()
-            .ok()
-            .and_then(|r| r.headers().get(SIZE_HEADER).ok().flatten())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
         match out.iter_mut().find(|m| m.folder == folder) {
             Some(m) => {
                 m.bytes += size;
@@ -218,10 +191,13 @@ pub async fn cached_models() -> Result<Vec<CachedModel>, String> {
     Ok(out)
 }
 
+/// Deletes every cached file of a model folder.
 pub async fn delete_cached(folder: &str) -> Result<(), String> {
-    let cache = open_cache().await?;
-    for f in MODEL_FILES {
-        JsFuture::from(cache.delete_with_str(&format!("{folder}{f}"))).await.map_err(|e| js_err("cache", e))?;
+    let cache = storage::open(CACHE).await?;
+    for (url, _) in storage::entries(&cache).await? {
+        if url.strip_prefix(folder).is_some_and(|rest| !rest.contains('/')) {
+            storage::delete(&cache, &url).await?;
+        }
     }
     Ok(())
 }
@@ -238,27 +214,6 @@ pub fn resolve(path: &str) -> String {
     web_sys::Url::new_with_base(path, &base).map(|u| u.href()).unwrap_or_else(|_| path.to_string())
 }
 
-
-/// Stores bytes in the page's own storage under `name` (checkpoints).
-pub async fn store_local(name: &str, bytes: &[u8]) -> Result<(), String> {
-    let cache = open_cache().await?;
-    store(&cache, &resolve(&format!("bertlab-local/{name}")), bytes).await;
-    Ok(())
-}
-
-pub async fn load_local(name: &str) -> Option<Vec<u8>> {
-    let cache = open_cache().await.ok()?;
-    let hit = JsFuture::from(cache.match_with_str(&resolve(&format!("bertlab-local/{name}")))).await.ok()?;
-    let resp: Response = hit.dyn_into().ok()?;
-    response_bytes(&resp).await.ok()
-}
-
-pub async fn delete_local(name: &str) {
-    if let Ok(cache) = open_cache().await {
-        let _ = JsFuture::from(cache.delete_with_str(&resolve(&format!("bertlab-local/{name}")))).await;
-    }
-}
-
 /// Offers bytes as a file download.
 pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
     let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
@@ -266,7 +221,8 @@ pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
     opts.set_type(mime);
     let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &opts).map_err(|e| js_err("download", e))?;
     let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| js_err("download", e))?;
-    let a: web_sys::HtmlAnchorElement = window().document().unwrap().create_element("a").unwrap().unchecked_into();
+    let document = window().document().ok_or("no document")?;
+    let a: web_sys::HtmlAnchorElement = document.create_element("a").map_err(|e| js_err("download", e))?.unchecked_into();
     a.set_href(&url);
     a.set_download(name);
     a.click();
@@ -303,15 +259,13 @@ pub async fn fetch_glue_mrpc(base: &str, split: &str, on_progress: &dyn Fn(usize
             base.trim_end_matches('/'),
             examples.len()
         );
-        let resp: Response = JsFuture::from(window().fetch_with_str(&url))
-            .await
-            .map_err(|e| js_err(&format!("cannot fetch {url}"), e))?
-            .unchecked_into();
+        let resp: Response =
+            JsFuture::from(window().fetch_with_str(&url)).await.map_err(|e| js_err(&format!("cannot fetch {url}"), e))?.unchecked_into();
         if !resp.ok() {
             return Err(format!("{url}: HTTP {}", resp.status()));
         }
-        let page: serde_json::Value = serde_json::from_slice(&response_bytes(&resp).await?)
-            .map_err(|e| format!("{url}: not the datasets server's JSON ({e})"))?;
+        let page: serde_json::Value =
+            serde_json::from_slice(&response_bytes(&resp).await?).map_err(|e| format!("{url}: not the datasets server's JSON ({e})"))?;
         total = page["num_rows_total"].as_u64().ok_or_else(|| format!("{url}: no num_rows_total"))? as usize;
         let rows = page["rows"].as_array().ok_or_else(|| format!("{url}: no rows"))?;
         if rows.is_empty() {
@@ -328,5 +282,5 @@ pub async fn fetch_glue_mrpc(base: &str, split: &str, on_progress: &dyn Fn(usize
         }
         on_progress(examples.len(), total);
     }
-    Ok(bertlab::glue::Dataset { examples, skipped: Vec::new() })
+    Ok(bertlab::glue::Dataset { examples, skipped: Vec::new(), has_header: true })
 }

@@ -6,8 +6,10 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::AbortController;
 
+use crate::engine_service::{self, ModelInfo};
 use crate::fetch::{self, CachedModel, Progress};
-use crate::service::{self, ModelInfo};
+use crate::runs;
+use crate::storage::megabytes;
 
 /// Where the bundled default model is served, relative to the page.
 pub const DEFAULT_MODEL: &str = "models/default/";
@@ -31,7 +33,10 @@ pub struct LoaderState {
     pub backend: RwSignal<BackendChoice>,
     /// The last source loaded over the network, for reloading on a backend change.
     pub last_source: RwSignal<Option<String>>,
-    abort: StoredValue<Option<AbortController>, LocalStorage>,
+    /// Something the user should know about the last load (files not cached).
+    pub notice: RwSignal<Option<String>>,
+    /// The load in flight: a new load cancels it, and its late results are dropped.
+    current: StoredValue<(u64, Option<AbortController>), LocalStorage>,
 }
 
 impl LoaderState {
@@ -49,12 +54,29 @@ impl LoaderState {
             cached: RwSignal::new(Vec::new()),
             backend: RwSignal::new(backend),
             last_source: RwSignal::new(None),
-            abort: StoredValue::new_local(None),
+            notice: RwSignal::new(None),
+            current: StoredValue::new_local((0, None)),
         }
     }
 
     fn hub(&self) -> String {
         fetch::query_param("hub").unwrap_or_else(|| "https://huggingface.co".into())
+    }
+
+    /// Starts a load, cancelling the one in flight; returns its generation.
+    fn begin(self, controller: Option<AbortController>) -> u64 {
+        let (gen, previous) = self.current.get_value();
+        if let Some(c) = previous {
+            c.abort();
+        }
+        self.current.set_value((gen + 1, controller));
+        self.notice.set(None);
+        gen + 1
+    }
+
+    /// Whether load `gen` is still the latest.
+    fn is_current(self, gen: u64) -> bool {
+        self.current.get_value().0 == gen
     }
 
     /// Downloads (or takes from the cache) and loads a model: `source` is a
@@ -64,55 +86,85 @@ impl LoaderState {
         let name = if source == DEFAULT_MODEL { "all-MiniLM-L6-v2 (bundled)".to_string() } else { source.clone() };
         let Ok(controller) = AbortController::new() else { return };
         let signal = controller.signal();
-        self.abort.set_value(Some(controller));
+        let gen = self.begin(Some(controller));
         self.last_source.set(Some(source));
         self.state.set(LoadState::Loading(format!("Downloading {name}")));
         self.progress.set(Vec::new());
         let progress = self.progress;
         spawn_local(async move {
             let on_progress = move |p: Progress| {
-                progress.update(|all| match all.iter_mut().find(|q| q.file == p.file) {
-                    Some(q) => *q = p,
-                    None => all.push(p),
-                })
-            };
-            let files = fetch::fetch_model(&folder, &signal, &on_progress).await;
-            self.abort.set_value(None);
-            let loaded = match files {
-                Ok(files) => self.load_files(name, files).await,
-                Err(e) => {
-                    self.state.set(LoadState::Failed(e));
-                    false
+                if self.is_current(gen) {
+                    progress.update(|all| match all.iter_mut().find(|q| q.file == p.file) {
+                        Some(q) => *q = p,
+                        None => all.push(p),
+                    })
                 }
             };
-            if !loaded {
-                // files of a model that does not load are not worth keeping
-                let _ = fetch::delete_cached(&folder).await;
+            let fetched = fetch::fetch_model(name, &folder, &signal, &on_progress).await;
+            if !self.is_current(gen) {
+                return;
+            }
+            match fetched {
+                Ok(f) => {
+                    if !f.not_cached.is_empty() {
+                        self.notice.set(Some(format!("Loaded, but not kept for the next visit: {}", f.not_cached.join("; "))));
+                    }
+                    if let Err(e) = self.load_files(gen, f.files).await {
+                        // only files that are themselves broken are worth deleting
+                        if e.is_corrupt_model() {
+                            let _ = fetch::delete_cached(&folder).await;
+                        }
+                    }
+                }
+                Err(e) => self.state.set(LoadState::Failed(e)),
             }
             self.refresh_cache();
         });
     }
 
-    /// Parses and uploads files already in memory; false when that failed
-    /// (the model loaded before stays).
-    pub async fn load_files(self, name: String, files: ModelFiles) -> bool {
+    /// Loads files the user picked or dropped.
+    pub fn load_dropped(self, files: Vec<web_sys::File>) {
+        let gen = self.begin(None);
+        self.state.set(LoadState::Loading("Reading the files".into()));
+        spawn_local(async move {
+            match fetch::read_dropped(files).await {
+                Ok((files, ignored)) => {
+                    if !ignored.is_empty() {
+                        self.notice.set(Some(format!("Not model files, ignored: {}", ignored.join(", "))));
+                    }
+                    let _ = self.load_files(gen, files).await;
+                }
+                Err(e) => self.state.set(LoadState::Failed(e)),
+            }
+        });
+    }
+
+    /// Parses and uploads files already in memory (the model loaded before
+    /// stays when that fails). A run in progress pauses: it keeps its model.
+    async fn load_files(self, gen: u64, files: ModelFiles) -> Result<(), bertlab::Error> {
+        let name = files.name.clone();
         self.state.set(LoadState::Loading(format!("Loading {name} onto the device")));
-        match service::load(name, files, self.backend.get_untracked()).await {
+        let loaded = engine_service::load(files, self.backend.get_untracked()).await;
+        if !self.is_current(gen) {
+            return Ok(());
+        }
+        match loaded {
             Ok(info) => {
+                runs::model_changed();
                 self.info.set(Some(info));
                 self.version.update(|v| *v += 1);
                 self.state.set(LoadState::Idle);
-                true
+                Ok(())
             }
             Err(e) => {
-                self.state.set(LoadState::Failed(e));
-                false
+                self.state.set(LoadState::Failed(e.to_string()));
+                Err(e)
             }
         }
     }
 
     pub fn cancel(self) {
-        if let Some(c) = self.abort.get_value() {
+        if let (_, Some(c)) = self.current.get_value() {
             c.abort();
         }
     }
@@ -127,11 +179,7 @@ impl LoaderState {
 }
 
 fn mb(bytes: u64) -> String {
-    if bytes >= 1 << 20 {
-        format!("{:.1} MB", bytes as f64 / 1048576.0)
-    } else {
-        format!("{:.1} kB", bytes as f64 / 1024.0)
-    }
+    megabytes(bytes as f64)
 }
 
 #[component]
@@ -144,20 +192,9 @@ pub fn ModelPanel(loader: LoaderState) -> impl IntoView {
         }
     };
     let on_files = move |files: Vec<web_sys::File>| {
-        if files.is_empty() {
-            return;
+        if !files.is_empty() {
+            loader.load_dropped(files);
         }
-        spawn_local(async move {
-            match fetch::read_dropped(files).await {
-                Ok((files, ignored)) => {
-                    if !ignored.is_empty() {
-                        leptos::logging::log!("ignored files: {ignored:?}");
-                    }
-                    loader.load_files("dropped files".into(), files).await;
-                }
-                Err(e) => loader.state.set(LoadState::Failed(e)),
-            }
-        });
     };
     let file_list = |list: Option<web_sys::FileList>| -> Vec<web_sys::File> {
         list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
@@ -170,7 +207,7 @@ pub fn ModelPanel(loader: LoaderState) -> impl IntoView {
             <h2>"Model"</h2>
             <div class="model-info" data-testid="model-info">
                 {move || match loader.info.get() {
-                    Some(i) => format!("{} · {} layers · hidden {} · {} heads · vocab {}", i.name, i.layers, i.hidden, i.heads, i.vocab),
+                    Some(i) => format!("{} · {} layers · hidden {} · {} heads · vocab {}", i.identity.name, i.layers, i.hidden, i.heads, i.vocab),
                     None => "no model loaded".to_string(),
                 }}
             </div>
@@ -191,6 +228,7 @@ pub fn ModelPanel(loader: LoaderState) -> impl IntoView {
                 <select
                     aria-label="Backend"
                     data-testid="backend-choice"
+                    disabled=busy
                     on:change=move |ev| {
                         let choice = match event_target_value(&ev).as_str() {
                             "gpu" => BackendChoice::Gpu,
@@ -214,7 +252,9 @@ pub fn ModelPanel(loader: LoaderState) -> impl IntoView {
                 on:drop=move |ev: leptos::ev::DragEvent| {
                     ev.prevent_default();
                     dragging.set(false);
-                    on_files(file_list(ev.data_transfer().and_then(|d| d.files())));
+                    if !busy() {
+                        on_files(file_list(ev.data_transfer().and_then(|d| d.files())));
+                    }
                 }
             >
                 "Drop config.json, model.safetensors and tokenizer.json (or vocab.txt) here, or "
@@ -222,6 +262,7 @@ pub fn ModelPanel(loader: LoaderState) -> impl IntoView {
                     type="file"
                     multiple
                     data-testid="model-files"
+                    disabled=busy
                     on:change=move |ev| {
                         let input: web_sys::HtmlInputElement = event_target(&ev);
                         on_files(file_list(input.files()));
@@ -250,6 +291,7 @@ fn StatusLine(loader: LoaderState) -> impl IntoView {
                 <div class="status error" role="alert" data-testid="load-error">{e}</div>
             }.into_any(),
         }}
+        {move || loader.notice.get().map(|n| view! { <p class="notice" data-testid="load-notice">{n}</p> })}
     }
 }
 
@@ -316,4 +358,3 @@ fn CachedList(loader: LoaderState) -> impl IntoView {
         </details>
     }
 }
-

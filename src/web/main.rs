@@ -1,8 +1,10 @@
 //! The Bert Lab page: Leptos (client-side rendered), built by trunk.
-//! The view talks to the engine only through `service`.
+//! The view talks to the engine only through `engine_service` and `runs`.
 
 #[cfg(target_arch = "wasm32")]
 mod app;
+#[cfg(target_arch = "wasm32")]
+mod engine_service;
 #[cfg(target_arch = "wasm32")]
 mod explorer;
 #[cfg(target_arch = "wasm32")]
@@ -14,7 +16,11 @@ mod heatmap;
 #[cfg(target_arch = "wasm32")]
 mod loader;
 #[cfg(target_arch = "wasm32")]
-mod service;
+mod run_store;
+#[cfg(target_arch = "wasm32")]
+mod runs;
+#[cfg(target_arch = "wasm32")]
+mod storage;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

@@ -1,57 +1,62 @@
-// The Fine-tune page in headless Chromium on WebGPU: a short run on a subset of
-// MRPC with the tiny model from the mock hub; the loss falls, metrics appear,
-// pause, reload, resume from the checkpoint in browser storage, try it, export.
+// The Fine-tune page in headless Chromium with the tiny model from the mock hub
+// and the tests' GLUE-layout data (tests/fixtures/glue-tiny): a run on WebGPU
+// whose loss falls, pause, reload, resume, try it, export; a run that keeps its
+// model when another is loaded; runs saved as units; a full storage reported.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startServer } from '../../www/serve.mjs';
-import { mockHub } from './mock-hub.mjs';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const artifacts = path.resolve(here, '..', '..', 'artifacts');
-fs.mkdirSync(artifacts, { recursive: true });
-const LONG = 240_000;
+import { mockHub, glueDir } from './mock-hub.mjs';
+import { LONG, artifacts, launch, open, root, text, waitForModel, waitForText } from './helpers.mjs';
 
 let server;
 before(async () => { server = await startServer({ extra: mockHub() }); });
 after(async () => { await server.close(); });
 
-const text = (page, id) => page.textContent(`[data-testid=${id}]`);
 const losses = async (page) => JSON.parse((await page.getAttribute('[data-testid=loss-curve]', 'data-losses')) || '[]');
 const epochRows = (page) => page.locator('[data-testid=epoch-metrics] tbody tr[data-accuracy]');
+const status = (page, re) => waitForText(page, 'train-status', re);
 
 async function setParam(page, id, value) {
   await page.fill(`[data-testid=${id}]`, String(value));
   await page.dispatchEvent(`[data-testid=${id}]`, 'change');
 }
 
-test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, export', { timeout: 900_000 }, async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--enable-unsafe-webgpu'],
-  });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  const url = `${server.base}/?backend=gpu&tab=finetune&hub=${encodeURIComponent(server.base + '/hub')}&model=tiny/bert`
-    + `&datasets=${encodeURIComponent(server.base + '/datasets')}`;
-  await page.goto(url);
-  await page.waitForFunction(() => document.querySelector('[data-testid=model-info]')?.textContent.includes('tiny/bert'), null, { timeout: LONG });
+function url(query) {
+  const hub = encodeURIComponent(server.base + '/hub');
+  return `${server.base}/?tab=finetune&hub=${hub}&datasets=${encodeURIComponent(server.base + '/datasets')}&${query}`;
+}
+
+async function loadModel(page, id) {
+  await page.fill('[data-testid=model-source]', id);
+  await page.click('[data-testid=load-model]');
+  await waitForModel(page, id);
+}
+
+/// Every epoch row's accuracy equals what its confusion matrix says, for `n` pairs.
+async function checkEpochRows(page, n) {
+  const rows = await epochRows(page).evaluateAll((r) => r.map((x) => [Number(x.dataset.accuracy), JSON.parse(x.dataset.confusion)]));
+  for (const [acc, [[tn, fp], [fn, tp]]] of rows) {
+    assert.equal(tn + fp + fn + tp, n);
+    assert.equal(acc, (tn + tp) / n);
+  }
+  return rows;
+}
+
+test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, export', { timeout: 900_000 }, async (t) => {
+  const browser = await launch(t, { webgpu: true });
+  const { page, errors } = await open(browser, url('backend=gpu&model=tiny/bert'));
+  await waitForModel(page, 'tiny/bert');
   assert.match(await text(page, 'backend'), /GPU: .*WebGPU/);
   await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
-  assert.match(await text(page, 'train-stats'), /3668 pairs, 2474 paraphrases/);
-  assert.match(await text(page, 'dev-stats'), /408 pairs, 279 paraphrases .* majority-class baseline 68\.4% accuracy/);
+  assert.match(await text(page, 'train-stats'), /240 pairs, 160 paraphrases/);
+  assert.match(await text(page, 'dev-stats'), /60 pairs, 41 paraphrases .* majority-class baseline 68\.3% accuracy/);
   // the same split from the (mock) hub's datasets server, 100 rows a request
   await page.click('[data-testid=fetch-mrpc]');
-  await page.waitForFunction(() => document.querySelector('[data-testid=data-summary]')?.textContent.includes('Hugging Face hub'), null, { timeout: LONG });
-  assert.match(await text(page, 'train-stats'), /3668 pairs, 2474 paraphrases/);
-  assert.match(await text(page, 'dev-stats'), /408 pairs, 279 paraphrases/);
-  assert.equal(server.log.filter((p) => p === '/datasets/rows').length, 37 + 5);
+  await waitForText(page, 'data-summary', /Hugging Face hub/);
+  assert.match(await text(page, 'train-stats'), /240 pairs, 160 paraphrases/);
+  assert.equal(server.log.filter((p) => p === '/datasets/rows').length, 3 + 1);
 
   await setParam(page, 'train-limit', 64);
   await setParam(page, 'lr', '0.01');
@@ -59,49 +64,150 @@ test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, e
   // pair features and a small MLP: enough capacity to fit 64 pairs of the tiny random model
   await page.selectOption('[data-testid=head-input]', 'pair');
   await setParam(page, 'mlp', 64);
-  await page.click('[data-testid=start]');
-  await page.waitForFunction(() => /Encoding (train|validation) pairs/.test(document.querySelector('[data-testid=train-status]')?.textContent), null, { timeout: LONG });
-  // metrics appear after the first epoch; then pause
+  // a double click starts one run, not two into one curve
+  await page.dblclick('[data-testid=start]');
+  await status(page, /Encoding (train|validation) pairs|Training on/);
   await epochRows(page).first().waitFor({ timeout: LONG });
   await page.click('[data-testid=pause]');
-  await page.waitForFunction(() => document.querySelector('[data-testid=train-status]')?.textContent === 'Paused.', null, { timeout: LONG });
+  await status(page, /^Paused\.$/);
   const pausedAt = (await losses(page)).length;
   assert.ok(pausedAt >= 4 && pausedAt < 240, `paused after ${pausedAt} steps`);
-  await page.waitForFunction(() => /saved at step/.test(document.body.textContent), null, { timeout: LONG });
+  await waitForText(page, 'save-state', new RegExp(`Saved in this browser at step ${pausedAt} of 240`));
   await page.screenshot({ path: path.join(artifacts, 'finetune-paused.png'), fullPage: true });
 
-  // reload: the saved run resumes where it stopped
+  // reload: the saved run is listed, and resumes where it stopped
   await page.reload();
-  await page.waitForFunction(() => document.querySelector('[data-testid=model-info]')?.textContent.includes('tiny/bert'), null, { timeout: LONG });
-  await page.waitForSelector('[data-testid=resume-saved]:not([disabled])', { timeout: LONG });
-  await page.click('[data-testid=resume-saved]');
-  await page.waitForFunction(() => document.querySelector('[data-testid=train-status]')?.textContent === 'Done.', null, { timeout: LONG });
+  await waitForModel(page, 'tiny/bert');
+  const run = page.locator('[data-testid=saved-run]');
+  await run.first().waitFor({ timeout: LONG });
+  assert.equal(await run.count(), 1, 'one run, though Start was clicked twice');
+  assert.match(await run.first().textContent(), new RegExp(`tiny/bert · MLP head on pair · lr 0.01 · GLUE MRPC \\(Hugging Face hub\\) · step ${pausedAt} of 240 .*resumable`));
+  await run.first().locator('[data-testid=resume-run]').click();
+  await status(page, /^Done\.$/);
   const all = await losses(page);
   assert.equal(all.length, 60 * 4, 'every step of 60 epochs × 4 batches, before and after the reload');
   const first = all.slice(0, 8).reduce((a, b) => a + b) / 8;
   const last = all.slice(-8).reduce((a, b) => a + b) / 8;
-  // (deterministic for the seed: 0.689 → 0.588 when written)
   assert.ok(last < 0.9 * first, `the loss fell: ${first} → ${last}`);
   assert.equal(await epochRows(page).count(), 60);
-  const acc = Number(await epochRows(page).last().getAttribute('data-accuracy'));
-  assert.ok(acc > 0 && acc <= 1);
+  await checkEpochRows(page, 60);
   await page.screenshot({ path: path.join(artifacts, 'finetune-done.png'), fullPage: true });
 
   // try it
   await page.click('[data-testid=try]');
-  await page.waitForFunction(() => /P\(paraphrase\) = 0?\.\d{3}|1\.000/.test(document.querySelector('[data-testid=try-answer]')?.textContent), null, { timeout: LONG });
+  await waitForText(page, 'try-answer', /^P\(paraphrase\) = (0\.\d{3}|1\.000)$/);
 
-  // export: the MLP head with its metadata (Linear heads use classifier.* — tests/training.rs)
+  // export: the MLP head with its metadata, and the model it was trained on
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export]')]);
   const file = path.join(artifacts, 'head.safetensors');
   await download.saveAs(file);
   const bytes = fs.readFileSync(file);
-  const headerLen = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString());
+  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString());
   assert.deepEqual(header['head.dense.weight'].shape, [64, 4 * 32]);
   assert.deepEqual(header['head.out.weight'].shape, [2, 64]);
   assert.equal(header.__metadata__.head_input, 'pair');
   assert.equal(header.__metadata__.num_labels, '2');
+  assert.equal(header.__metadata__.model_name, 'tiny/bert');
   assert.deepEqual(errors, []);
-  await browser.close();
+});
+
+test('a run keeps its model; heads and saved runs refuse another; runs resume on their own data', { timeout: 900_000 }, async (t) => {
+  const browser = await launch(t, { webgpu: false });
+  const { page, errors } = await open(browser, url('backend=cpu&model=tiny/bert'));
+  await waitForModel(page, 'tiny/bert');
+  await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
+  await setParam(page, 'train-limit', 64);
+  await setParam(page, 'lr', '0.01');
+  await setParam(page, 'epochs', 30);
+  await page.selectOption('[data-testid=head-input]', 'pair');
+  await page.click('[data-testid=start]');
+  await page.waitForFunction(() => JSON.parse(document.querySelector('[data-testid=loss-curve]').dataset.losses || '[]').length >= 6, null, { timeout: LONG });
+  // run A: another model is loaded mid-run → A pauses, saved, and says how to go on
+  await loadModel(page, 'tiny/other');
+  await status(page, /^Paused: another model was loaded\. The run is saved; load tiny\/bert again/);
+  const stepsA = (await losses(page)).length;
+  // "Try it" with A's head on the other model: refused, both models named
+  await page.click('[data-testid=try]');
+  await waitForText(page, 'try-answer', /this head was made with tiny\/bert .*the loaded model is tiny\/other/);
+  // a head trained on tiny-bert (tests/fixtures/tiny-head) is refused on tiny/other, taken on tiny/bert
+  const head = path.join(root, 'tests/fixtures/tiny-head/head.safetensors');
+  await page.setInputFiles('[data-testid=import-head]', head);
+  await waitForText(page, 'import-result', /this head was made with tiny-bert .*the loaded model is tiny\/other/);
+  const resumeA = page.locator('[data-testid=saved-run]').first().locator('[data-testid=resume-run]');
+  await resumeA.click();
+  await waitForText(page, 'train-status', /this run was made with tiny\/bert .*the loaded model is tiny\/other/);
+  await loadModel(page, 'tiny/bert');
+  await page.setInputFiles('[data-testid=import-head]', []);
+  await page.setInputFiles('[data-testid=import-head]', head);
+  await waitForText(page, 'import-result', /^Imported: Linear head on pooler features, trained on tiny-bert/);
+  await page.click('[data-testid=try]');
+  await waitForText(page, 'try-answer', /^P\(paraphrase\) = /);
+
+  // run B with other settings while A is paused: A stays saved as its own run
+  await setParam(page, 'epochs', 2);
+  await page.selectOption('[data-testid=head-input]', 'cls');
+  await page.click('[data-testid=start]');
+  await status(page, /^Done\.$/);
+  assert.equal((await losses(page)).length, 2 * 4);
+  // reload, resume A: it goes on from its own step, on its own data and settings
+  await page.reload();
+  await waitForModel(page, 'tiny/bert');
+  const runs = page.locator('[data-testid=saved-run]');
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=saved-run]').length === 2, null, { timeout: LONG });
+  assert.match(await runs.nth(0).textContent(), /Linear head on cls .* step 8 of 8 .*done/);
+  assert.match(await runs.nth(1).textContent(), new RegExp(`Linear head on pair .* step ${stepsA} of 120 .*resumable`));
+  await runs.nth(1).locator('[data-testid=resume-run]').click();
+  await status(page, /^Done\.$/);
+  assert.equal((await losses(page)).length, 30 * 4);
+  assert.equal(await epochRows(page).count(), 30);
+  await checkEpochRows(page, 60);
+  assert.equal(await page.inputValue('[data-testid=epochs]'), '30');
+
+  // Stop ends a run; it is listed as stopped
+  await page.click('[data-testid=start]');
+  await page.waitForFunction(() => JSON.parse(document.querySelector('[data-testid=loss-curve]').dataset.losses || '[]').length >= 3, null, { timeout: LONG });
+  await page.click('[data-testid=stop]');
+  await status(page, /^Stopped\.$/);
+  await page.waitForFunction(() => /stopped/.test(document.querySelector('[data-testid=saved-run]')?.textContent), null, { timeout: LONG });
+  // a diverging run stops with its reason
+  await setParam(page, 'lr', '1000');
+  await page.click('[data-testid=start]');
+  await status(page, /^Stopped: .*learning rate is too high/);
+
+  // TSVs picked from disk: counts, and malformed rows listed by line
+  const dir = fs.mkdtempSync(path.join(artifacts, 'tsv-'));
+  const train = fs.readFileSync(path.join(glueDir, 'train.tsv'), 'utf8').split('\n').slice(0, 31).join('\n') + '\n1\t5\t6\tonly four columns\n';
+  fs.writeFileSync(path.join(dir, 'train.tsv'), train);
+  fs.writeFileSync(path.join(dir, 'dev.tsv'), fs.readFileSync(path.join(glueDir, 'dev.tsv')));
+  await page.setInputFiles('[data-testid=train-tsv]', path.join(dir, 'train.tsv'));
+  await page.setInputFiles('[data-testid=dev-tsv]', path.join(dir, 'dev.tsv'));
+  await waitForText(page, 'data-summary', /train\.tsv \+ dev\.tsv/);
+  assert.match(await text(page, 'train-stats'), /^train: 30 pairs/);
+  assert.match(await text(page, 'skipped'), /1 malformed rows skipped.*train line 32: 4 columns instead of 5/s);
+  await page.screenshot({ path: path.join(artifacts, 'finetune-runs.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+});
+
+test('a full browser storage is reported, never shown as saved', { timeout: 600_000 }, async (t) => {
+  const browser = await launch(t, { webgpu: false });
+  // the storage refuses every write of a run, as a full quota does
+  const init = () => {
+    const put = Cache.prototype.put;
+    Cache.prototype.put = function (request, response) {
+      const u = typeof request === 'string' ? request : request.url;
+      if (u.includes('bertlab-runs')) return Promise.reject(new DOMException('quota', 'QuotaExceededError'));
+      return put.call(this, request, response);
+    };
+  };
+  const { page, errors } = await open(browser, url('backend=cpu&model=tiny/bert'), { init });
+  await waitForModel(page, 'tiny/bert');
+  await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
+  await setParam(page, 'train-limit', 32);
+  await setParam(page, 'epochs', 1);
+  await page.click('[data-testid=start]');
+  await status(page, /^Done\.$/);
+  assert.match(await text(page, 'save-state'), /^Not saved: the browser's storage is full/);
+  assert.equal(await page.locator('[data-testid=saved-run]').count(), 0);
+  assert.match(await text(page, 'storage'), /browser storage: .* used of /);
+  assert.deepEqual(errors, []);
 });

@@ -16,7 +16,12 @@ function models() {
     'model.safetensors': read('model.safetensors'),
   };
   const weights = good['model.safetensors'];
+  // another model of the same shape: every weight one unit in the last place away
+  const other = Buffer.from(weights);
+  const dataStart = 8 + Number(other.readBigUInt64LE(0));
+  for (let i = dataStart; i < other.length; i += 4) other[i] ^= 1;
   return {
+    'tiny/other': { ...good, 'model.safetensors': other },
     'tiny/bert': good,
     'bad/truncated': { ...good, 'model.safetensors': weights.subarray(0, weights.length - 5000) },
     'bad/html': { ...good, 'config.json': Buffer.from('<!DOCTYPE html><html><body>Sign in to continue</body></html>') },
@@ -24,10 +29,13 @@ function models() {
   };
 }
 
-// GLUE MRPC as the hub's datasets server returns it (/datasets/rows?...&split=&offset=&length=),
-// made from the local TSVs.
+// The tests' GLUE-layout data (tests/fixtures/glue-tiny, synthetic pairs), so they
+// need no copy of MRPC: served as the page's bundled data/mrpc/, and as the hub's
+// datasets server returns MRPC (/datasets/rows?...&split=&offset=&length=).
+export const glueDir = path.resolve(here, '..', 'fixtures', 'glue-tiny');
+
 function mrpcSplit(split) {
-  const file = path.resolve(here, '..', '..', 'data', 'mrpc', split === 'train' ? 'train.tsv' : 'dev.tsv');
+  const file = path.join(glueDir, split === 'train' ? 'train.tsv' : 'dev.tsv');
   const lines = fs.readFileSync(file, 'utf8').replace(/^\uFEFF/, '').split('\n').slice(1).filter((l) => l.trim());
   return lines.map((l, i) => {
     const c = l.split('\t');
@@ -39,6 +47,12 @@ function mrpcSplit(split) {
 export function mockHub() {
   const all = models();
   return async (req, res, url) => {
+    const bundled = url.pathname.match(/^\/data\/mrpc\/(train|dev)\.tsv$/);
+    if (bundled) {
+      res.writeHead(200, { 'content-type': 'text/tab-separated-values; charset=utf-8' });
+      res.end(fs.readFileSync(path.join(glueDir, `${bundled[1]}.tsv`)));
+      return true;
+    }
     if (url.pathname === '/datasets/rows') {
       const rows = mrpcSplit(url.searchParams.get('split'));
       const offset = Number(url.searchParams.get('offset')), length = Number(url.searchParams.get('length'));

@@ -13,13 +13,20 @@ It writes, under tests/fixtures/:
   adamw.json            torch.optim.AdamW's parameters after three steps
   minilm.json           the default model's outputs on "Hello, how are you?"
                         and harder strings (accents, CJK, emoji, 600 tokens)
+  tokenization.json     token ids of transformers' tokenizers where our
+                        tokenization makes choices: do_lower_case false, and
+                        sentence pairs truncated longest-first
+  tiny-head/logits.json the logits of BertForSequenceClassification built by
+                        from_pretrained from tiny-bert plus the head that
+                        `bertlab finetune` exported (tiny-head/head.safetensors,
+                        head.config.json; made by the command in README.md)
 """
 import argparse
 import json
 import os
 
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "fixtures")
@@ -135,6 +142,60 @@ def minilm_cases(model_dir):
     return cases
 
 
+def tokenization_cases(model_dir):
+    """Where tokenization makes choices: casing kept, and pairs cut longest-first."""
+    tiny_vocab = os.path.join(FIXTURES, "tiny-bert", "vocab.txt")
+    cased = BertTokenizer(tiny_vocab, do_lower_case=False)
+    text = "Hello World, HOW are you? the time Of day"
+    cases = {"cased": {"text": text, "input_ids": cased(text)["input_ids"],
+                       "tokens": cased.convert_ids_to_tokens(cased(text)["input_ids"])}}
+    fast = AutoTokenizer.from_pretrained(model_dir)  # what transformers gives for this model (tokenizer.json)
+    pairs = [
+        ("A short one.", "A much longer second sentence that has to lose most of its many words here."),
+        ("The first sentence is the long one this time, with plenty of words to spare.", "Short."),
+        ("Both sentences are of the same length here.", "Both sentences are equally long, you see."),
+        ("One two three four five six seven eight", "nine ten eleven twelve thirteen fourteen fifteen"),
+    ]
+    rows = []
+    for max_length in (9, 12, 16):
+        for a, b in pairs:
+            enc = fast(a, b, truncation=True, max_length=max_length)
+            rows.append({"a": a, "b": b, "max_length": max_length, "input_ids": enc["input_ids"],
+                         "token_type_ids": enc["token_type_ids"]})
+    cases["pairs_longest_first"] = rows
+    return cases
+
+
+def tiny_head_logits():
+    """BertForSequenceClassification from tiny-bert and our exported head,
+    merged the way README.md says, on the first validation pairs of glue-tiny."""
+    import shutil
+    import tempfile
+    from safetensors.torch import load_file, save_file
+    head_dir = os.path.join(FIXTURES, "tiny-head")
+    tiny = os.path.join(FIXTURES, "tiny-bert")
+    folder = tempfile.mkdtemp()
+    config = json.load(open(os.path.join(tiny, "config.json")))
+    config.update(json.load(open(os.path.join(head_dir, "head.config.json"))))
+    json.dump(config, open(os.path.join(folder, "config.json"), "w"))
+    for f in ("vocab.txt", "tokenizer_config.json"):
+        shutil.copy(os.path.join(tiny, f), folder)
+    tensors = {f"bert.{k}": v for k, v in load_file(os.path.join(tiny, "model.safetensors")).items()}
+    tensors.update(load_file(os.path.join(head_dir, "head.safetensors")))
+    save_file(tensors, os.path.join(folder, "model.safetensors"))
+    model = BertForSequenceClassification.from_pretrained(folder, attn_implementation="eager").eval()
+    tok = BertTokenizer.from_pretrained(folder)
+    lines = open(os.path.join(FIXTURES, "glue-tiny", "dev.tsv"), encoding="utf-8-sig").read().splitlines()[1:9]
+    a = [l.split("\t")[3] for l in lines]
+    b = [l.split("\t")[4] for l in lines]
+    enc = tok(a, b, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(**enc).logits
+    shutil.rmtree(folder)
+    return {"sentence1": a, "sentence2": b, "input_ids": enc["input_ids"].tolist(), "logits": rounded(logits),
+            "id2label": model.config.id2label}
+
+
 def adamw_reference():
     """torch.optim.AdamW on two tensors (a weight with decay, a bias without),
     three steps with fixed gradients, as the Trainer groups them."""
@@ -169,6 +230,10 @@ def main():
         json.dump(adamw_reference(), f)
     with open(os.path.join(FIXTURES, "minilm.json"), "w") as f:
         json.dump(minilm_cases(args.model_dir), f)
+    with open(os.path.join(FIXTURES, "tokenization.json"), "w") as f:
+        json.dump(tokenization_cases(args.model_dir), f)
+    with open(os.path.join(FIXTURES, "tiny-head", "logits.json"), "w") as f:
+        json.dump(tiny_head_logits(), f)
     print("wrote", FIXTURES, "with torch", torch.__version__)
 
 

@@ -1,243 +1,35 @@
 //! The Fine-tune page: MRPC (or the user's TSV), the Trainer's
-//! hyper-parameters, feature extraction with progress, training with a live
-//! loss curve and per-epoch validation, pause/resume (also across a reload),
-//! "Try it", and export/import of the head.
+//! hyper-parameters, a run with encoding progress, a live loss curve and
+//! per-epoch validation, pause/resume (also across a reload, from the saved
+//! runs), "Try it", and export/import of the head.
 
-use std::collections::HashMap;
+mod state;
 
-use bertlab::finetune::{Event, Metrics, TrainConfig};
+use bertlab::finetune::TrainConfig;
 use bertlab::glue::Dataset;
 use bertlab::head::HeadInput;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
 
+use crate::engine_service;
 use crate::fetch;
 use crate::loader::LoaderState;
-use crate::service::{self, Features};
+use crate::run_store;
+use crate::runs::{self, PauseReason, SplitName};
+use crate::storage::megabytes;
+pub use state::Ft;
+use state::{Data, SaveState, Status};
 
-#[derive(Clone, Debug, PartialEq)]
-enum Status {
-    Idle,
-    Encoding { split: &'static str, done: usize, total: usize, per_s: f64 },
-    Training,
-    Paused,
-    Stopped,
-    Done,
-    Failed(String),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-struct Data {
-    source: String,
-    train: Dataset,
-    dev: Dataset,
-}
-
-/// The page's state, shared by its components.
-#[derive(Clone, Copy)]
-struct Ft {
-    data: RwSignal<Option<Data>>,
-    data_error: RwSignal<Option<String>>,
-    /// Rows fetched so far from the hub's datasets server.
-    hub_progress: RwSignal<String>,
-    config: RwSignal<TrainConfig>,
-    train_limit: RwSignal<usize>,
-    status: RwSignal<Status>,
-    losses: RwSignal<Vec<f32>>,
-    epochs: RwSignal<Vec<Metrics>>,
-    device: RwSignal<String>,
-    saved: RwSignal<Option<String>>,
-    pause: StoredValue<bool>,
-    stop: StoredValue<bool>,
-    /// Encoded splits by (model, input, max length, split) — a second run starts training at once.
-    feature_cache: StoredValue<HashMap<String, Vec<f32>>>,
-}
-
-const CHECKPOINT: &str = "checkpoint.safetensors";
-const FEATURES: &str = "features.safetensors";
-
-fn encode_features(f: &Features, dim: usize) -> Vec<u8> {
-    let as_f32 = |y: &[u8]| y.iter().map(|&v| v as f32).collect::<Vec<f32>>();
-    let parts = [
-        ("train_x", f.train.0.clone(), vec![f.train.1.len(), dim]),
-        ("train_y", as_f32(&f.train.1), vec![f.train.1.len()]),
-        ("eval_x", f.eval.0.clone(), vec![f.eval.1.len(), dim]),
-        ("eval_y", as_f32(&f.eval.1), vec![f.eval.1.len()]),
-    ];
-    let bytes: Vec<(&str, Vec<usize>, Vec<u8>)> =
-        parts.iter().map(|(n, d, s)| (*n, s.clone(), d.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
-    let views: Vec<(&str, TensorView)> = bytes.iter().map(|(n, s, b)| (*n, TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
-    safetensors::serialize(views, None).unwrap_or_default()
-}
-
-fn decode_features(bytes: &[u8]) -> Option<Features> {
-    let st = SafeTensors::deserialize(bytes).ok()?;
-    let get = |n: &str| -> Option<Vec<f32>> {
-        Some(st.tensor(n).ok()?.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
-    };
-    let labels = |v: Vec<f32>| v.into_iter().map(|x| x as u8).collect::<Vec<u8>>();
-    Some(Features { train: (get("train_x")?, labels(get("train_y")?)), eval: (get("eval_x")?, labels(get("eval_y")?)) })
-}
-
-impl Ft {
-    fn new() -> Self {
-        Ft {
-            data: RwSignal::new(None),
-            data_error: RwSignal::new(None),
-            hub_progress: RwSignal::new(String::new()),
-            config: RwSignal::new(TrainConfig::default()),
-            train_limit: RwSignal::new(0),
-            status: RwSignal::new(Status::Idle),
-            losses: RwSignal::new(Vec::new()),
-            epochs: RwSignal::new(Vec::new()),
-            device: RwSignal::new(String::new()),
-            saved: RwSignal::new(None),
-            pause: StoredValue::new(false),
-            stop: StoredValue::new(false),
-            feature_cache: StoredValue::new(HashMap::new()),
-        }
-    }
-
-    fn busy(&self) -> bool {
-        matches!(self.status.get(), Status::Encoding { .. } | Status::Training)
-    }
-
-    /// Encodes one split in chunks, yielding to the page between them.
-    async fn encode(self, key: String, split: &'static str, d: &Dataset, limit: usize) -> Result<Vec<f32>, String> {
-        if let Some(f) = self.feature_cache.with_value(|c| c.get(&key).cloned()) {
-            return Ok(f);
-        }
-        let c = self.config.get_untracked();
-        let examples = &d.examples[..limit.min(d.examples.len())];
-        let start = web_time::Instant::now();
-        let mut out = Vec::new();
-        let chunk = c.per_device_eval_batch_size.max(1);
-        for (i, part) in examples.chunks(chunk).enumerate() {
-            if self.stop.get_value() {
-                return Err("stopped".into());
-            }
-            out.extend(service::extract(part, c.head_input, c.max_seq_length, chunk, &mut |_, _| {}).await?);
-            let done = (i * chunk + part.len()).min(examples.len());
-            let per_s = done as f64 / start.elapsed().as_secs_f64().max(1e-3);
-            self.status.set(Status::Encoding { split, done, total: examples.len(), per_s });
-            fetch::yield_now().await;
-        }
-        self.feature_cache.update_value(|c| {
-            c.insert(key, out.clone());
-        });
-        Ok(out)
-    }
-
-    fn start(self, model: String) {
-        let Some(data) = self.data.get_untracked() else { return };
-        self.pause.set_value(false);
-        self.stop.set_value(false);
-        self.losses.set(Vec::new());
-        self.epochs.set(Vec::new());
-        spawn_local(async move {
-            let c = self.config.get_untracked();
-            let limit = match self.train_limit.get_untracked() { 0 => usize::MAX, n => n };
-            let key = |split: &str, n: usize| format!("{model}|{:?}|{}|{}|{split}|{n}", c.head_input, c.max_seq_length, data.source);
-            let result = async {
-                let train_x = self.encode(key("train", limit), "train", &data.train, limit).await?;
-                let dev_x = self.encode(key("dev", usize::MAX), "validation", &data.dev, usize::MAX).await?;
-                let n = limit.min(data.train.examples.len());
-                let f = Features { train: (train_x, data.train.labels()[..n].to_vec()), eval: (dev_x, data.dev.labels()) };
-                let dim = c.head_input.width(service::hidden_size().await?);
-                fetch::store_local(FEATURES, &encode_features(&f, dim)).await?;
-                service::start(c.clone(), f).await
-            }
-            .await;
-            match result {
-                Ok(device) => {
-                    self.device.set(device);
-                    self.run().await
-                }
-                Err(e) => self.status.set(if e == "stopped" { Status::Stopped } else { Status::Failed(e) }),
-            }
-        });
-    }
-
-    async fn save(self) {
-        if let Ok(bytes) = service::checkpoint().await {
-            if fetch::store_local(CHECKPOINT, &bytes).await.is_ok() {
-                if let Ok((step, total)) = service::progress().await {
-                    self.saved.set(Some(format!("saved at step {step} of {total}")));
-                }
-            }
-        }
-    }
-
-    /// Trains until done, paused, stopped or failed.
-    async fn run(self) {
-        self.status.set(Status::Training);
-        let mut since_yield = 0;
-        loop {
-            if self.stop.get_value() {
-                let _ = service::use_trained_head().await;
-                fetch::delete_local(CHECKPOINT).await;
-                self.saved.set(None);
-                self.status.set(Status::Stopped);
-                return;
-            }
-            if self.pause.get_value() {
-                self.save().await;
-                self.status.set(Status::Paused);
-                return;
-            }
-            match service::advance().await {
-                Ok(Event::Step { loss, .. }) => self.losses.update(|l| l.push(loss)),
-                Ok(Event::Epoch { metrics, .. }) => {
-                    self.epochs.update(|e| e.push(metrics));
-                    self.save().await;
-                }
-                Ok(Event::Done) => {
-                    let _ = service::use_trained_head().await;
-                    self.save().await;
-                    self.status.set(Status::Done);
-                    return;
-                }
-                Err(e) => {
-                    // the run keeps its last good head
-                    let _ = service::use_trained_head().await;
-                    self.status.set(Status::Failed(e));
-                    return;
-                }
-            }
-            since_yield += 1;
-            if since_yield >= 5 {
-                since_yield = 0;
-                fetch::yield_now().await;
-            }
-        }
-    }
-
-    fn resume_saved(self) {
-        spawn_local(async move {
-            let (Some(ckpt), Some(feats)) = (fetch::load_local(CHECKPOINT).await, fetch::load_local(FEATURES).await) else {
-                self.status.set(Status::Failed("no saved run".into()));
-                return;
-            };
-            let Some(f) = decode_features(&feats) else {
-                self.status.set(Status::Failed("the saved features are unreadable".into()));
-                return;
-            };
-            match service::resume(&ckpt, f).await {
-                Ok((config, losses, metrics, device)) => {
-                    self.config.set(config);
-                    self.losses.set(losses);
-                    self.epochs.set(metrics);
-                    self.device.set(device);
-                    self.pause.set_value(false);
-                    self.stop.set_value(false);
-                    self.run().await;
-                }
-                Err(e) => self.status.set(Status::Failed(e)),
-            }
-        });
-    }
+/// Both splits' sizes, for the data panel.
+fn describe(d: &Dataset) -> String {
+    let p = d.positives();
+    format!(
+        "{} pairs, {} paraphrases ({:.1}%), {} not",
+        d.examples.len(),
+        p,
+        100.0 * p as f64 / d.examples.len() as f64,
+        d.examples.len() - p
+    )
 }
 
 #[component]
@@ -252,15 +44,14 @@ pub fn FinetunePage(loader: LoaderState) -> impl IntoView {
             },
             _ => ft.data_error.set(Some("No MRPC copy next to the page: choose a train and a validation TSV.".into())),
         }
-        if fetch::load_local(CHECKPOINT).await.is_some() {
-            ft.saved.set(Some("a run was saved in this browser".into()));
-        }
     });
+    ft.refresh_runs();
     view! {
         <div class="finetune">
             <DataPanel ft=ft/>
             <ParamsPanel ft=ft/>
             <Controls ft=ft loader=loader/>
+            <SavedRuns ft=ft loader=loader/>
             <ResultsPanel ft=ft/>
             <TryIt ft=ft/>
         </div>
@@ -324,8 +115,8 @@ fn DataPanel(ft: Ft) -> impl IntoView {
             {move || ft.data.get().map(|d| view! {
                 <p data-testid="data-summary"><b>{d.source.clone()}</b></p>
                 <ul class="data-stats">
-                    <li data-testid="train-stats">"train: "{service::describe(&d.train)}</li>
-                    <li data-testid="dev-stats">"validation: "{service::describe(&d.dev)}
+                    <li data-testid="train-stats">"train: "{describe(&d.train)}</li>
+                    <li data-testid="dev-stats">"validation: "{describe(&d.dev)}
                         {format!(" · majority-class baseline {:.1}% accuracy", 100.0 * d.dev.majority_accuracy())}</li>
                 </ul>
                 {(!d.train.skipped.is_empty() || !d.dev.skipped.is_empty()).then(|| view! {
@@ -397,36 +188,31 @@ fn ParamsPanel(ft: Ft) -> impl IntoView {
 
 #[component]
 fn Controls(ft: Ft, loader: LoaderState) -> impl IntoView {
-    let model = move || loader.info.get().map(|i| format!("{}#{}", i.name, loader.version.get()));
-    let ready = move || model().is_some() && ft.data.get().is_some() && !ft.busy();
+    let ready = move || loader.info.get().is_some() && ft.data.get().is_some() && !ft.busy();
+    let paused_here = move || matches!(ft.status.get(), Status::Paused(PauseReason::Asked)) && runs::has_paused();
     view! {
         <section class="panel controls" aria-label="Training">
             <div class="row">
-                <button type="button" data-testid="start" disabled=move || !ready()
-                    on:click=move |_| if let Some(m) = model() { ft.start(m) }>"Start"</button>
+                <button type="button" data-testid="start" disabled=move || !ready() on:click=move |_| ft.start()>"Start"</button>
                 <button type="button" data-testid="pause" disabled=move || ft.status.get() != Status::Training
-                    on:click=move |_| ft.pause.set_value(true)>"Pause"</button>
-                <button type="button" data-testid="resume" disabled=move || ft.status.get() != Status::Paused
-                    on:click=move |_| { ft.pause.set_value(false); spawn_local(async move { ft.run().await }) }>"Resume"</button>
-                <button type="button" data-testid="stop" disabled=move || !ft.busy() && ft.status.get() != Status::Paused
-                    on:click=move |_| {
-                        ft.stop.set_value(true);
-                        if ft.status.get_untracked() == Status::Paused { spawn_local(async move { ft.run().await }) }
-                    }>"Stop"</button>
-                {move || ft.saved.get().map(|s| view! {
-                    <span class="saved">{s}" "
-                        <button type="button" data-testid="resume-saved" disabled=move || !(model().is_some() && !ft.busy())
-                            on:click=move |_| ft.resume_saved()>"Resume saved run"</button>
-                    </span>
-                })}
+                    on:click=move |_| ft.pause()>"Pause"</button>
+                <button type="button" data-testid="resume" disabled=move || !paused_here() on:click=move |_| ft.resume()>"Resume"</button>
+                <button type="button" data-testid="stop" disabled=move || !ft.busy() && !paused_here()
+                    on:click=move |_| ft.stop()>"Stop"</button>
             </div>
             <div data-testid="train-status" class="status">{move || match ft.status.get() {
                 Status::Idle => "Ready.".to_string(),
                 Status::Encoding { split, done, total, per_s } => format!(
-                    "Encoding {split} pairs: {done}/{total} · {per_s:.1} pairs/s · {:.0} s left", (total - done) as f64 / per_s.max(1e-9)),
+                    "Encoding {} pairs: {done}/{total} · {per_s:.1} pairs/s · {:.0} s left",
+                    match split { SplitName::Train => "train", SplitName::Validation => "validation" },
+                    (total - done) as f64 / per_s.max(1e-9)),
                 Status::Training => format!("Training on {}…", ft.device.get()),
-                Status::Paused => "Paused.".into(),
-                Status::Stopped => "Stopped.".into(),
+                Status::Paused(PauseReason::Asked) => "Paused.".into(),
+                Status::Paused(PauseReason::ModelChanged) => format!(
+                    "Paused: another model was loaded. The run is saved; load {} again and resume it from the saved runs.",
+                    ft.run.get().map(|r| r.model.name).unwrap_or_default()),
+                Status::Stopped(None) => "Stopped.".into(),
+                Status::Stopped(Some(why)) => format!("Stopped: {why}."),
                 Status::Done => "Done.".into(),
                 Status::Failed(e) => format!("Stopped: {e}"),
             }}</div>
@@ -434,6 +220,62 @@ fn Controls(ft: Ft, loader: LoaderState) -> impl IntoView {
                 Status::Encoding { done, total, .. } => view! { <progress data-testid="encode-progress" max=total.max(1) as f64 value=done as f64></progress> }.into_any(),
                 _ => ().into_any(),
             }}
+            {move || ft.save_state.get().map(|s| match s {
+                SaveState::Saved { step, total } => view! { <p class="saved" data-testid="save-state">{format!("Saved in this browser at step {step} of {total}.")}</p> }.into_any(),
+                SaveState::NotSaved(e) => view! { <p class="status error" role="alert" data-testid="save-state">{format!("Not saved: {e}")}</p> }.into_any(),
+            })}
+            {move || ft.message.get().map(|m| view! { <p class="notice" role="status" data-testid="run-message">{m}</p> })}
+        </section>
+    }
+}
+
+/// When a saved run was made, in the reader's own time zone.
+fn local_time(ms: f64) -> String {
+    js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms)).to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED).into()
+}
+
+#[component]
+fn SavedRuns(ft: Ft, loader: LoaderState) -> impl IntoView {
+    let loaded = move || loader.info.get().map(|i| i.identity);
+    view! {
+        <section class="panel" aria-label="Saved runs">
+            <h2>"Saved runs "<small data-testid="storage">{move || ft.storage.get().map(|e| format!(
+                "(browser storage: {} used of {}{})", megabytes(e.used), megabytes(e.quota), if e.persisted { ", kept under pressure" } else { "" }))}</small></h2>
+            {move || ft.saved_runs.get().is_empty().then(|| view! { <p class="hint">"Runs are saved here at every epoch and on Pause."</p> })}
+            <ul class="runs" data-testid="saved-runs">
+                <For each=move || ft.saved_runs.get() key=|r| (r.id.clone(), r.step, r.ended) let:r>
+                    <li data-testid="saved-run" data-run-id=r.id.clone()>
+                        <span>{format!(
+                            "{} · {} · {} head on {} · lr {} · {} · step {} of {}{}",
+                            local_time(r.created_ms), r.model.name, if r.config.mlp_hidden == 0 { "Linear" } else { "MLP" },
+                            r.config.head_input.name(), r.config.learning_rate, r.data, r.step, r.total_steps,
+                            r.best_accuracy.map(|a| format!(" · best accuracy {:.1}%", 100.0 * a)).unwrap_or_default(),
+                        )}</span>
+                        " "
+                        <span class="run-end">{match r.ended {
+                            None => "resumable",
+                            Some(run_store::RunEnd::Done) => "done",
+                            Some(run_store::RunEnd::Stopped) => "stopped",
+                            Some(run_store::RunEnd::Failed) => "failed",
+                        }}</span>
+                        " "
+                        {
+                            let (id, other_model) = (r.id.clone(), r.model.clone());
+                            let resumable = r.resumable();
+                            view! {
+                                <button type="button" data-testid="resume-run"
+                                    title=move || loaded().filter(|m| !m.same_model(&other_model)).map(|_| format!("needs {} loaded", other_model.name)).unwrap_or_default()
+                                    disabled=move || !resumable || ft.busy()
+                                    on:click=move |_| ft.resume_saved(id.clone())>"Resume"</button>
+                            }
+                        }
+                        {
+                            let id = r.id.clone();
+                            view! { <button type="button" data-testid="delete-run" disabled=move || ft.busy() on:click=move |_| ft.delete_saved(id.clone())>"Delete"</button> }
+                        }
+                    </li>
+                </For>
+            </ul>
         </section>
     }
 }
@@ -447,22 +289,25 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
             return String::new();
         }
         let max = l.iter().copied().fold(0.0f32, f32::max).max(1e-6);
-        l.iter().enumerate().map(|(i, v)| format!("{:.1},{:.1}", i as f32 / (l.len() - 1) as f32 * w, h - v / max * (h - 10.0))).collect::<Vec<_>>().join(" ")
+        l.iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", i as f32 / (l.len() - 1) as f32 * w, h - v / max * (h - 10.0)))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
+    let imported = RwSignal::new(None::<Result<String, String>>);
     let import = move |ev: leptos::ev::Event| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
         let Some(file) = input.files().and_then(|l| l.get(0)) else { return };
         spawn_local(async move {
             let bytes = match wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await {
                 Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
-                Err(_) => return ft.status.set(Status::Failed("cannot read the head file".into())),
+                Err(_) => return imported.set(Some(Err("cannot read the head file".into()))),
             };
-            match service::import(&bytes).await {
-                Ok(what) => ft.device.set(format!("imported: {what}")),
-                Err(e) => ft.status.set(Status::Failed(e)),
-            }
+            imported.set(Some(engine_service::import_head(&bytes).await));
         });
     };
+    let export_error = RwSignal::new(None::<String>);
     view! {
         <section class="panel" aria-label="Training results">
             <h2>"Loss "<small data-testid="loss-count">{move || format!("({} steps)", ft.losses.get().len())}</small></h2>
@@ -474,7 +319,7 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
                 <thead><tr><th>"epoch"</th><th>"eval_loss"</th><th>"eval_accuracy"</th><th>"eval_f1"</th><th>"confusion [[TN, FP], [FN, TP]]"</th></tr></thead>
                 <tbody>
                     {move || ft.epochs.get().into_iter().enumerate().map(|(i, m)| view! {
-                        <tr data-accuracy=m.accuracy.to_string()>
+                        <tr data-accuracy=m.accuracy.to_string() data-confusion=serde_json::to_string(&m.confusion).unwrap_or_default()>
                             <td>{i + 1}</td><td>{format!("{:.4}", m.loss)}</td><td>{format!("{:.4}", m.accuracy)}</td>
                             <td>{format!("{:.4}", m.f1)}</td><td>{format!("{:?}", m.confusion)}</td>
                         </tr>
@@ -485,17 +330,20 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
                 </tbody>
             </table>
             <div class="row">
-                <button type="button" data-testid="export" disabled=move || ft.losses.get().is_empty() on:click=move |_| spawn_local(async move {
-                    match service::export().await {
-                        Ok((bytes, config)) => {
-                            let _ = fetch::download("head.safetensors", &bytes, "application/octet-stream");
-                            let _ = fetch::download("head.config.json", config.as_bytes(), "application/json");
-                        }
-                        Err(e) => ft.status.set(Status::Failed(e)),
-                    }
-                })>"Export head (safetensors)"</button>
+                <button type="button" data-testid="export" disabled=move || ft.losses.get().is_empty() || ft.busy() on:click=move |_| {
+                    let result = engine_service::export_head().and_then(|(bytes, config)| {
+                        fetch::download("head.safetensors", &bytes, "application/octet-stream")?;
+                        fetch::download("head.config.json", config.as_bytes(), "application/json")
+                    });
+                    export_error.set(result.err());
+                }>"Export head (safetensors)"</button>
                 <label>"Import head "<input type="file" accept=".safetensors" data-testid="import-head" on:change=import/></label>
             </div>
+            {move || export_error.get().map(|e| view! { <p class="status error" role="alert">{e}</p> })}
+            {move || imported.get().map(|r| match r {
+                Ok(what) => view! { <p class="saved" data-testid="import-result">{format!("Imported: {what}. Try it uses it now.")}</p> }.into_any(),
+                Err(e) => view! { <p class="status error" role="alert" data-testid="import-result">{e}</p> }.into_any(),
+            })}
         </section>
     }
 }
@@ -508,7 +356,7 @@ fn TryIt(ft: Ft) -> impl IntoView {
     let ask = move || {
         let max_len = ft.config.get_untracked().max_seq_length;
         spawn_local(async move {
-            answer.set(match service::paraphrase_probability(a.get_untracked(), b.get_untracked(), max_len).await {
+            answer.set(match engine_service::paraphrase_probability(a.get_untracked(), b.get_untracked(), max_len).await {
                 Ok(p) => format!("P(paraphrase) = {p:.3}"),
                 Err(e) => e,
             });

@@ -7,7 +7,7 @@ use bertlab::config::BertConfig;
 use bertlab::gpu::GpuContext;
 use bertlab::kernels::matmul::{linear_cpu, Epilogue, MatmulKernel};
 use bertlab::weights::BertWeights;
-use bertlab::{BackendChoice, Batch, Engine, Model};
+use bertlab::{AttentionRequest, BackendChoice, Batch, Engine, Model};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -65,15 +65,14 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                 "cpu" => BackendChoice::Cpu,
                 other => return Err(format!("unknown backend {other:?} (gpu, cpu)")),
             };
-            let mut engine =
-                pollster::block_on(Engine::with_weights(w.clone(), None, choice)).map_err(|e| e.to_string())?;
-            let label = engine.backend_description.clone();
+            let mut engine = pollster::block_on(Engine::with_weights(name, w.clone(), None, choice)).map_err(|e| e.to_string())?;
+            let label = engine.backend().to_string();
             for &s in &args.seqs {
                 for &b in &args.batches {
                     let rows = (0..b).map(|r| ((0..s).map(|t| (1000 + 7 * t + r) as u32).collect(), vec![0; s])).collect();
                     let batch = Batch::from_rows(rows, 0).map_err(|e| e.to_string())?;
                     let ms = time_ms(args.min_seconds, || {
-                        pollster::block_on(engine.forward(&batch, false)).map(|_| ()).map_err(|e| e.to_string())
+                        pollster::block_on(engine.forward(&batch, AttentionRequest::None)).map(|_| ()).map_err(|e| e.to_string())
                     })?;
                     println!("| {name} | {label} | {b} × {s} | {ms:.2} | {:.1} |", b as f64 * 1e3 / ms);
                 }
@@ -108,12 +107,9 @@ fn matmul_table(args: &BenchArgs) -> Result<(), String> {
             let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &bias));
             let y = ctx.scratch("y", m * n);
             let reps = 10;
-            let d: Vec<_> = (0..reps)
-                .map(|_| kernel.linear(ctx, &xb, m, &wb, &bb, &y, (n, k), Epilogue::None))
-                .collect();
-            let ms = time_ms(args.min_seconds, || {
-                pollster::block_on(ctx.run(&d, &[])).map(|_| ()).map_err(|e| e.to_string())
-            })? / reps as f64;
+            let d: Vec<_> = (0..reps).map(|_| kernel.linear(ctx, &xb, m, &wb, &bb, &y, (n, k), Epilogue::None)).collect();
+            let ms =
+                time_ms(args.min_seconds, || pollster::block_on(ctx.run(&d, &[])).map(|_| ()).map_err(|e| e.to_string()))? / reps as f64;
             println!("| {name} | {m} × {n} × {k} | {} | {ms:.3} | {:.1} |", ctx.info.name, flops / ms / 1e6);
         }
         if args.backends.iter().any(|b| b == "cpu") {

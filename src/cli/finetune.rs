@@ -1,0 +1,288 @@
+//! `bertlab finetune`: the fine-tuning of the page, natively.
+
+use std::path::{Path, PathBuf};
+
+use bertlab::finetune::baseline::logistic_regression_baseline;
+use bertlab::finetune::features::extract_features;
+use bertlab::finetune::head_io::TrainedHead;
+use bertlab::finetune::training::{predict_batched, Event, HeadBackend, RunSetup, Split, Training};
+use bertlab::finetune::{evaluate, Metrics, TrainConfig};
+use bertlab::glue::Dataset;
+use bertlab::head::{HeadInput, HeadSpec};
+use bertlab::{Engine, Model};
+
+use crate::feature_cache::{Entry, FeatureCache};
+
+#[derive(clap::Args)]
+pub struct FinetuneArgs {
+    /// The GLUE task (only MRPC's sentence pairs for now).
+    #[arg(long, default_value = "mrpc")]
+    task: String,
+    /// A folder with train.tsv and dev.tsv; with --eval-only, one TSV file.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the trained head (safetensors; a .config.json beside it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Score a saved head (--head) on --data instead of training.
+    #[arg(long)]
+    eval_only: bool,
+    #[arg(long)]
+    head: Option<PathBuf>,
+    #[arg(long, default_value_t = 2e-5)]
+    learning_rate: f32,
+    #[arg(long, default_value_t = 16)]
+    per_device_train_batch_size: usize,
+    #[arg(long, default_value_t = 64)]
+    per_device_eval_batch_size: usize,
+    #[arg(long, default_value_t = 3)]
+    num_train_epochs: usize,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f32,
+    #[arg(long, default_value_t = 0)]
+    warmup_steps: usize,
+    #[arg(long, default_value_t = 128)]
+    max_seq_length: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// What the head reads: pooler, cls, mean, or pair ([u, v, |u−v|, u·v] of the sentences alone).
+    #[arg(long, default_value = "pooler")]
+    head_input: String,
+    /// 0 for a Linear head; otherwise an MLP with this hidden width.
+    #[arg(long, default_value_t = 0)]
+    mlp_hidden: usize,
+    /// Use only the first N training pairs (quick runs).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Also fit a logistic regression on the same features and print it.
+    #[arg(long)]
+    baseline: bool,
+    #[arg(long, value_enum, default_value_t = super::BackendArg::Auto)]
+    backend: super::BackendArg,
+    #[arg(long, default_value_os_t = super::default_model_dir())]
+    model: PathBuf,
+    /// Where encoded features are cached (default: $BERTLAB_CACHE_DIR, else ~/.cache/bertlab).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Encode every time; read and write no cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Machine-readable output: one JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+impl FinetuneArgs {
+    fn config(&self, head_input: HeadInput) -> TrainConfig {
+        TrainConfig {
+            learning_rate: self.learning_rate,
+            per_device_train_batch_size: self.per_device_train_batch_size,
+            per_device_eval_batch_size: self.per_device_eval_batch_size,
+            num_train_epochs: self.num_train_epochs,
+            weight_decay: self.weight_decay,
+            warmup_steps: self.warmup_steps,
+            max_seq_length: self.max_seq_length,
+            seed: self.seed,
+            head_input,
+            mlp_hidden: self.mlp_hidden,
+        }
+    }
+}
+
+fn read_tsv(path: &Path) -> Result<Dataset, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let d = Dataset::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !d.has_header {
+        eprintln!("note: {} has no header row; line 1 is read as data", path.display());
+    }
+    for s in &d.skipped {
+        eprintln!("warning: {}: skipped {s}", path.display());
+    }
+    Ok(d)
+}
+
+/// A dataset's features: from the cache when a valid entry holds them, else encoded (and cached).
+fn features(engine: &mut Engine, cache: &FeatureCache, data: &Dataset, config: &TrainConfig, quiet: bool) -> Result<Vec<f32>, String> {
+    let entry = Entry { model: engine.identity(), data, input: config.head_input, max_len: config.max_seq_length };
+    if let Some(f) = cache.load(&entry) {
+        return Ok(f);
+    }
+    let start = web_time::Instant::now();
+    let mut done = 0;
+    let mut progress = |n: usize, total: usize| {
+        done += n;
+        if !quiet {
+            let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+            eprint!("\rencoding: {done}/{total} inputs, {rate:.0}/s, {:.0} s left   ", (total - done) as f64 / rate.max(1e-9));
+        }
+    };
+    let (input, max_len, batch) = (config.head_input, config.max_seq_length, config.per_device_eval_batch_size);
+    let f =
+        pollster::block_on(extract_features(engine, &data.examples, input, max_len, batch, &mut progress)).map_err(|e| e.to_string())?;
+    if !quiet {
+        eprintln!();
+    }
+    let entry = Entry { model: engine.identity(), data, input, max_len };
+    if let Err(e) = cache.store(&entry, &f) {
+        eprintln!("warning: {e}");
+    }
+    Ok(f)
+}
+
+fn metrics_json(m: &Metrics) -> serde_json::Value {
+    serde_json::json!({"eval_loss": m.loss, "eval_accuracy": m.accuracy, "eval_f1": m.f1, "confusion_matrix": m.confusion})
+}
+
+fn print_confusion(m: &Metrics) {
+    let c = m.confusion;
+    println!("confusion matrix (rows: true label, columns: predicted)");
+    println!("             pred 0  pred 1");
+    println!("  label 0  {:>7} {:>7}", c[0][0], c[0][1]);
+    println!("  label 1  {:>7} {:>7}", c[1][0], c[1][1]);
+}
+
+pub fn run(a: FinetuneArgs) -> Result<(), String> {
+    if a.task != "mrpc" {
+        return Err(format!("unknown task {:?}: only mrpc is supported", a.task));
+    }
+    let input =
+        HeadInput::parse(&a.head_input).ok_or_else(|| format!("unknown head input {:?} (pooler, cls, mean, pair)", a.head_input))?;
+    // settings first: a typo fails before the model loads
+    let config = a.config(input);
+    config.validate().map_err(|e| e.to_string())?;
+    let cache = FeatureCache::new(a.cache_dir.clone(), !a.no_cache);
+    let model = Model::from_dir(&a.model).map_err(|e| e.to_string())?;
+    let spec = HeadSpec { input, in_dim: input.width(model.config.hidden_size), hidden: a.mlp_hidden, classes: 2 };
+    spec.check_size().map_err(|e| e.to_string())?;
+    let mut engine = pollster::block_on(Engine::new(model, a.backend.into())).map_err(|e| e.to_string())?;
+    if a.eval_only {
+        return eval_only(&a, &mut engine, &cache);
+    }
+    let mut train = read_tsv(&a.data.join("train.tsv"))?;
+    let dev = read_tsv(&a.data.join("dev.tsv"))?;
+    if let Some(n) = a.train_limit {
+        train.examples.truncate(n.max(1));
+    }
+    let quiet = a.json;
+    let train_x = features(&mut engine, &cache, &train, &config, quiet)?;
+    let dev_x = features(&mut engine, &cache, &dev, &config, quiet)?;
+    let initial = spec.init(a.seed);
+    let backend = HeadBackend::new(spec, initial.clone(), engine.gpu_context().cloned());
+    if !a.json {
+        println!("encoder: {}", engine.backend());
+        let kind = if a.mlp_hidden == 0 { "Linear".to_string() } else { format!("MLP ({} hidden)", a.mlp_hidden) };
+        println!("head: {kind} on {}, {} features", backend.describe(), spec.in_dim);
+        println!(
+            "train: {} pairs ({} positive), validation: {} pairs ({} positive)",
+            train.examples.len(),
+            train.positives(),
+            dev.examples.len(),
+            dev.positives()
+        );
+    }
+    let setup = RunSetup { run_id: "cli".into(), model: engine.identity().clone(), config, spec };
+    let mut t = Training::new(
+        setup,
+        backend,
+        initial,
+        Split { x: train_x.clone(), labels: train.labels() },
+        Split { x: dev_x.clone(), labels: dev.labels() },
+    )
+    .map_err(|e| e.to_string())?;
+    let steps_per_epoch = t.steps_per_epoch();
+    loop {
+        match pollster::block_on(t.advance()) {
+            Err(e) => {
+                if let Some(out) = &a.out {
+                    write_head(out, &pollster::block_on(t.head()).map_err(|e| e.to_string())?)?;
+                    eprintln!("wrote the last good head to {}", out.display());
+                }
+                return Err(e.to_string());
+            }
+            Ok(Event::Done) => break,
+            Ok(Event::Step { step, loss, learning_rate }) => {
+                let epoch = step as f64 / steps_per_epoch as f64;
+                let line = serde_json::json!({"loss": loss, "learning_rate": learning_rate, "epoch": (epoch * 100.0).round() / 100.0, "step": step});
+                if a.json || step % 50 == 0 {
+                    println!("{line}");
+                }
+            }
+            Ok(Event::Epoch { epoch, train_loss, metrics }) => {
+                if a.json {
+                    let mut line = metrics_json(&metrics);
+                    line["epoch"] = serde_json::json!(epoch as f64);
+                    line["train_loss"] = serde_json::json!(train_loss);
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{{'eval_loss': {:.4}, 'eval_accuracy': {:.4}, 'eval_f1': {:.4}, 'epoch': {epoch}.0, 'train_loss': {train_loss:.4}}}",
+                        metrics.loss, metrics.accuracy, metrics.f1
+                    );
+                }
+            }
+        }
+    }
+    let last = t.metrics.last().cloned().ok_or("the run ended without an epoch")?;
+    let majority = dev.majority_accuracy();
+    let mut baselines = Vec::new();
+    if a.baseline {
+        for c in [1.0, 0.1, 0.01] {
+            let m = logistic_regression_baseline((&train_x, &train.labels()), (&dev_x, &dev.labels()), spec.in_dim, c)
+                .map_err(|e| e.to_string())?;
+            baselines.push((c, m));
+        }
+    }
+    if a.json {
+        let lr: Vec<serde_json::Value> = baselines
+            .iter()
+            .map(|(c, m)| {
+                let mut j = metrics_json(m);
+                j["C"] = serde_json::json!(c);
+                j
+            })
+            .collect();
+        println!("{}", serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "logistic_regression": lr}));
+    } else {
+        print_confusion(&last);
+        println!("majority-class baseline on validation: accuracy {majority:.4} (always \"equivalent\")");
+        println!("this head on validation: accuracy {:.4}, F1 {:.4}", last.accuracy, last.f1);
+        for (c, b) in &baselines {
+            println!("logistic regression (C={c}) on the same features: accuracy {:.4}, F1 {:.4}", b.accuracy, b.f1);
+        }
+    }
+    if let Some(out) = &a.out {
+        write_head(out, &pollster::block_on(t.head()).map_err(|e| e.to_string())?)?;
+        if !a.json {
+            println!("wrote {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+fn write_head(out: &Path, head: &TrainedHead) -> Result<(), String> {
+    let (bytes, config) = head.export().map_err(|e| e.to_string())?;
+    std::fs::write(out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let cfg = out.with_extension("config.json");
+    std::fs::write(&cfg, config).map_err(|e| format!("cannot write {}: {e}", cfg.display()))
+}
+
+fn eval_only(a: &FinetuneArgs, engine: &mut Engine, cache: &FeatureCache) -> Result<(), String> {
+    let path = a.head.as_ref().ok_or("--eval-only needs --head HEAD.safetensors")?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let head = TrainedHead::import(&bytes).map_err(|e| e.to_string())?;
+    head.check_model(engine.identity()).map_err(|e| e.to_string())?;
+    let data = read_tsv(&a.data)?;
+    let config = a.config(head.spec.input);
+    let x = features(engine, cache, &data, &config, a.json)?;
+    let mut backend = HeadBackend::new(head.spec, head.params, None);
+    let probs =
+        pollster::block_on(predict_batched(&mut backend, &x, head.spec.in_dim, a.per_device_eval_batch_size)).map_err(|e| e.to_string())?;
+    let m = evaluate(&probs, &data.labels()).map_err(|e| e.to_string())?;
+    if a.json {
+        println!("{}", metrics_json(&m));
+    } else {
+        println!("{}: {} pairs; accuracy {:.4}, F1 {:.4}, loss {:.4}", a.data.display(), data.examples.len(), m.accuracy, m.f1, m.loss);
+        print_confusion(&m);
+    }
+    Ok(())
+}

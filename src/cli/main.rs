@@ -1,0 +1,94 @@
+//! `bertlab`: the engine on the command line (embed, bench).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use bertlab::{BackendChoice, Input};
+
+mod bench;
+mod embed;
+mod feature_cache;
+mod finetune;
+
+#[derive(Parser)]
+#[command(name = "bertlab", version, about = "BERT on our own WGSL kernels: embed text, benchmark the engine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Gpu => BackendChoice::Gpu,
+            BackendArg::Cpu => BackendChoice::Cpu,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run BERT over sentences (batched into one forward pass) and print its outputs.
+    Embed {
+        /// Sentences, each its own row of the batch.
+        texts: Vec<String>,
+        /// A sentence pair (token type ids 0 then 1); may be repeated.
+        #[arg(long, num_args = 2, value_names = ["A", "B"], action = clap::ArgAction::Append)]
+        pair: Vec<String>,
+        /// A folder with config.json, model.safetensors and tokenizer.json or vocab.txt.
+        #[arg(long, default_value_os_t = default_model_dir())]
+        model: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Print every output in full as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also compute the attention probabilities of every layer (in --json).
+        #[arg(long)]
+        attentions: bool,
+        /// L2-normalise the sentence embeddings.
+        #[arg(long)]
+        normalize: bool,
+    },
+    /// Print a table of encoder and matmul throughput on the GPU and the CPU path.
+    Bench(bench::BenchArgs),
+    /// Train a classification head on frozen BERT features (GLUE MRPC), or score a saved one.
+    Finetune(finetune::FinetuneArgs),
+}
+
+/// The bundled default model, fetched by the set-up script.
+pub fn default_model_dir() -> PathBuf {
+    std::env::var_os("BERTLAB_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Embed { texts, pair, model, backend, json, attentions, normalize } => {
+            let mut inputs: Vec<Input> = texts.into_iter().map(Input::Single).collect();
+            inputs.extend(pair.chunks(2).map(|p| Input::Pair(p[0].clone(), p[1].clone())));
+            embed::run(&model, inputs, backend.into(), json, attentions, normalize)
+        }
+        Command::Bench(args) => bench::run(args),
+        Command::Finetune(args) => finetune::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

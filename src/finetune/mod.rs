@@ -1,0 +1,122 @@
+//! Fine-tuning a head on frozen BERT features, reported like transformers'
+//! Trainer: loss per step; loss, accuracy and F1 on validation each epoch.
+//!
+//! Features are extracted once (the encoder is frozen, [`features`]), then a
+//! [`training::Training`] runs step by step so a caller can pause, resume,
+//! checkpoint or stop between steps. [`head_io`] writes and reads trained
+//! heads; [`baseline`] fits the logistic regression they are compared with.
+
+pub mod baseline;
+pub mod features;
+pub mod head_io;
+pub mod training;
+
+use crate::error::{Error, Result};
+use crate::head::HeadInput;
+use crate::tokenize::MIN_LEN;
+
+/// The Trainer's hyper-parameters, with its names and defaults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub learning_rate: f32,
+    pub per_device_train_batch_size: usize,
+    pub per_device_eval_batch_size: usize,
+    pub num_train_epochs: usize,
+    pub weight_decay: f32,
+    pub warmup_steps: usize,
+    pub max_seq_length: usize,
+    pub seed: u64,
+    pub head_input: HeadInput,
+    /// 0: a Linear head; otherwise the MLP's hidden width.
+    pub mlp_hidden: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            learning_rate: 2e-5,
+            per_device_train_batch_size: 16,
+            per_device_eval_batch_size: 64,
+            num_train_epochs: 3,
+            weight_decay: 0.01,
+            warmup_steps: 0,
+            max_seq_length: 128,
+            seed: 42,
+            head_input: HeadInput::Pooler,
+            mlp_hidden: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Refuses settings no run can use, with the setting's name.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Input(m));
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(format!("learning_rate {} must be a positive number", self.learning_rate));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!("weight_decay {} must be a number ≥ 0", self.weight_decay));
+        }
+        for (name, v) in [
+            ("per_device_train_batch_size", self.per_device_train_batch_size),
+            ("per_device_eval_batch_size", self.per_device_eval_batch_size),
+            ("num_train_epochs", self.num_train_epochs),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if self.max_seq_length < MIN_LEN {
+            return bad(format!("max_seq_length {} must be at least {MIN_LEN}", self.max_seq_length));
+        }
+        Ok(())
+    }
+}
+
+/// transformers' linear schedule with warmup: the learning rate for the
+/// update after `step` updates (0-based) out of `total`.
+pub fn learning_rate_at(step: usize, total: usize, warmup: usize, base: f32) -> f32 {
+    if step < warmup {
+        base * step as f32 / warmup.max(1) as f32
+    } else {
+        base * ((total - step.min(total)) as f32 / (total - warmup).max(1) as f32).max(0.0)
+    }
+}
+
+/// Validation results; `confusion[true label][predicted]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Metrics {
+    pub loss: f64,
+    pub accuracy: f64,
+    /// F1 of the positive class (label 1, "paraphrase").
+    pub f1: f64,
+    pub confusion: [[usize; 2]; 2],
+}
+
+/// Metrics of class probabilities `[n, 2]` against 0/1 labels. A probability
+/// that is not a number is an error, never a silent vote for class 0.
+pub fn evaluate(probs: &[f32], labels: &[u8]) -> Result<Metrics> {
+    if probs.len() != labels.len() * 2 {
+        return Err(Error::Input(format!("{} probabilities for {} labels", probs.len(), labels.len())));
+    }
+    let mut confusion = [[0usize; 2]; 2];
+    let mut loss = 0.0f64;
+    for (i, &y) in labels.iter().enumerate() {
+        let p = &probs[i * 2..i * 2 + 2];
+        if !p.iter().all(|v| v.is_finite()) {
+            return Err(Error::Input(format!("the head gave a non-finite probability for validation pair {}", i + 1)));
+        }
+        let y = usize::from(y);
+        if y > 1 {
+            return Err(Error::Input(format!("validation pair {} has label {y}; MRPC's are 0 and 1", i + 1)));
+        }
+        confusion[y][usize::from(p[1] > p[0])] += 1;
+        loss -= (p[y].max(1e-12) as f64).ln();
+    }
+    let tp = confusion[1][1] as f64;
+    let (fp, fn_) = (confusion[0][1] as f64, confusion[1][0] as f64);
+    let f1 = if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fn_) };
+    let n = labels.len().max(1) as f64;
+    Ok(Metrics { loss: loss / n, accuracy: (confusion[0][0] + confusion[1][1]) as f64 / n, f1, confusion })
+}

@@ -1,0 +1,365 @@
+//! Fine-tuning runs in the tab: one at a time (enforced here, not by the
+//! buttons), each owning the engine it started on from its first encoded
+//! pair to its last step. The run drives itself and reports [`RunEvent`]s;
+//! the page only asks it to start, pause, stop or resume. Loading another
+//! model pauses a training run (saved, to resume when that model is back) and
+//! stops one that is still encoding.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use bertlab::finetune::features::extract_features;
+use bertlab::finetune::training::{Event, HeadBackend, RunSetup, Split, Training};
+use bertlab::finetune::{Metrics, TrainConfig};
+use bertlab::glue::Example;
+use bertlab::head::HeadSpec;
+
+use crate::engine_service::{self, SharedEngine};
+use crate::fetch::yield_now;
+use crate::run_store::{self, Features, RunEnd, RunRecord};
+
+/// Why a run paused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseReason {
+    Asked,
+    /// Another model was loaded; the run resumes when its model is loaded again.
+    ModelChanged,
+}
+
+/// The split being encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitName {
+    Train,
+    Validation,
+}
+
+/// What a run tells the page.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEvent {
+    Encoding {
+        split: SplitName,
+        done: usize,
+        total: usize,
+        per_s: f64,
+    },
+    /// Training begins (or continues): everything so far, to show at once.
+    Training {
+        record: RunRecord,
+        device: String,
+        losses: Vec<f32>,
+        metrics: Vec<Metrics>,
+    },
+    Step {
+        loss: f32,
+    },
+    Epoch {
+        metrics: Metrics,
+    },
+    Saved {
+        step: u32,
+        total: usize,
+    },
+    /// A save failed (e.g. the storage is full); the run goes on.
+    NotSaved(String),
+    Paused(PauseReason),
+    /// Stopped by the user, or while encoding by a model change (the message says).
+    Stopped(Option<String>),
+    Done,
+    Failed(String),
+}
+
+pub type Sink = Rc<dyn Fn(RunEvent)>;
+
+/// What the page asks a run to do.
+pub struct RunRequest {
+    pub config: TrainConfig,
+    pub train: Vec<Example>,
+    pub dev: Vec<Example>,
+    /// Where the data came from ("GLUE MRPC (bundled)", file names).
+    pub data: String,
+}
+
+/// The running run's controls.
+#[derive(Default)]
+struct Controls {
+    pause: Cell<Option<PauseReason>>,
+    stop: Cell<bool>,
+}
+
+/// A run between a pause and its resume, still in memory.
+struct Paused {
+    training: Training,
+    record: RunRecord,
+    engine: SharedEngine,
+    /// Its last checkpoint made it to storage (so it can be let go).
+    saved: bool,
+}
+
+thread_local! {
+    static ACTIVE: RefCell<Option<Rc<Controls>>> = const { RefCell::new(None) };
+    static PAUSED: RefCell<Option<Paused>> = const { RefCell::new(None) };
+    /// Encoded splits by model, input, length, data and split: a second run trains at once.
+    static FEATURES: RefCell<HashMap<String, Vec<f32>>> = RefCell::new(HashMap::new());
+}
+
+fn busy() -> bool {
+    ACTIVE.with(|a| a.borrow().is_some())
+}
+
+/// Claims the one run slot.
+fn claim() -> Result<Rc<Controls>, String> {
+    ACTIVE.with(|a| {
+        let mut a = a.borrow_mut();
+        if a.is_some() {
+            return Err("a run is already in progress: pause or stop it first".into());
+        }
+        let c = Rc::new(Controls::default());
+        *a = Some(c.clone());
+        Ok(c)
+    })
+}
+
+fn release() {
+    ACTIVE.with(|a| *a.borrow_mut() = None);
+}
+
+pub fn pause() {
+    ACTIVE.with(|a| a.borrow().as_ref().map(|c| c.pause.set(Some(PauseReason::Asked))));
+}
+
+/// Stops the running run, or ends the paused one.
+pub fn stop(sink: Sink) {
+    if busy() {
+        ACTIVE.with(|a| a.borrow().as_ref().map(|c| c.stop.set(true)));
+    } else if let Some(p) = PAUSED.with(|p| p.borrow_mut().take()) {
+        leptos::task::spawn_local(async move {
+            finish(p.training, p.record, RunEnd::Stopped, &sink).await;
+            sink(RunEvent::Stopped(None));
+        });
+    }
+}
+
+/// Called when another model is loaded: a running run pauses (or stops, if
+/// still encoding); a paused one that is saved is let go with its engine.
+pub fn model_changed() {
+    ACTIVE.with(|a| a.borrow().as_ref().map(|c| c.pause.set(Some(PauseReason::ModelChanged))));
+    PAUSED.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.as_ref().is_some_and(|p| p.saved) {
+            *p = None;
+        }
+    });
+}
+
+/// Whether a paused run waits in memory for Resume.
+pub fn has_paused() -> bool {
+    PAUSED.with(|p| p.borrow().is_some())
+}
+
+/// Encodes one split in chunks, yielding to the page between them.
+async fn encode(
+    engine: &SharedEngine,
+    controls: &Controls,
+    key: String,
+    split: SplitName,
+    examples: &[Example],
+    c: &TrainConfig,
+    sink: &Sink,
+) -> Result<Vec<f32>, RunEvent> {
+    if let Some(f) = FEATURES.with(|f| f.borrow().get(&key).cloned()) {
+        return Ok(f);
+    }
+    let start = web_time::Instant::now();
+    let chunk = c.per_device_eval_batch_size.max(1);
+    let mut out = Vec::new();
+    let mut done = 0;
+    for part in examples.chunks(chunk) {
+        if controls.stop.get() {
+            return Err(RunEvent::Stopped(None));
+        }
+        if controls.pause.get() == Some(PauseReason::ModelChanged) {
+            return Err(RunEvent::Stopped(Some("another model was loaded while the run was encoding its data".into())));
+        }
+        let mut engine = engine.lock().await;
+        let f = extract_features(&mut engine, part, c.head_input, c.max_seq_length, chunk, &mut |_, _| {}).await;
+        out.extend(f.map_err(|e| RunEvent::Failed(e.to_string()))?);
+        drop(engine);
+        done += part.len();
+        let per_s = done as f64 / start.elapsed().as_secs_f64().max(1e-3);
+        sink(RunEvent::Encoding { split, done, total: examples.len(), per_s });
+        yield_now().await;
+    }
+    FEATURES.with(|f| f.borrow_mut().insert(key, out.clone()));
+    Ok(out)
+}
+
+/// Encodes the data on the loaded engine and trains. Refused while another run is in progress.
+pub fn start(req: RunRequest, sink: Sink) -> Result<(), String> {
+    let engine = engine_service::engine()?;
+    req.config.validate().map_err(|e| e.to_string())?;
+    let controls = claim()?;
+    // a new run replaces a paused one in memory (it stays saved)
+    PAUSED.with(|p| *p.borrow_mut() = None);
+    leptos::task::spawn_local(async move {
+        match prepare(&engine, &controls, req, &sink).await {
+            Ok((training, record)) => run(training, record, engine, controls, sink).await,
+            Err(event) => {
+                release();
+                sink(event);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Encodes both splits and sets the run up, saved as a new run.
+async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, sink: &Sink) -> Result<(Training, RunRecord), RunEvent> {
+    let c = req.config;
+    let (identity, gpu) = {
+        let e = engine.lock().await;
+        (e.identity().clone(), e.gpu_context().cloned())
+    };
+    let key = |split: &str, n: usize| format!("{}|{:?}|{}|{}|{split}|{n}", identity.fingerprint, c.head_input, c.max_seq_length, req.data);
+    let train_x = encode(engine, controls, key("train", req.train.len()), SplitName::Train, &req.train, &c, sink).await?;
+    let dev_x = encode(engine, controls, key("dev", req.dev.len()), SplitName::Validation, &req.dev, &c, sink).await?;
+    let labels = |e: &[Example]| e.iter().map(|x| x.label).collect::<Vec<u8>>();
+    let features = Features { train: Split { x: train_x, labels: labels(&req.train) }, eval: Split { x: dev_x, labels: labels(&req.dev) } };
+    let spec = HeadSpec { input: c.head_input, in_dim: c.head_input.width(identity.hidden_size), hidden: c.mlp_hidden, classes: 2 };
+    let initial = spec.init(c.seed);
+    let setup = RunSetup { run_id: run_store::new_id(), model: identity.clone(), config: c.clone(), spec };
+    let record = RunRecord {
+        id: setup.run_id.clone(),
+        created_ms: js_sys::Date::now(),
+        model: identity,
+        config: c,
+        data: req.data,
+        train_pairs: req.train.len(),
+        step: 0,
+        total_steps: 0,
+        best_accuracy: None,
+        ended: None,
+    };
+    if let Err(e) = run_store::save_new(&record, &features).await {
+        sink(RunEvent::NotSaved(e));
+    }
+    let backend = HeadBackend::new(spec, initial.clone(), gpu);
+    let training = Training::new(setup, backend, initial, features.train, features.eval).map_err(|e| RunEvent::Failed(e.to_string()))?;
+    let record = RunRecord { total_steps: training.total_steps(), ..record };
+    Ok((training, record))
+}
+
+/// Continues the run paused in memory.
+pub fn resume(sink: Sink) -> Result<(), String> {
+    let controls = claim()?;
+    let Some(p) = PAUSED.with(|p| p.borrow_mut().take()) else {
+        release();
+        return Err("no paused run".into());
+    };
+    leptos::task::spawn_local(run(p.training, p.record, p.engine, controls, sink));
+    Ok(())
+}
+
+/// Continues a saved run (after a reload), on the loaded model, which must be the run's.
+pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
+    let engine = engine_service::engine()?;
+    let controls = claim()?;
+    PAUSED.with(|p| *p.borrow_mut() = None);
+    leptos::task::spawn_local(async move {
+        let resumed = async {
+            let (record, features, checkpoint) = run_store::load(&id).await?;
+            let (identity, gpu) = {
+                let e = engine.lock().await;
+                (e.identity().clone(), e.gpu_context().cloned())
+            };
+            record.model.check_loaded("this run", &identity).map_err(|e| e.message().to_string())?;
+            let t = Training::resume(&checkpoint, gpu, features.train, features.eval).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((t, record))
+        };
+        match resumed.await {
+            Ok((t, record)) => run(t, record, engine, controls, sink).await,
+            Err(e) => {
+                release();
+                sink(RunEvent::Failed(e));
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Saves the checkpoint and the record, and says how that went.
+async fn save(training: &Training, record: &mut RunRecord, sink: &Sink) -> bool {
+    record.step = training.step;
+    record.best_accuracy = training.metrics.iter().map(|m| m.accuracy).reduce(f64::max);
+    let saved = match training.checkpoint().await {
+        Ok(bytes) => run_store::save_checkpoint(record, &bytes).await,
+        Err(e) => Err(e.to_string()),
+    };
+    match saved {
+        Ok(()) => {
+            sink(RunEvent::Saved { step: training.step, total: training.total_steps() });
+            true
+        }
+        Err(e) => {
+            sink(RunEvent::NotSaved(e));
+            false
+        }
+    }
+}
+
+/// Ends a run: its head becomes the one "Try it" uses, its record says how it ended.
+async fn finish(training: Training, mut record: RunRecord, end: RunEnd, sink: &Sink) {
+    if let Ok(head) = training.head().await {
+        engine_service::set_head(head);
+    }
+    record.ended = Some(end);
+    save(&training, &mut record, sink).await;
+}
+
+/// Trains until done, paused, stopped or failed, saving at every epoch's end.
+async fn run(mut training: Training, mut record: RunRecord, engine: SharedEngine, controls: Rc<Controls>, sink: Sink) {
+    let device = training.backend.describe();
+    sink(RunEvent::Training { record: record.clone(), device, losses: training.losses.clone(), metrics: training.metrics.clone() });
+    let mut since_yield = 0;
+    let end = loop {
+        if controls.stop.get() {
+            break RunEvent::Stopped(None);
+        }
+        if let Some(reason) = controls.pause.get() {
+            let saved = save(&training, &mut record, &sink).await;
+            if let Ok(head) = training.head().await {
+                engine_service::set_head(head);
+            }
+            // a model change lets a saved run go (its engine with it); otherwise it waits in memory
+            if !(reason == PauseReason::ModelChanged && saved) {
+                PAUSED.with(|p| *p.borrow_mut() = Some(Paused { training, record, engine, saved }));
+            }
+            release();
+            sink(RunEvent::Paused(reason));
+            return;
+        }
+        match training.advance().await {
+            Ok(Event::Step { loss, .. }) => sink(RunEvent::Step { loss }),
+            Ok(Event::Epoch { metrics, .. }) => {
+                sink(RunEvent::Epoch { metrics });
+                save(&training, &mut record, &sink).await;
+            }
+            Ok(Event::Done) => break RunEvent::Done,
+            Err(e) => break RunEvent::Failed(e.to_string()),
+        }
+        since_yield += 1;
+        if since_yield >= 5 {
+            since_yield = 0;
+            yield_now().await;
+        }
+    };
+    let how = match end {
+        RunEvent::Done => RunEnd::Done,
+        RunEvent::Stopped(_) => RunEnd::Stopped,
+        _ => RunEnd::Failed,
+    };
+    finish(training, record, how, &sink).await;
+    drop(engine);
+    release();
+    sink(end);
+}

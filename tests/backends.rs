@@ -1,0 +1,105 @@
+//! Backend choice and the GPU path's limits: `auto` on a software adapter,
+//! its fallback to the CPU path, batches split past the binding limit, and
+//! sequences the GPU attention kernel refuses.
+
+mod common;
+
+use bertlab::config::BertConfig;
+use bertlab::engine::{BackendInfo, CpuReason, GpuReason};
+use bertlab::weights::BertWeights;
+use bertlab::{AttentionRequest, BackendChoice, Batch, EmbedOptions, Engine, Input, Model};
+use common::{assert_close, gpu, tiny_dir};
+
+#[test]
+fn auto_probes_only_ids_inside_a_small_vocabulary() {
+    // a vocabulary of 50: the old probe's ids 1000..1015 would index past the tables
+    let mut c = BertConfig::from_json(br#"{"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 20, "num_hidden_layers": 1}"#)
+        .unwrap();
+    c.vocab_size = 50;
+    c.max_position_embeddings = 12;
+    let engine =
+        pollster::block_on(Engine::with_context("small", BertWeights::random(&c, 1), None, Ok(gpu()), BackendChoice::Auto)).unwrap();
+    // lavapipe is a software adapter: auto timed both and says which won
+    match engine.backend() {
+        BackendInfo::Gpu { why: GpuReason::FasterThanCpu { .. }, .. } | BackendInfo::Cpu { why: CpuReason::FasterThanSoftware { .. } } => {}
+        other => panic!("auto on a software adapter should compare the two: {other:?}"),
+    }
+    assert!(engine.backend().to_string().contains("2×16 probe"));
+}
+
+#[test]
+fn auto_falls_back_to_the_cpu_path_when_the_gpu_path_cannot_start() {
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let mut ctx = gpu();
+    ctx.limit_bindings(1024); // the word embeddings alone are 188 KiB
+    let mut engine = pollster::block_on(Engine::with_context(
+        &model.name,
+        model.weights.clone(),
+        Some(model.tokenizer),
+        Ok(ctx.clone()),
+        BackendChoice::Auto,
+    ))
+    .unwrap();
+    match engine.backend() {
+        BackendInfo::Cpu { why: CpuReason::GpuFailed(m) } => assert!(m.contains("storage binding limit"), "{m}"),
+        other => panic!("expected the CPU path after the GPU failed: {other:?}"),
+    }
+    assert!(engine.backend().to_string().starts_with("CPU (the GPU path could not start: "));
+    assert!(pollster::block_on(engine.embed(&[Input::from("still works")], EmbedOptions::default())).is_ok());
+    // asked for the GPU explicitly, the same is an error
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let e = pollster::block_on(Engine::with_context("tiny", model.weights, None, Ok(ctx), BackendChoice::Gpu)).err().unwrap();
+    assert!(e.to_string().contains("storage binding limit"), "{e}");
+    // and without any adapter auto says why it runs on the CPU
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let no_gpu = Err(bertlab::Error::Gpu("no GPU adapter: none found".into()));
+    let engine = pollster::block_on(Engine::with_context("tiny", model.weights, None, no_gpu, BackendChoice::Auto)).unwrap();
+    assert_eq!(engine.backend().to_string(), "CPU (no GPU adapter: none found)");
+}
+
+#[test]
+fn a_batch_past_the_binding_limit_is_split_and_gives_the_same_outputs() {
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let c = model.config.clone();
+    let long = "the time of day and the place where we are ".repeat(6);
+    let inputs: Vec<Input> = (0..5).map(|i| Input::Single(format!("{} {long}", i))).collect();
+    let batch = model.tokenizer.encode_batch(&inputs).unwrap();
+    assert_eq!(batch.seq_len, c.max_position_embeddings);
+    let weights = model.weights.clone();
+    let mut whole = pollster::block_on(Engine::with_context("tiny", weights.clone(), None, Ok(gpu()), BackendChoice::Gpu)).unwrap();
+    let mut ctx = gpu();
+    // room for the largest weight, and for 3 rows of every layer's attentions
+    let per_row = c.num_hidden_layers * c.num_attention_heads * batch.seq_len * batch.seq_len * 4;
+    let limit = (c.vocab_size * c.hidden_size * 4).max(3 * per_row + 1);
+    assert!(limit / per_row < 5, "the limit must force a split");
+    ctx.limit_bindings(limit as u64);
+    let mut split = pollster::block_on(Engine::with_context("tiny", weights.clone(), None, Ok(ctx), BackendChoice::Gpu)).unwrap();
+    let mut cpu = pollster::block_on(Engine::with_weights("tiny", weights, None, BackendChoice::Cpu)).unwrap();
+    for request in [AttentionRequest::All, AttentionRequest::Row(3), AttentionRequest::None] {
+        let a = pollster::block_on(whole.forward(&batch, request)).unwrap();
+        let b = pollster::block_on(split.forward(&batch, request)).unwrap();
+        let r = pollster::block_on(cpu.forward(&batch, request)).unwrap();
+        assert_eq!(a.last_hidden_state, b.last_hidden_state, "{request:?}");
+        assert_eq!(a.pooler_output, b.pooler_output);
+        assert_eq!(a.attentions, b.attentions, "{request:?}");
+        assert_close("split GPU vs CPU", &b.last_hidden_state, &r.last_hidden_state, 1e-4);
+        assert_eq!(b.attentions.as_ref().map(|x| x.rows.clone()), r.attentions.as_ref().map(|x| x.rows.clone()));
+    }
+}
+
+#[test]
+fn more_than_512_tokens_are_refused_on_the_gpu_path_and_run_on_the_cpu_path() {
+    let mut c =
+        BertConfig::from_json(br#"{"hidden_size": 8, "num_attention_heads": 2, "intermediate_size": 8, "num_hidden_layers": 1}"#).unwrap();
+    c.vocab_size = 30;
+    c.max_position_embeddings = 600;
+    let w = BertWeights::random(&c, 2);
+    let batch = Batch::from_rows(vec![((0..520).map(|i| (i % 30) as u32).collect(), vec![0; 520])], 0).unwrap();
+    let mut g = pollster::block_on(Engine::with_context("long", w.clone(), None, Ok(gpu()), BackendChoice::Gpu)).unwrap();
+    let e = pollster::block_on(g.forward(&batch, AttentionRequest::None)).err().unwrap().to_string();
+    assert!(e.contains("520 tokens exceed the GPU attention kernel's 512 (use the CPU backend)"), "{e}");
+    let mut cpu = pollster::block_on(Engine::with_weights("long", w, None, BackendChoice::Cpu)).unwrap();
+    let out = pollster::block_on(cpu.forward(&batch, AttentionRequest::None)).unwrap();
+    assert_eq!(out.seq, 520);
+    assert!(out.last_hidden_state.iter().all(|v| v.is_finite()));
+}
