@@ -7,8 +7,8 @@ use std::fmt;
 use web_time::Instant;
 
 use crate::config::BertConfig;
-use crate::cpu_encoder::forward_cpu;
 use crate::error::{Error, Result};
+use crate::fast_cpu::FastCpuEncoder;
 use crate::gpu::GpuContext;
 use crate::gpu_encoder::GpuEncoder;
 use crate::model::{Model, ModelIdentity};
@@ -16,7 +16,7 @@ use crate::outputs::{AttentionRequest, Outputs};
 use crate::tokenize::{Batch, BertTokenizer, Input};
 use crate::weights::BertWeights;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BackendChoice {
     /// A hardware GPU when there is one; with only a software adapter, the
     /// faster of it and the CPU path, measured. The CPU path when the GPU
@@ -91,14 +91,14 @@ pub struct EmbedOptions {
 }
 
 enum Backend {
-    Gpu(Box<GpuEncoder>),
-    Cpu,
+    /// The weights stay on the host to upload again after a lost device.
+    Gpu(Box<GpuEncoder>, Box<BertWeights>),
+    Cpu(Box<FastCpuEncoder>),
 }
 
 pub struct Engine {
     pub config: BertConfig,
     identity: ModelIdentity,
-    weights: BertWeights,
     tokenizer: Option<BertTokenizer>,
     backend: Backend,
     info: BackendInfo,
@@ -126,49 +126,53 @@ impl Engine {
         gpu: Result<GpuContext>,
         choice: BackendChoice,
     ) -> Result<Self> {
+        let identity = ModelIdentity::of(name, &weights);
+        let config = weights.config.clone();
         let (backend, info) = match choice {
-            BackendChoice::Cpu => (Backend::Cpu, BackendInfo::Cpu { why: CpuReason::Asked }),
+            BackendChoice::Cpu => (Backend::Cpu(Box::new(FastCpuEncoder::new(&weights))), BackendInfo::Cpu { why: CpuReason::Asked }),
             BackendChoice::Gpu => {
                 let gpu = GpuEncoder::new(gpu?, &weights)?;
                 let adapter = gpu.context().describe();
-                (Backend::Gpu(Box::new(gpu)), BackendInfo::Gpu { adapter, why: GpuReason::Asked })
+                (Backend::Gpu(Box::new(gpu), Box::new(weights)), BackendInfo::Gpu { adapter, why: GpuReason::Asked })
             }
-            BackendChoice::Auto => Self::auto(gpu, &weights).await,
+            BackendChoice::Auto => Self::auto(gpu, weights).await,
         };
-        let identity = ModelIdentity::of(name, &weights);
-        Ok(Engine { config: weights.config.clone(), identity, weights, tokenizer, backend, info })
+        Ok(Engine { config, identity, tokenizer, backend, info })
     }
 
     /// `auto`: a hardware GPU; on a software adapter the faster of it and the
     /// CPU path; the CPU path whenever the GPU path cannot start.
-    async fn auto(gpu: Result<GpuContext>, weights: &BertWeights) -> (Backend, BackendInfo) {
-        let cpu = |why| (Backend::Cpu, BackendInfo::Cpu { why });
+    async fn auto(gpu: Result<GpuContext>, weights: BertWeights) -> (Backend, BackendInfo) {
+        let cpu = |why, weights: &BertWeights| (Backend::Cpu(Box::new(FastCpuEncoder::new(weights))), BackendInfo::Cpu { why });
         let ctx = match gpu {
             Ok(ctx) => ctx,
-            Err(e) => return cpu(CpuReason::NoGpu(e.message().to_string())),
+            Err(e) => return cpu(CpuReason::NoGpu(e.message().to_string()), &weights),
         };
         let software = ctx.is_software();
         let adapter = ctx.describe();
-        let mut gpu = match GpuEncoder::new(ctx, weights) {
+        let mut gpu = match GpuEncoder::new(ctx, &weights) {
             Ok(g) => g,
-            Err(e) => return cpu(CpuReason::GpuFailed(e.message().to_string())),
+            Err(e) => return cpu(CpuReason::GpuFailed(e.message().to_string()), &weights),
         };
         if !software {
-            return (Backend::Gpu(Box::new(gpu)), BackendInfo::Gpu { adapter, why: GpuReason::Hardware });
+            return (Backend::Gpu(Box::new(gpu), Box::new(weights)), BackendInfo::Gpu { adapter, why: GpuReason::Hardware });
         }
-        match Self::time_probe(&mut gpu, weights).await {
-            Err(e) => cpu(CpuReason::GpuFailed(e.message().to_string())),
-            Ok((gpu_ms, cpu_ms)) if gpu_ms < cpu_ms => {
-                (Backend::Gpu(Box::new(gpu)), BackendInfo::Gpu { adapter, why: GpuReason::FasterThanCpu { gpu_ms, cpu_ms } })
+        let fast = FastCpuEncoder::new(&weights);
+        match Self::time_probe(&mut gpu, &fast, &weights.config).await {
+            Err(e) => (Backend::Cpu(Box::new(fast)), BackendInfo::Cpu { why: CpuReason::GpuFailed(e.message().to_string()) }),
+            Ok((gpu_ms, cpu_ms)) if gpu_ms < cpu_ms => (
+                Backend::Gpu(Box::new(gpu), Box::new(weights)),
+                BackendInfo::Gpu { adapter, why: GpuReason::FasterThanCpu { gpu_ms, cpu_ms } },
+            ),
+            Ok((gpu_ms, cpu_ms)) => {
+                (Backend::Cpu(Box::new(fast)), BackendInfo::Cpu { why: CpuReason::FasterThanSoftware { adapter, cpu_ms, gpu_ms } })
             }
-            Ok((gpu_ms, cpu_ms)) => cpu(CpuReason::FasterThanSoftware { adapter, cpu_ms, gpu_ms }),
         }
     }
 
     /// One forward of a typical short batch (2 × 16 tokens of ids inside the
     /// vocabulary) on the GPU and on the CPU path, in ms.
-    async fn time_probe(gpu: &mut GpuEncoder, weights: &BertWeights) -> Result<(f64, f64)> {
-        let c = &weights.config;
+    async fn time_probe(gpu: &mut GpuEncoder, cpu: &FastCpuEncoder, c: &BertConfig) -> Result<(f64, f64)> {
         let len = 16.min(c.max_position_embeddings);
         let ids = (0..len).map(|i| ((i * 37 + 1) % c.vocab_size) as u32).collect();
         let probe = Batch::from_rows(vec![(ids, vec![0; len]); 2], c.pad_token_id)?;
@@ -177,18 +181,18 @@ impl Engine {
         let t = Instant::now();
         gpu.forward(&probe, AttentionRequest::None).await?;
         let gpu_ms = t.elapsed().as_secs_f64() * 1e3;
+        cpu.forward(&probe, AttentionRequest::None); // first use: buffers, threads
         let t = Instant::now();
-        forward_cpu(weights, &probe, AttentionRequest::None);
+        cpu.forward(&probe, AttentionRequest::None);
         Ok((gpu_ms, t.elapsed().as_secs_f64() * 1e3))
     }
 
     /// After a lost device: opens a new one and uploads the weights again.
     /// A CPU engine has nothing to recover.
     pub async fn recover_gpu(&mut self) -> Result<()> {
-        if let Backend::Gpu(_) = self.backend {
-            let gpu = GpuEncoder::new(GpuContext::new().await?, &self.weights)?;
+        if let Backend::Gpu(gpu, weights) = &mut self.backend {
+            **gpu = GpuEncoder::new(GpuContext::new().await?, weights)?;
             self.info = BackendInfo::Gpu { adapter: gpu.context().describe(), why: GpuReason::Recreated };
-            self.backend = Backend::Gpu(Box::new(gpu));
         }
         Ok(())
     }
@@ -204,13 +208,13 @@ impl Engine {
     /// The GPU device, when the GPU path runs.
     pub fn gpu_context(&self) -> Option<&GpuContext> {
         match &self.backend {
-            Backend::Gpu(gpu) => Some(gpu.context()),
-            Backend::Cpu => None,
+            Backend::Gpu(gpu, _) => Some(gpu.context()),
+            Backend::Cpu(_) => None,
         }
     }
 
     pub fn is_gpu(&self) -> bool {
-        matches!(self.backend, Backend::Gpu(_))
+        matches!(self.backend, Backend::Gpu(..))
     }
 
     pub fn tokenizer(&self) -> Result<&BertTokenizer> {
@@ -240,8 +244,8 @@ impl Engine {
             }
         }
         match &mut self.backend {
-            Backend::Cpu => Ok(forward_cpu(&self.weights, batch, attentions)),
-            Backend::Gpu(gpu) => gpu.forward(batch, attentions).await,
+            Backend::Cpu(cpu) => Ok(cpu.forward(batch, attentions)),
+            Backend::Gpu(gpu, _) => gpu.forward(batch, attentions).await,
         }
     }
 }

@@ -8,10 +8,13 @@
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
 pub mod analysis;
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
 pub mod config;
 pub mod cpu_encoder;
 pub mod engine;
 pub mod error;
+pub mod fast_cpu;
 pub mod finetune;
 pub mod glue;
 pub mod gpu;
@@ -20,6 +23,7 @@ pub mod head;
 pub mod kernels;
 pub mod model;
 pub mod outputs;
+pub mod protocol;
 pub mod rng;
 pub mod tensor_file;
 pub mod tokenize;

@@ -6,15 +6,30 @@ use crate::tokenize::BertTokenizer;
 use crate::weights::BertWeights;
 
 /// The bytes of a Hugging Face model folder (as read from disk, fetched, or dropped on the page).
-#[derive(Default, Clone)]
+#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ModelFiles {
     /// Where the files came from, for people to read ("bert-base-uncased", a folder).
     pub name: String,
+    #[serde(with = "serde_bytes")]
     pub config_json: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes")]
     pub model_safetensors: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes")]
     pub tokenizer_json: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes")]
     pub vocab_txt: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes")]
     pub tokenizer_config_json: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ModelFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = |b: &Option<Vec<u8>>| b.as_ref().map(Vec::len);
+        f.debug_struct("ModelFiles")
+            .field("name", &self.name)
+            .field("model_safetensors_bytes", &len(&self.model_safetensors))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which model something (a trained head, a saved run, cached features) was

@@ -1,12 +1,19 @@
 //! `bertlab bench`: throughput tables. A benchmark, never a test: it prints
-//! what it measures and asserts nothing.
+//! what it measures (with the command, the machine and the date) and asserts
+//! nothing. `--compare-pytorch` runs `bench/pytorch.py` on the same shapes
+//! (PyTorch CPU beside our CPU path, PyTorch CUDA beside our GPU path).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
 
 use web_time::Instant;
 
 use bertlab::config::BertConfig;
+use bertlab::fast_cpu::{FastCpuEncoder, PackedLinear};
 use bertlab::gpu::GpuContext;
-use bertlab::kernels::matmul::{linear_cpu, Epilogue, MatmulKernel};
-use bertlab::weights::BertWeights;
+use bertlab::kernels::matmul::{Epilogue, MatmulKernel};
+use bertlab::weights::{BertWeights, Linear};
 use bertlab::{AttentionRequest, BackendChoice, Batch, Engine, Model};
 
 #[derive(clap::Args)]
@@ -29,7 +36,10 @@ pub struct BenchArgs {
     min_seconds: f64,
     /// Folder of the default model.
     #[arg(long, default_value_os_t = super::default_model_dir())]
-    model_dir: std::path::PathBuf,
+    model_dir: PathBuf,
+    /// Also run PyTorch on the same shapes (bench/pytorch.py) with this Python.
+    #[arg(long, num_args = 0..=1, default_missing_value = "python3", value_name = "PYTHON")]
+    compare_pytorch: Option<String>,
 }
 
 /// Runs `f` once to warm up, then until `min_seconds` have passed; ms per run.
@@ -44,27 +54,97 @@ fn time_ms(min_seconds: f64, mut f: impl FnMut() -> Result<(), String>) -> Resul
     Ok(start.elapsed().as_secs_f64() * 1e3 / runs as f64)
 }
 
+/// The CPU's name and core count, for the table's caption.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    format!("{cpu}, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Today's date (UTC), from the system clock.
+fn today() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    // days since 1970-01-01 to a civil date (Howard Hinnant's algorithm)
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let (d, m) = (doy - (153 * mp + 2) / 5 + 1, if mp < 10 { mp + 3 } else { mp - 9 });
+    format!("{:04}-{m:02}-{d:02}", yoe + era * 400 + i64::from(m <= 2))
+}
+
+/// PyTorch's ms per batch by (model, batch, seq) on `device`, or why there are none.
+fn pytorch(python: &str, device: &str, args: &BenchArgs, threads: usize) -> Result<HashMap<(String, usize, usize), f64>, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/pytorch.py");
+    let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+    let out = Command::new(python)
+        .arg(&script)
+        .args(["--device", device, "--models", &args.models.join(","), "--batches", &join(&args.batches), "--seqs", &join(&args.seqs)])
+        .args(["--threads", &threads.to_string(), "--min-seconds", &args.min_seconds.to_string(), "--model-dir"])
+        .arg(&args.model_dir)
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("bench/pytorch.py failed").to_string());
+    }
+    let mut times = HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("bench/pytorch.py: {e}"))?;
+        let key = (
+            v["model"].as_str().unwrap_or_default().to_string(),
+            v["batch"].as_u64().unwrap_or(0) as usize,
+            v["seq"].as_u64().unwrap_or(0) as usize,
+        );
+        times.insert(key, v["ms"].as_f64().unwrap_or(f64::NAN));
+        eprintln!("pytorch {device}: {line}");
+    }
+    Ok(times)
+}
+
 pub fn run(args: BenchArgs) -> Result<(), String> {
     let mut weights = Vec::new();
     for m in &args.models {
         match m.as_str() {
             "minilm" => {
                 let model = Model::from_dir(&args.model_dir).map_err(|e| e.to_string())?;
-                weights.push(("all-MiniLM-L6-v2", model.weights));
+                weights.push(("minilm", "all-MiniLM-L6-v2", model.weights));
             }
-            "bert-base" => weights.push(("bert-base (random)", BertWeights::random(&BertConfig::bert_base(), 1))),
+            "bert-base" => weights.push(("bert-base", "bert-base (random)", BertWeights::random(&BertConfig::bert_base(), 1))),
             other => return Err(format!("unknown model geometry {other:?} (minilm, bert-base)")),
         }
     }
-    println!("| model | backend | batch × seq | ms / batch | sequences / s |");
-    println!("|---|---|---|---|---|");
-    for (name, w) in &weights {
-        for backend in &args.backends {
-            let choice = match backend.as_str() {
-                "gpu" => BackendChoice::Gpu,
-                "cpu" => BackendChoice::Cpu,
-                other => return Err(format!("unknown backend {other:?} (gpu, cpu)")),
-            };
+    let command: Vec<String> = std::env::args().collect();
+    println!("`{}` · {} · {}", command.join(" "), machine(), today());
+    println!();
+    let compare = args.compare_pytorch.is_some();
+    if compare {
+        println!("| model | backend | batch × seq | ms / batch | sequences / s | PyTorch ms | PyTorch ÷ ours |");
+        println!("|---|---|---|---|---|---|---|");
+    } else {
+        println!("| model | backend | batch × seq | ms / batch | sequences / s |");
+        println!("|---|---|---|---|---|");
+    }
+    for backend in &args.backends {
+        let (choice, device) = match backend.as_str() {
+            "gpu" => (BackendChoice::Gpu, "cuda"),
+            "cpu" => (BackendChoice::Cpu, "cpu"),
+            other => return Err(format!("unknown backend {other:?} (gpu, cpu)")),
+        };
+        let reference = match &args.compare_pytorch {
+            Some(python) => match pytorch(python, device, &args, FastCpuEncoder::threads()) {
+                Ok(t) => t,
+                Err(e) => {
+                    println!("| (PyTorch {device}: {e}) | | | | | | |");
+                    HashMap::new()
+                }
+            },
+            None => HashMap::new(),
+        };
+        for (key, name, w) in &weights {
             let mut engine = pollster::block_on(Engine::with_weights(name, w.clone(), None, choice)).map_err(|e| e.to_string())?;
             let label = engine.backend().to_string();
             for &s in &args.seqs {
@@ -74,7 +154,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                     let ms = time_ms(args.min_seconds, || {
                         pollster::block_on(engine.forward(&batch, AttentionRequest::None)).map(|_| ()).map_err(|e| e.to_string())
                     })?;
-                    println!("| {name} | {label} | {b} × {s} | {ms:.2} | {:.1} |", b as f64 * 1e3 / ms);
+                    let row = format!("| {name} | {label} | {b} × {s} | {ms:.2} | {:.1} |", b as f64 * 1e3 / ms);
+                    match (compare, reference.get(&(key.to_string(), b, s))) {
+                        (false, _) => println!("{row}"),
+                        (true, Some(t)) => println!("{row} {t:.2} | {:.2} |", t / ms),
+                        (true, None) => println!("{row} – | – |"),
+                    }
                 }
             }
         }
@@ -85,7 +170,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// GFLOP/s of the matmul kernel (and of the CPU reference) on bert-base's Linear shapes.
+/// GFLOP/s of the matmul kernel (GPU) and of the fast CPU backend on bert-base's Linear shapes.
 fn matmul_table(args: &BenchArgs) -> Result<(), String> {
     let m = args.matmul_tokens;
     let shapes = [("QKV", 2304, 768), ("attention out", 768, 768), ("FFN in", 3072, 768), ("FFN out", 768, 3072)];
@@ -100,11 +185,11 @@ fn matmul_table(args: &BenchArgs) -> Result<(), String> {
     for (name, n, k) in shapes {
         let flops = 2.0 * m as f64 * n as f64 * k as f64;
         let x: Vec<f32> = (0..m * k).map(|i| ((i % 97) as f32 - 48.0) * 1e-2).collect();
-        let w: Vec<f32> = (0..n * k).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect();
-        let bias = vec![0.1f32; n];
+        let lin =
+            Linear { weight: (0..n * k).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect(), bias: vec![0.1f32; n], in_dim: k, out_dim: n };
         if let Some(ctx) = &ctx {
             let kernel = MatmulKernel::new(ctx);
-            let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &bias));
+            let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &lin.weight), ctx.storage_f32("b", &lin.bias));
             let y = ctx.scratch("y", m * n);
             let reps = 10;
             let d: Vec<_> = (0..reps).map(|_| kernel.linear(ctx, &xb, m, &wb, &bb, &y, (n, k), Epilogue::None)).collect();
@@ -113,11 +198,12 @@ fn matmul_table(args: &BenchArgs) -> Result<(), String> {
             println!("| {name} | {m} × {n} × {k} | {} | {ms:.3} | {:.1} |", ctx.info.name, flops / ms / 1e6);
         }
         if args.backends.iter().any(|b| b == "cpu") {
-            let ms = time_ms(0.0, || {
-                linear_cpu(&x, &w, &bias, m, n, k, Epilogue::None);
+            let packed = PackedLinear::new(&lin, Epilogue::None);
+            let ms = time_ms(args.min_seconds, || {
+                packed.forward(&x, m);
                 Ok(())
             })?;
-            println!("| {name} | {m} × {n} × {k} | CPU reference | {ms:.3} | {:.1} |", flops / ms / 1e6);
+            println!("| {name} | {m} × {n} × {k} | CPU ({} threads) | {ms:.3} | {:.1} |", FastCpuEncoder::threads(), flops / ms / 1e6);
         }
     }
     Ok(())

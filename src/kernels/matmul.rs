@@ -70,7 +70,6 @@ impl Layout {
 
 /// CPU reference: `C[i, j] = act(Σ_kk A(i, kk)·W(j, kk) + bias[j])` for
 /// `i < m, j < n`, operands read through their layouts; returns `[m, n]`.
-#[allow(clippy::too_many_arguments)]
 pub fn matmul_cpu(
     a: &[f32],
     a_layout: Layout,
@@ -80,84 +79,17 @@ pub fn matmul_cpu(
     (m, n, k): (usize, usize, usize),
     act: Epilogue,
 ) -> Vec<f32> {
-    let contiguous = a_layout.col_stride == 1 && w_layout.col_stride == 1;
     let mut y = vec![0.0; m * n];
-    // A block of up to ROWS rows of the output, from row i0: each row of W is
-    // read once for the whole block (the product is memory-bound otherwise).
-    let block = |i0: usize, out: &mut [f32]| {
-        let rows = out.len() / n;
+    for i in 0..m {
         for j in 0..n {
-            let b = bias.map_or(0.0, |b| b[j]);
-            if contiguous {
-                let a_row = |q: usize| &a[(i0 + q.min(rows - 1)) * a_layout.row_stride..][..k];
-                let sums = dot_rows([a_row(0), a_row(1), a_row(2), a_row(3)], &w[j * w_layout.row_stride..][..k]);
-                for q in 0..rows {
-                    out[q * n + j] = act.apply(sums[q] + b);
-                }
-            } else {
-                for q in 0..rows {
-                    let sum: f32 = (0..k)
-                        .map(|kk| {
-                            a[(i0 + q) * a_layout.row_stride + kk * a_layout.col_stride]
-                                * w[j * w_layout.row_stride + kk * w_layout.col_stride]
-                        })
-                        .sum();
-                    out[q * n + j] = act.apply(sum + b);
-                }
+            let mut sum = 0.0f32;
+            for kk in 0..k {
+                sum += a[i * a_layout.row_stride + kk * a_layout.col_stride] * w[j * w_layout.row_stride + kk * w_layout.col_stride];
             }
+            y[i * n + j] = act.apply(sum + bias.map_or(0.0, |b| b[j]));
         }
-    };
-    for_each_block(&mut y, n, m * n * k, block);
+    }
     y
-}
-
-/// Rows of the output handed out together.
-const ROWS: usize = 4;
-
-/// Calls `f(i0, rows)` for consecutive blocks of up to `ROWS` `n`-wide rows of
-/// `out`; natively, large jobs (`work` multiply-adds) are split over the cores.
-fn for_each_block(out: &mut [f32], n: usize, work: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    let n = n.max(1);
-    let run = |first_row: usize, part: &mut [f32]| {
-        part.chunks_mut(ROWS * n).enumerate().for_each(|(b, o)| f(first_row + b * ROWS, o));
-    };
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-        let blocks = (out.len() / n).div_ceil(ROWS);
-        if threads > 1 && work > 1 << 20 && blocks > 1 {
-            let per = blocks.div_ceil(threads) * ROWS;
-            std::thread::scope(|s| {
-                for (c, part) in out.chunks_mut(per * n).enumerate() {
-                    let run = &run;
-                    s.spawn(move || run(c * per, part));
-                }
-            });
-            return;
-        }
-    }
-    let _ = work;
-    run(0, out);
-}
-
-/// Four dot products against one `w`, each in eight independent lanes (so
-/// the compiler vectorises them), then the lanes and the tail summed.
-fn dot_rows(a: [&[f32]; ROWS], w: &[f32]) -> [f32; ROWS] {
-    let mut lanes = [[0.0f32; 8]; ROWS];
-    let split = w.len() - w.len() % 8;
-    for c in (0..split).step_by(8) {
-        let wc = &w[c..c + 8];
-        for q in 0..ROWS {
-            let ac = &a[q][c..c + 8];
-            for l in 0..8 {
-                lanes[q][l] += ac[l] * wc[l];
-            }
-        }
-    }
-    std::array::from_fn(|q| {
-        let tail: f32 = a[q][split..].iter().zip(&w[split..]).map(|(x, y)| x * y).sum();
-        lanes[q].iter().sum::<f32>() + tail
-    })
 }
 
 /// A Linear on dense rows: `x` is `[rows, k]`, `w` is `[n, k]`, `bias` `[n]`.

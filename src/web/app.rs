@@ -6,7 +6,9 @@ use std::time::Duration;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::engine_service;
+use bertlab::protocol::{Reply, Request};
+
+use crate::client;
 use crate::explorer::{examples, Results, SentenceList};
 use crate::fetch;
 use crate::finetune::FinetunePage;
@@ -44,7 +46,11 @@ pub fn App() -> impl IntoView {
                 }
                 spawn_local(async move {
                     running.set(true);
-                    let r = engine_service::explore(texts, chosen).await;
+                    let r = match client::call(Request::Explore { texts, selected: chosen }).await {
+                        Reply::Explored(e) => Ok(e),
+                        Reply::Failed { message, .. } => Err(message),
+                        other => Err(format!("unexpected answer from the engine: {other:?}")),
+                    };
                     if generation.get_value() == gen {
                         result.set(Some(r));
                     }

@@ -6,8 +6,8 @@ use bertlab::outputs::torch_format;
 use bertlab::Pooling;
 use leptos::prelude::*;
 
-use crate::engine_service::{Exploration, SentenceView, MAX_SENTENCES};
 use crate::heatmap::{self, css_color, Scale};
+use bertlab::protocol::{Exploration, SentenceView, MAX_SENTENCES};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sentence {

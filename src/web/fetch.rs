@@ -2,13 +2,13 @@
 //! a Cache API store so a reload does not download again, and files the
 //! user picks or drops.
 
+use bertlab::browser::storage::{self, response_bytes};
+pub use bertlab::browser::{js_err, resolve};
 use bertlab::ModelFiles;
 use js_sys::{Reflect, Uint8Array};
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, Request, RequestInit, Response};
-
-use crate::storage::{self, response_bytes};
 
 const CACHE: &str = "bertlab-models-v1";
 
@@ -20,11 +20,6 @@ pub struct Progress {
     pub total: Option<u64>,
     pub bytes_per_s: f64,
     pub from_cache: bool,
-}
-
-pub fn js_err(context: &str, e: JsValue) -> String {
-    let msg = e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).or_else(|| e.as_string()).unwrap_or_else(|| format!("{e:?}"));
-    format!("{context}: {msg}")
 }
 
 /// The page's window (the page only runs in one).
@@ -208,12 +203,6 @@ pub fn query_param(name: &str) -> Option<String> {
     web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
 }
 
-/// An absolute URL for a path relative to the page.
-pub fn resolve(path: &str) -> String {
-    let base = window().location().href().unwrap_or_default();
-    web_sys::Url::new_with_base(path, &base).map(|u| u.href()).unwrap_or_else(|_| path.to_string())
-}
-
 /// Offers bytes as a file download.
 pub fn download(name: &str, bytes: &[u8], mime: &str) -> Result<(), String> {
     let parts = js_sys::Array::of1(&Uint8Array::from(bytes));
@@ -237,14 +226,6 @@ pub async fn fetch_text(path: &str) -> Option<String> {
         return None;
     }
     String::from_utf8(response_bytes(&resp).await.ok()?).ok()
-}
-
-/// Lets the browser paint and handle input between long-running steps.
-pub async fn yield_now() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        let _ = window().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-    });
-    let _ = JsFuture::from(promise).await;
 }
 
 /// One split of GLUE MRPC from the Hugging Face hub, through its datasets

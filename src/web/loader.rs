@@ -6,10 +6,11 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::AbortController;
 
-use crate::engine_service::{self, ModelInfo};
+use bertlab::browser::storage::megabytes;
+use bertlab::protocol::{ModelInfo, Reply, Request};
+
+use crate::client;
 use crate::fetch::{self, CachedModel, Progress};
-use crate::runs;
-use crate::storage::megabytes;
 
 /// Where the bundled default model is served, relative to the page.
 pub const DEFAULT_MODEL: &str = "models/default/";
@@ -20,6 +21,9 @@ pub enum LoadState {
     Loading(String),
     Failed(String),
 }
+
+/// A failed load; whether the model's own files are at fault.
+struct Corrupt(bool);
 
 /// Everything the loader shares with the rest of the page.
 #[derive(Clone, Copy)]
@@ -109,11 +113,9 @@ impl LoaderState {
                     if !f.not_cached.is_empty() {
                         self.notice.set(Some(format!("Loaded, but not kept for the next visit: {}", f.not_cached.join("; "))));
                     }
-                    if let Err(e) = self.load_files(gen, f.files).await {
-                        // only files that are themselves broken are worth deleting
-                        if e.is_corrupt_model() {
-                            let _ = fetch::delete_cached(&folder).await;
-                        }
+                    // only files that are themselves broken are worth deleting
+                    if let Err(Corrupt(true)) = self.load_files(gen, f.files).await {
+                        let _ = fetch::delete_cached(&folder).await;
                     }
                 }
                 Err(e) => self.state.set(LoadState::Failed(e)),
@@ -139,26 +141,30 @@ impl LoaderState {
         });
     }
 
-    /// Parses and uploads files already in memory (the model loaded before
-    /// stays when that fails). A run in progress pauses: it keeps its model.
-    async fn load_files(self, gen: u64, files: ModelFiles) -> Result<(), bertlab::Error> {
+    /// Sends files already in memory to the engine worker to parse and
+    /// upload (the model loaded before stays when that fails; a run in
+    /// progress pauses, keeping its model).
+    async fn load_files(self, gen: u64, files: ModelFiles) -> Result<(), Corrupt> {
         let name = files.name.clone();
         self.state.set(LoadState::Loading(format!("Loading {name} onto the device")));
-        let loaded = engine_service::load(files, self.backend.get_untracked()).await;
+        let reply = client::call(Request::Load { files, backend: self.backend.get_untracked() }).await;
         if !self.is_current(gen) {
             return Ok(());
         }
-        match loaded {
-            Ok(info) => {
-                runs::model_changed();
+        match reply {
+            Reply::Loaded(info) => {
                 self.info.set(Some(info));
                 self.version.update(|v| *v += 1);
                 self.state.set(LoadState::Idle);
                 Ok(())
             }
-            Err(e) => {
-                self.state.set(LoadState::Failed(e.to_string()));
-                Err(e)
+            Reply::Failed { message, corrupt_model } => {
+                self.state.set(LoadState::Failed(message));
+                Err(Corrupt(corrupt_model))
+            }
+            other => {
+                self.state.set(LoadState::Failed(format!("unexpected answer from the engine: {other:?}")));
+                Err(Corrupt(false))
             }
         }
     }

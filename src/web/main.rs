@@ -1,10 +1,11 @@
 //! The Bert Lab page: Leptos (client-side rendered), built by trunk.
-//! The view talks to the engine only through `engine_service` and `runs`.
+//! The view talks to the engine only through `client` (the engine runs in a
+//! worker, `src/worker/`).
 
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
-mod engine_service;
+mod client;
 #[cfg(target_arch = "wasm32")]
 mod explorer;
 #[cfg(target_arch = "wasm32")]
@@ -15,12 +16,6 @@ mod finetune;
 mod heatmap;
 #[cfg(target_arch = "wasm32")]
 mod loader;
-#[cfg(target_arch = "wasm32")]
-mod run_store;
-#[cfg(target_arch = "wasm32")]
-mod runs;
-#[cfg(target_arch = "wasm32")]
-mod storage;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

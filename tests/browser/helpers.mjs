@@ -28,7 +28,14 @@ export async function launch(t, { webgpu }) {
 /// A page at `url` in a new context; `errors` collects uncaught page errors (a panic is one).
 export async function open(browser, url, { width = 1400, noWebGpu = false, init } = {}) {
   const context = await browser.newContext({ viewport: { width, height: 1000 }, acceptDownloads: true });
-  if (noWebGpu) await context.addInitScript(() => { delete Navigator.prototype.gpu; });
+  if (noWebGpu) {
+    // a browser without WebGPU at all: neither the page nor its engine worker sees navigator.gpu
+    await context.addInitScript(() => { delete Navigator.prototype.gpu; });
+    await context.route('**/bertlab-worker_loader.js', async (route) => {
+      const original = await (await route.fetch()).text();
+      await route.fulfill({ contentType: 'text/javascript', body: `delete WorkerNavigator.prototype.gpu;${original}` });
+    });
+  }
   if (init) await context.addInitScript(init);
   const page = await context.newPage();
   const errors = [];

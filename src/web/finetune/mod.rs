@@ -11,12 +11,12 @@ use bertlab::head::HeadInput;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::engine_service;
+use bertlab::browser::storage::megabytes;
+use bertlab::protocol::{PauseReason, Reply, Request, RunEnd, SplitName};
+
+use crate::client;
 use crate::fetch;
 use crate::loader::LoaderState;
-use crate::run_store;
-use crate::runs::{self, PauseReason, SplitName};
-use crate::storage::megabytes;
 pub use state::Ft;
 use state::{Data, SaveState, Status};
 
@@ -35,6 +35,7 @@ fn describe(d: &Dataset) -> String {
 #[component]
 pub fn FinetunePage(loader: LoaderState) -> impl IntoView {
     let ft = Ft::new();
+    ft.listen();
     // MRPC as served next to the page (set-up copies it there), if it is
     spawn_local(async move {
         match (fetch::fetch_text("data/mrpc/train.tsv").await, fetch::fetch_text("data/mrpc/dev.tsv").await) {
@@ -189,7 +190,7 @@ fn ParamsPanel(ft: Ft) -> impl IntoView {
 #[component]
 fn Controls(ft: Ft, loader: LoaderState) -> impl IntoView {
     let ready = move || loader.info.get().is_some() && ft.data.get().is_some() && !ft.busy();
-    let paused_here = move || matches!(ft.status.get(), Status::Paused(PauseReason::Asked)) && runs::has_paused();
+    let paused_here = move || matches!(ft.status.get(), Status::Paused(_)) && ft.paused_in_memory.get();
     view! {
         <section class="panel controls" aria-label="Training">
             <div class="row">
@@ -254,9 +255,9 @@ fn SavedRuns(ft: Ft, loader: LoaderState) -> impl IntoView {
                         " "
                         <span class="run-end">{match r.ended {
                             None => "resumable",
-                            Some(run_store::RunEnd::Done) => "done",
-                            Some(run_store::RunEnd::Stopped) => "stopped",
-                            Some(run_store::RunEnd::Failed) => "failed",
+                            Some(RunEnd::Done) => "done",
+                            Some(RunEnd::Stopped) => "stopped",
+                            Some(RunEnd::Failed) => "failed",
                         }}</span>
                         " "
                         {
@@ -304,7 +305,11 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
                 Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
                 Err(_) => return imported.set(Some(Err("cannot read the head file".into()))),
             };
-            imported.set(Some(engine_service::import_head(&bytes).await));
+            imported.set(Some(match client::call(Request::ImportHead { bytes }).await {
+                Reply::HeadImported(what) => Ok(what),
+                Reply::Failed { message, .. } => Err(message),
+                other => Err(format!("unexpected answer from the engine: {other:?}")),
+            }));
         });
     };
     let export_error = RwSignal::new(None::<String>);
@@ -330,13 +335,15 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
                 </tbody>
             </table>
             <div class="row">
-                <button type="button" data-testid="export" disabled=move || ft.losses.get().is_empty() || ft.busy() on:click=move |_| {
-                    let result = engine_service::export_head().and_then(|(bytes, config)| {
-                        fetch::download("head.safetensors", &bytes, "application/octet-stream")?;
-                        fetch::download("head.config.json", config.as_bytes(), "application/json")
-                    });
+                <button type="button" data-testid="export" disabled=move || ft.losses.get().is_empty() || ft.busy() on:click=move |_| spawn_local(async move {
+                    let result = match client::call(Request::ExportHead).await {
+                        Reply::HeadExported { bytes, config } => fetch::download("head.safetensors", &bytes, "application/octet-stream")
+                            .and_then(|_| fetch::download("head.config.json", config.as_bytes(), "application/json")),
+                        Reply::Failed { message, .. } => Err(message),
+                        other => Err(format!("unexpected answer from the engine: {other:?}")),
+                    };
                     export_error.set(result.err());
-                }>"Export head (safetensors)"</button>
+                })>"Export head (safetensors)"</button>
                 <label>"Import head "<input type="file" accept=".safetensors" data-testid="import-head" on:change=import/></label>
             </div>
             {move || export_error.get().map(|e| view! { <p class="status error" role="alert">{e}</p> })}
@@ -356,9 +363,10 @@ fn TryIt(ft: Ft) -> impl IntoView {
     let ask = move || {
         let max_len = ft.config.get_untracked().max_seq_length;
         spawn_local(async move {
-            answer.set(match engine_service::paraphrase_probability(a.get_untracked(), b.get_untracked(), max_len).await {
-                Ok(p) => format!("P(paraphrase) = {p:.3}"),
-                Err(e) => e,
+            answer.set(match client::call(Request::Paraphrase { a: a.get_untracked(), b: b.get_untracked(), max_len }).await {
+                Reply::Probability(p) => format!("P(paraphrase) = {p:.3}"),
+                Reply::Failed { message, .. } => message,
+                other => format!("unexpected answer from the engine: {other:?}"),
             });
         });
     };

@@ -1,17 +1,14 @@
 //! The Fine-tune page's state: the data, the settings, and what the run
 //! reports ([`RunEvent`]s applied to signals). The page never trains itself:
-//! it asks `runs` to, and shows what comes back.
-
-use std::rc::Rc;
+//! it asks the engine worker to, and shows what comes back.
 
 use bertlab::finetune::{Metrics, TrainConfig};
 use bertlab::glue::Dataset;
+use bertlab::protocol::{Estimate, PauseReason, Reply, Request, RunEvent, RunRecord, RunRequest, SplitName};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::run_store::{self, RunRecord};
-use crate::runs::{self, PauseReason, RunEvent, RunRequest, SplitName};
-use crate::storage::{self, Estimate};
+use crate::client;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Status {
@@ -64,6 +61,8 @@ pub struct Ft {
     pub message: RwSignal<Option<String>>,
     pub saved_runs: RwSignal<Vec<RunRecord>>,
     pub storage: RwSignal<Option<Estimate>>,
+    /// A paused run waits in the worker's memory: Resume continues it at once.
+    pub paused_in_memory: RwSignal<bool>,
 }
 
 impl Ft {
@@ -83,16 +82,17 @@ impl Ft {
             message: RwSignal::new(None),
             saved_runs: RwSignal::new(Vec::new()),
             storage: RwSignal::new(None),
+            paused_in_memory: RwSignal::new(false),
         }
+    }
+
+    /// Makes this page the receiver of run events.
+    pub fn listen(self) {
+        client::on_run_events(move |e| self.apply(e));
     }
 
     pub fn busy(&self) -> bool {
         self.status.with(Status::busy)
-    }
-
-    /// Where the run's reports go.
-    fn sink(self) -> runs::Sink {
-        Rc::new(move |e| self.apply(e))
     }
 
     fn apply(self, event: RunEvent) {
@@ -100,7 +100,7 @@ impl Ft {
             RunEvent::Encoding { split, done, total, per_s } => self.status.set(Status::Encoding { split, done, total, per_s }),
             RunEvent::Training { record, device, losses, metrics } => {
                 self.config.set(record.config.clone());
-                self.run.set(Some(record));
+                self.run.set(Some(*record));
                 self.device.set(device);
                 self.losses.set(losses);
                 self.epochs.set(metrics);
@@ -113,7 +113,10 @@ impl Ft {
                 self.refresh_runs();
             }
             RunEvent::NotSaved(e) => self.save_state.set(Some(SaveState::NotSaved(e))),
-            RunEvent::Paused(why) => self.end(Status::Paused(why)),
+            RunEvent::Paused { why, in_memory } => {
+                self.paused_in_memory.set(in_memory);
+                self.end(Status::Paused(why))
+            }
             RunEvent::Stopped(why) => self.end(Status::Stopped(why)),
             RunEvent::Done => self.end(Status::Done),
             RunEvent::Failed(e) => self.end(Status::Failed(e)),
@@ -121,24 +124,39 @@ impl Ft {
     }
 
     fn end(self, status: Status) {
+        if !matches!(status, Status::Paused(_)) {
+            self.paused_in_memory.set(false);
+        }
         self.status.set(status);
         self.refresh_runs();
     }
 
-    /// Re-reads the saved runs and the storage estimate.
-    pub fn refresh_runs(self) {
-        spawn_local(async move {
-            match run_store::list().await {
-                Ok(list) => self.saved_runs.set(list),
-                Err(e) => self.message.set(Some(e)),
+    /// Shows the saved runs and the storage estimate of a reply.
+    fn show_runs(self, reply: Reply) {
+        match reply {
+            Reply::Runs { runs, storage } => {
+                self.saved_runs.set(runs);
+                self.storage.set(storage);
             }
-            self.storage.set(storage::estimate().await);
-        });
+            Reply::Failed { message, .. } => self.message.set(Some(message)),
+            _ => {}
+        }
     }
 
-    /// Refused commands say why, without touching the run that is going.
-    fn refused(self, r: Result<(), String>) {
-        self.message.set(r.err());
+    /// Re-reads the saved runs and the storage estimate.
+    pub fn refresh_runs(self) {
+        spawn_local(async move { self.show_runs(client::call(Request::ListRuns).await) });
+    }
+
+    /// Sends a run command; a refusal says why, without touching the run that is going.
+    fn command(self, request: Request, on_ok: impl FnOnce() + 'static) {
+        spawn_local(async move {
+            let r = client::ok(client::call(request).await);
+            if r.is_ok() {
+                on_ok();
+            }
+            self.message.set(r.err());
+        });
     }
 
     pub fn start(self) {
@@ -154,38 +172,31 @@ impl Ft {
             data: d.source,
         };
         self.save_state.set(None);
-        let started = runs::start(req, self.sink());
-        if started.is_ok() {
+        self.command(Request::StartRun(req), move || {
             self.losses.set(Vec::new());
             self.epochs.set(Vec::new());
             self.run.set(None);
-        }
-        self.refused(started);
+        });
     }
 
     pub fn pause(self) {
-        runs::pause();
+        self.command(Request::Pause, || {});
     }
 
     pub fn resume(self) {
-        self.refused(runs::resume(self.sink()));
+        self.command(Request::Resume, || {});
     }
 
     pub fn stop(self) {
-        runs::stop(self.sink());
+        self.command(Request::Stop, || {});
     }
 
     pub fn resume_saved(self, id: String) {
         self.save_state.set(None);
-        self.refused(runs::resume_saved(id, self.sink()));
+        self.command(Request::ResumeSaved { id }, || {});
     }
 
     pub fn delete_saved(self, id: String) {
-        spawn_local(async move {
-            if let Err(e) = run_store::delete(&id).await {
-                self.message.set(Some(e));
-            }
-            self.refresh_runs();
-        });
+        spawn_local(async move { self.show_runs(client::call(Request::DeleteRun { id }).await) });
     }
 }

@@ -1,5 +1,5 @@
-//! Fine-tuning runs in the tab: one at a time (enforced here, not by the
-//! buttons), each owning the engine it started on from its first encoded
+//! Fine-tuning runs in the engine worker: one at a time (enforced here, not
+//! by the page's buttons), each owning the engine it started on from its first encoded
 //! pair to its last step. The run drives itself and reports [`RunEvent`]s;
 //! the page only asks it to start, pause, stop or resume. Loading another
 //! model pauses a training run (saved, to resume when that model is back) and
@@ -9,76 +9,19 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use bertlab::browser::yield_now;
 use bertlab::finetune::features::extract_features;
 use bertlab::finetune::training::{Event, HeadBackend, RunSetup, Split, Training};
-use bertlab::finetune::{Metrics, TrainConfig};
+use bertlab::finetune::TrainConfig;
 use bertlab::glue::Example;
 use bertlab::head::HeadSpec;
+use bertlab::protocol::{PauseReason, RunEnd, RunEvent, RunRecord, RunRequest, SplitName};
+use wasm_bindgen_futures::spawn_local;
 
 use crate::engine_service::{self, SharedEngine};
-use crate::fetch::yield_now;
-use crate::run_store::{self, Features, RunEnd, RunRecord};
-
-/// Why a run paused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PauseReason {
-    Asked,
-    /// Another model was loaded; the run resumes when its model is loaded again.
-    ModelChanged,
-}
-
-/// The split being encoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SplitName {
-    Train,
-    Validation,
-}
-
-/// What a run tells the page.
-#[derive(Clone, Debug, PartialEq)]
-pub enum RunEvent {
-    Encoding {
-        split: SplitName,
-        done: usize,
-        total: usize,
-        per_s: f64,
-    },
-    /// Training begins (or continues): everything so far, to show at once.
-    Training {
-        record: RunRecord,
-        device: String,
-        losses: Vec<f32>,
-        metrics: Vec<Metrics>,
-    },
-    Step {
-        loss: f32,
-    },
-    Epoch {
-        metrics: Metrics,
-    },
-    Saved {
-        step: u32,
-        total: usize,
-    },
-    /// A save failed (e.g. the storage is full); the run goes on.
-    NotSaved(String),
-    Paused(PauseReason),
-    /// Stopped by the user, or while encoding by a model change (the message says).
-    Stopped(Option<String>),
-    Done,
-    Failed(String),
-}
+use crate::run_store::{self, Features};
 
 pub type Sink = Rc<dyn Fn(RunEvent)>;
-
-/// What the page asks a run to do.
-pub struct RunRequest {
-    pub config: TrainConfig,
-    pub train: Vec<Example>,
-    pub dev: Vec<Example>,
-    /// Where the data came from ("GLUE MRPC (bundled)", file names).
-    pub data: String,
-}
 
 /// The running run's controls.
 #[derive(Default)]
@@ -90,7 +33,7 @@ struct Controls {
 /// A run between a pause and its resume, still in memory.
 struct Paused {
     training: Training,
-    record: RunRecord,
+    stored: Stored,
     engine: SharedEngine,
     /// Its last checkpoint made it to storage (so it can be let go).
     saved: bool,
@@ -133,8 +76,8 @@ pub fn stop(sink: Sink) {
     if busy() {
         ACTIVE.with(|a| a.borrow().as_ref().map(|c| c.stop.set(true)));
     } else if let Some(p) = PAUSED.with(|p| p.borrow_mut().take()) {
-        leptos::task::spawn_local(async move {
-            finish(p.training, p.record, RunEnd::Stopped, &sink).await;
+        spawn_local(async move {
+            finish(p.training, p.stored, RunEnd::Stopped, &sink).await;
             sink(RunEvent::Stopped(None));
         });
     }
@@ -150,11 +93,6 @@ pub fn model_changed() {
             *p = None;
         }
     });
-}
-
-/// Whether a paused run waits in memory for Resume.
-pub fn has_paused() -> bool {
-    PAUSED.with(|p| p.borrow().is_some())
 }
 
 /// Encodes one split in chunks, yielding to the page between them.
@@ -201,7 +139,7 @@ pub fn start(req: RunRequest, sink: Sink) -> Result<(), String> {
     let controls = claim()?;
     // a new run replaces a paused one in memory (it stays saved)
     PAUSED.with(|p| *p.borrow_mut() = None);
-    leptos::task::spawn_local(async move {
+    spawn_local(async move {
         match prepare(&engine, &controls, req, &sink).await {
             Ok((training, record)) => run(training, record, engine, controls, sink).await,
             Err(event) => {
@@ -213,8 +151,16 @@ pub fn start(req: RunRequest, sink: Sink) -> Result<(), String> {
     Ok(())
 }
 
+/// A run's record, and why the run cannot be saved, if its start could not
+/// be (its features did not fit): then no later checkpoint is written either,
+/// so storage never holds half a run.
+struct Stored {
+    record: RunRecord,
+    refused: Option<String>,
+}
+
 /// Encodes both splits and sets the run up, saved as a new run.
-async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, sink: &Sink) -> Result<(Training, RunRecord), RunEvent> {
+async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, sink: &Sink) -> Result<(Training, Stored), RunEvent> {
     let c = req.config;
     let (identity, gpu) = {
         let e = engine.lock().await;
@@ -240,13 +186,11 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
         best_accuracy: None,
         ended: None,
     };
-    if let Err(e) = run_store::save_new(&record, &features).await {
-        sink(RunEvent::NotSaved(e));
-    }
+    let refused = run_store::save_new(&record, &features).await.err();
     let backend = HeadBackend::new(spec, initial.clone(), gpu);
     let training = Training::new(setup, backend, initial, features.train, features.eval).map_err(|e| RunEvent::Failed(e.to_string()))?;
     let record = RunRecord { total_steps: training.total_steps(), ..record };
-    Ok((training, record))
+    Ok((training, Stored { record, refused }))
 }
 
 /// Continues the run paused in memory.
@@ -256,7 +200,7 @@ pub fn resume(sink: Sink) -> Result<(), String> {
         release();
         return Err("no paused run".into());
     };
-    leptos::task::spawn_local(run(p.training, p.record, p.engine, controls, sink));
+    spawn_local(run(p.training, p.stored, p.engine, controls, sink));
     Ok(())
 }
 
@@ -265,7 +209,7 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
     let engine = engine_service::engine()?;
     let controls = claim()?;
     PAUSED.with(|p| *p.borrow_mut() = None);
-    leptos::task::spawn_local(async move {
+    spawn_local(async move {
         let resumed = async {
             let (record, features, checkpoint) = run_store::load(&id).await?;
             let (identity, gpu) = {
@@ -277,7 +221,7 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
             Ok::<_, String>((t, record))
         };
         match resumed.await {
-            Ok((t, record)) => run(t, record, engine, controls, sink).await,
+            Ok((t, record)) => run(t, Stored { record, refused: None }, engine, controls, sink).await,
             Err(e) => {
                 release();
                 sink(RunEvent::Failed(e));
@@ -288,7 +232,12 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
 }
 
 /// Saves the checkpoint and the record, and says how that went.
-async fn save(training: &Training, record: &mut RunRecord, sink: &Sink) -> bool {
+async fn save(training: &Training, stored: &mut Stored, sink: &Sink) -> bool {
+    if let Some(why) = &stored.refused {
+        sink(RunEvent::NotSaved(why.clone()));
+        return false;
+    }
+    let record = &mut stored.record;
     record.step = training.step;
     record.best_accuracy = training.metrics.iter().map(|m| m.accuracy).reduce(f64::max);
     let saved = match training.checkpoint().await {
@@ -308,41 +257,47 @@ async fn save(training: &Training, record: &mut RunRecord, sink: &Sink) -> bool 
 }
 
 /// Ends a run: its head becomes the one "Try it" uses, its record says how it ended.
-async fn finish(training: Training, mut record: RunRecord, end: RunEnd, sink: &Sink) {
+async fn finish(training: Training, mut stored: Stored, end: RunEnd, sink: &Sink) {
     if let Ok(head) = training.head().await {
         engine_service::set_head(head);
     }
-    record.ended = Some(end);
-    save(&training, &mut record, sink).await;
+    stored.record.ended = Some(end);
+    save(&training, &mut stored, sink).await;
 }
 
 /// Trains until done, paused, stopped or failed, saving at every epoch's end.
-async fn run(mut training: Training, mut record: RunRecord, engine: SharedEngine, controls: Rc<Controls>, sink: Sink) {
+async fn run(mut training: Training, mut stored: Stored, engine: SharedEngine, controls: Rc<Controls>, sink: Sink) {
     let device = training.backend.describe();
-    sink(RunEvent::Training { record: record.clone(), device, losses: training.losses.clone(), metrics: training.metrics.clone() });
+    sink(RunEvent::Training {
+        record: Box::new(stored.record.clone()),
+        device,
+        losses: training.losses.clone(),
+        metrics: training.metrics.clone(),
+    });
     let mut since_yield = 0;
     let end = loop {
         if controls.stop.get() {
             break RunEvent::Stopped(None);
         }
         if let Some(reason) = controls.pause.get() {
-            let saved = save(&training, &mut record, &sink).await;
+            let saved = save(&training, &mut stored, &sink).await;
             if let Ok(head) = training.head().await {
                 engine_service::set_head(head);
             }
             // a model change lets a saved run go (its engine with it); otherwise it waits in memory
-            if !(reason == PauseReason::ModelChanged && saved) {
-                PAUSED.with(|p| *p.borrow_mut() = Some(Paused { training, record, engine, saved }));
+            let in_memory = !(reason == PauseReason::ModelChanged && saved);
+            if in_memory {
+                PAUSED.with(|p| *p.borrow_mut() = Some(Paused { training, stored, engine, saved }));
             }
             release();
-            sink(RunEvent::Paused(reason));
+            sink(RunEvent::Paused { why: reason, in_memory });
             return;
         }
         match training.advance().await {
             Ok(Event::Step { loss, .. }) => sink(RunEvent::Step { loss }),
             Ok(Event::Epoch { metrics, .. }) => {
                 sink(RunEvent::Epoch { metrics });
-                save(&training, &mut record, &sink).await;
+                save(&training, &mut stored, &sink).await;
             }
             Ok(Event::Done) => break RunEvent::Done,
             Err(e) => break RunEvent::Failed(e.to_string()),
@@ -358,7 +313,7 @@ async fn run(mut training: Training, mut record: RunRecord, engine: SharedEngine
         RunEvent::Stopped(_) => RunEnd::Stopped,
         _ => RunEnd::Failed,
     };
-    finish(training, record, how, &sink).await;
+    finish(training, stored, how, &sink).await;
     drop(engine);
     release();
     sink(end);

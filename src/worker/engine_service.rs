@@ -1,18 +1,18 @@
-//! The page's one door to the engine: load a model, run the explorer's
-//! sentences, answer "Try it". It owns the loaded engine (not `Send`, so it
-//! lives in a thread-local; the page is single-threaded) and turns outputs
-//! into plain view data. Fine-tuning runs take their own handle on the engine
-//! (`runs`), so loading another model never changes what a run computes.
+//! The engine the worker holds: load a model, run the explorer's sentences,
+//! answer "Try it". It owns the loaded engine (not `Send`, so it lives in a
+//! thread-local; the worker is one thread) and turns outputs into plain view
+//! data. Fine-tuning runs take their own handle on the engine (`runs`), so
+//! loading another model never changes what a run computes.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use bertlab::analysis::cosine_matrix;
 use bertlab::finetune::features::extract_features;
 use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::HeadBackend;
 use bertlab::glue::Example;
-use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, ModelIdentity, Pooling};
+use bertlab::protocol::{Exploration, ModelInfo, SentenceView, MAX_SENTENCES};
+use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, Pooling};
 use futures_util::lock::Mutex;
 
 /// The loaded engine, shared with the run that uses it.
@@ -22,18 +22,6 @@ thread_local! {
     static ENGINE: RefCell<Option<SharedEngine>> = const { RefCell::new(None) };
     /// The head "Try it" uses: the last run's, or one imported.
     static HEAD: RefCell<Option<TrainedHead>> = const { RefCell::new(None) };
-}
-
-/// What the page shows about the loaded model.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelInfo {
-    pub identity: ModelIdentity,
-    pub layers: usize,
-    pub hidden: usize,
-    pub heads: usize,
-    pub vocab: usize,
-    pub max_positions: usize,
-    pub backend: String,
 }
 
 /// The loaded engine, if any.
@@ -59,67 +47,6 @@ pub async fn load(files: ModelFiles, backend: BackendChoice) -> Result<ModelInfo
     };
     ENGINE.with(|e| *e.borrow_mut() = Some(Rc::new(Mutex::new(engine))));
     Ok(info)
-}
-
-/// The most sentences one explorer run encodes; the rest wait, with a notice.
-pub const MAX_SENTENCES: usize = 64;
-
-/// One sentence as the explorer shows it (padding removed).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SentenceView {
-    pub text: String,
-    pub tokens: Vec<String>,
-    pub ids: Vec<u32>,
-    pub truncated: bool,
-    /// `[tokens, hidden]`
-    pub hidden_state: Vec<f32>,
-    pub pooler: Option<Vec<f32>>,
-    pub cls: Vec<f32>,
-    pub mean: Vec<f32>,
-    /// `[layers, heads, tokens, tokens]`, for the selected sentence only.
-    pub attentions: Option<Vec<f32>>,
-}
-
-impl SentenceView {
-    pub fn len(&self) -> usize {
-        self.tokens.len()
-    }
-
-    pub fn embedding(&self, pooling: Pooling) -> Option<&Vec<f32>> {
-        match pooling {
-            Pooling::Cls => Some(&self.cls),
-            Pooling::Mean => Some(&self.mean),
-            Pooling::Pooler => self.pooler.as_ref(),
-        }
-    }
-
-    /// The `tokens × tokens` probabilities of one layer and head (selected sentence only).
-    pub fn attention(&self, layer: usize, head: usize, heads: usize) -> Option<&[f32]> {
-        let n = self.len() * self.len();
-        self.attentions.as_ref().and_then(|a| a.get((layer * heads + head) * n..(layer * heads + head + 1) * n))
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Exploration {
-    pub sentences: Vec<SentenceView>,
-    /// Which sentence has its attentions.
-    pub selected: usize,
-    /// Sentences given beyond [`MAX_SENTENCES`], not run.
-    pub left_out: usize,
-    pub hidden: usize,
-    pub layers: usize,
-    pub heads: usize,
-    pub forward_ms: f64,
-    pub backend: String,
-    pub max_positions: usize,
-}
-
-impl Exploration {
-    pub fn similarity(&self, pooling: Pooling) -> Option<Vec<f32>> {
-        let v: Option<Vec<Vec<f32>>> = self.sentences.iter().map(|s| s.embedding(pooling).cloned()).collect();
-        v.map(|v| cosine_matrix(&v))
-    }
 }
 
 /// Runs the first [`MAX_SENTENCES`] sentences as one batch, with the

@@ -5,49 +5,15 @@
 //! checkpoint never resumes on another run's data. Runs live in a cache of
 //! their own, apart from the cached models.
 
+use bertlab::browser::{resolve, storage};
 use bertlab::finetune::training::{Split, Training};
-use bertlab::finetune::TrainConfig;
+use bertlab::protocol::RunRecord;
 use bertlab::tensor_file::{TensorReader, TensorWriter};
-use bertlab::ModelIdentity;
-
-use crate::fetch::resolve;
-use crate::storage;
 
 const CACHE: &str = "bertlab-runs-v1";
 const RECORD: &str = "run.json";
 const FEATURES: &str = "features.safetensors";
 const CHECKPOINT: &str = "checkpoint.safetensors";
-
-/// How a saved run ended, if it did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum RunEnd {
-    Done,
-    Stopped,
-    Failed,
-}
-
-/// What the runs list shows, and what resuming checks.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RunRecord {
-    pub id: String,
-    /// Milliseconds since the epoch.
-    pub created_ms: f64,
-    pub model: ModelIdentity,
-    pub config: TrainConfig,
-    pub data: String,
-    pub train_pairs: usize,
-    /// The step of the last saved checkpoint.
-    pub step: u32,
-    pub total_steps: usize,
-    pub best_accuracy: Option<f64>,
-    pub ended: Option<RunEnd>,
-}
-
-impl RunRecord {
-    pub fn resumable(&self) -> bool {
-        self.ended.is_none()
-    }
-}
 
 /// Encoded training and validation features of one run.
 pub struct Features {

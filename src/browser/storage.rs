@@ -5,15 +5,16 @@
 use js_sys::Uint8Array;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Cache, Request, Response, ResponseInit};
+use web_sys::{Cache, CacheStorage, Request, Response, ResponseInit};
 
-use crate::fetch::{js_err, window};
+use super::{global, js_err};
+pub use crate::protocol::Estimate;
 
 /// The header our stored responses carry their size in.
 pub const SIZE_HEADER: &str = "x-bertlab-bytes";
 
 pub async fn open(name: &str) -> Result<Cache, String> {
-    let caches = window().caches().map_err(|e| js_err("this browser gives the page no Cache storage", e))?;
+    let caches: CacheStorage = global("caches").ok_or("this browser gives the page no Cache storage")?.unchecked_into();
     let cache = JsFuture::from(caches.open(name)).await.map_err(|e| js_err("cannot open the browser's cache", e))?;
     Ok(cache.unchecked_into())
 }
@@ -75,14 +76,6 @@ pub async fn entries(cache: &Cache) -> Result<Vec<(String, u64)>, String> {
     Ok(out)
 }
 
-/// The origin's storage use and quota in bytes, where the browser tells.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Estimate {
-    pub used: f64,
-    pub quota: f64,
-    pub persisted: bool,
-}
-
 impl Estimate {
     pub fn free(&self) -> f64 {
         (self.quota - self.used).max(0.0)
@@ -102,7 +95,8 @@ impl Estimate {
 }
 
 fn storage_manager() -> Option<web_sys::StorageManager> {
-    Some(window().navigator().storage())
+    let navigator = global("navigator")?;
+    js_sys::Reflect::get(&navigator, &"storage".into()).ok().filter(|s| !s.is_undefined()).map(JsCast::unchecked_into)
 }
 
 pub async fn estimate() -> Option<Estimate> {
