@@ -6,6 +6,7 @@
 
 Prints one JSON object per line: {"model", "device", "batch", "seq", "ms", "torch", "threads"}.
 The same ids as `bertlab bench` (1000 + 7·t + r, no padding), fp32, eval mode,
+transformers' default attention (SDPA), as users get it,
 inference_mode; on CUDA with TF32 off (true fp32) and synchronised timings. bert-base
 has random weights (BertConfig's geometry), as in `bertlab bench`. Exits 3 with a
 one-line message when torch (or the device) is missing, so callers can say so.
@@ -45,10 +46,10 @@ def main():
     dev = torch.device(a.device)
     for name in a.models.split(","):
         if name == "minilm":
-            model = BertModel.from_pretrained(a.model_dir, attn_implementation="eager")
+            model = BertModel.from_pretrained(a.model_dir)
         elif name == "bert-base":
             torch.manual_seed(1)
-            model = BertModel(BertConfig(attn_implementation="eager"))
+            model = BertModel(BertConfig())
         else:
             print(f"unknown model geometry {name!r} (minilm, bert-base)", file=sys.stderr)
             sys.exit(2)

@@ -226,6 +226,12 @@ pub enum Request {
     DeleteRun {
         id: String,
     },
+    /// Times forwards of `batch × seq` ids (as `bertlab bench` makes them) for at least `min_ms`.
+    Bench {
+        batch: usize,
+        seq: usize,
+        min_ms: f64,
+    },
 }
 
 /// The engine worker's answer to one [`Request`].
@@ -248,6 +254,11 @@ pub enum Reply {
     Runs {
         runs: Vec<RunRecord>,
         storage: Option<Estimate>,
+    },
+    /// Milliseconds per forward, on `backend`.
+    Benched {
+        ms: f64,
+        backend: String,
     },
     Ok,
 }

@@ -5,6 +5,8 @@
 #[cfg(target_arch = "wasm32")]
 mod app;
 #[cfg(target_arch = "wasm32")]
+mod bench;
+#[cfg(target_arch = "wasm32")]
 mod client;
 #[cfg(target_arch = "wasm32")]
 mod explorer;
@@ -20,7 +22,11 @@ mod loader;
 #[cfg(target_arch = "wasm32")]
 fn main() {
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(app::App);
+    if fetch::query_param("bench").is_some() {
+        leptos::mount::mount_to_body(bench::BenchPage);
+    } else {
+        leptos::mount::mount_to_body(app::App);
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -116,6 +116,24 @@ pub async fn explore(mut texts: Vec<String>, selected: usize) -> Result<Explorat
     })
 }
 
+/// Times forwards of `batch × seq` ids (as `bertlab bench` makes them, no
+/// padding) after one warm-up, for at least `min_ms`: ms per forward.
+pub async fn bench(batch: usize, seq: usize, min_ms: f64) -> Result<(f64, String), String> {
+    let engine = engine()?;
+    let mut engine = engine.lock().await;
+    let vocab = engine.config.vocab_size;
+    let rows = (0..batch).map(|r| ((0..seq).map(|t| ((1000 + 7 * t + r) % vocab) as u32).collect(), vec![0; seq])).collect();
+    let batch = bertlab::Batch::from_rows(rows, engine.config.pad_token_id).map_err(|e| e.to_string())?;
+    engine.forward(&batch, AttentionRequest::None).await.map_err(|e| e.to_string())?;
+    let start = web_time::Instant::now();
+    let mut runs = 0;
+    while runs == 0 || start.elapsed().as_secs_f64() * 1e3 < min_ms {
+        engine.forward(&batch, AttentionRequest::None).await.map_err(|e| e.to_string())?;
+        runs += 1;
+    }
+    Ok((start.elapsed().as_secs_f64() * 1e3 / runs as f64, engine.backend().to_string()))
+}
+
 /// Makes `head` the one "Try it" uses.
 pub fn set_head(head: TrainedHead) {
     HEAD.with(|h| *h.borrow_mut() = Some(head));

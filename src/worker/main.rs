@@ -82,6 +82,9 @@ mod worker {
             }
             Request::ResumeSaved { id } => done(runs::resume_saved(id, run_events())),
             Request::ListRuns => saved_runs().await,
+            Request::Bench { batch, seq, min_ms } => {
+                engine_service::bench(batch, seq, min_ms).await.map_or_else(Reply::failed, |(ms, backend)| Reply::Benched { ms, backend })
+            }
             Request::DeleteRun { id } => match run_store::delete(&id).await {
                 Ok(()) => saved_runs().await,
                 Err(e) => Reply::failed(e),

@@ -289,3 +289,18 @@ test('two loads at once: the later wins; a model that fails on the device stays 
   assert.deepEqual(again, ['/hub/tiny/bert/resolve/main/tokenizer.json'], 'the files came from the cache');
   assert.deepEqual([...errors, ...second.errors], []);
 });
+
+test('the page stays responsive while its engine works; the CPU grid of ?bench runs', { timeout: 900_000 }, async (t) => {
+  const browser = await launch(t, { webgpu: false });
+  const { page, errors } = await open(browser, '?bench=cpu', { noWebGpu: true });
+  await page.waitForSelector('[data-testid=bench-json]', { timeout: 800_000 });
+  const r = JSON.parse(await text(page, 'bench-json'));
+  console.log(await text(page, 'bench-table'));
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.rows.map((x) => `${x.batch}×${x.seq}`), ['1×8', '8×32', '32×128']);
+  assert.ok(r.rows.every((x) => x.ms > 0 && /^CPU/.test(x.backend)));
+  assert.ok(r.first_embedding_ms > 0 && r.explore_six_ms > 0);
+  // the engine runs in its worker: no main-thread task of 50 ms or more while it computes
+  assert.ok(r.longest_main_thread_task_ms < 50, `a main-thread task took ${r.longest_main_thread_task_ms} ms`);
+  assert.deepEqual(errors, []);
+});
