@@ -1,12 +1,14 @@
-// Multi-head self-attention for one query token of one head per workgroup:
+// Attention probabilities, for the rows someone looks at (the explorer's
+// selected sentence); the context of every row comes from attention_flash.wgsl,
+// so hidden states do not depend on what was asked. One query token of one
+// head per workgroup:
 //   scores_j = (q · k_j) / sqrt(head_dim)   for unmasked keys j
 //   p = softmax(scores) over unmasked keys (masked keys get probability 0)
-//   ctx = Σ_j p_j v_j
 // qkv: [batch·seq, 3·hidden], each row [q | k | v], head h at h·head_dim.
-// mask: [batch·seq], 1 = real token. ctx: [batch·seq, hidden].
-// probs (when write_probs): [kept.count, layers, heads, seq, seq], this layer's
-// slice, for the batch rows kept.first .. kept.first + kept.count.
-// Dispatch: (seq, heads, batch).
+// mask: [batch·seq], 1 = real token.
+// probs: [kept.count, layers, heads, seq, seq], this layer's slice, for the
+// batch rows kept.first .. kept.first + kept.count.
+// Dispatch: (seq, heads, kept.count as planned).
 
 struct Params {
     seq: u32,
@@ -14,23 +16,22 @@ struct Params {
     head_dim: u32,
     hidden: u32,
     scale: f32,
-    write_probs: u32,
     layer: u32,
     layers: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<u32>;
-@group(0) @binding(3) var<storage, read_write> ctx: array<f32>;
-@group(0) @binding(4) var<storage, read_write> probs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> probs: array<f32>;
 
 // Which rows' probabilities are written: set per forward, shared by every layer.
 struct Kept {
     first: u32,
     count: u32,
 }
-@group(0) @binding(5) var<uniform> kept: Kept;
+@group(0) @binding(4) var<uniform> kept: Kept;
 
 const WG: u32 = 64u;
 // The longest sequence this kernel handles (BERT's 512 positions).
@@ -67,7 +68,7 @@ fn workgroup_sum(v: f32, lid: u32) -> f32 {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = wg.x;
     let h = wg.y;
-    let b = wg.z;
+    let b = kept.first + wg.z;
     let stride = 3u * p.hidden;
     let row0 = b * p.seq;
     let q = (row0 + i) * stride + h * p.head_dim;
@@ -95,19 +96,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let total = workgroup_sum(local_sum, lid);
     let inv = select(0.0, 1.0 / total, total > 0.0);
 
-    let write = p.write_probs != 0u && b >= kept.first && b < kept.first + kept.count;
-    let probs_row = ((((b - kept.first) * p.layers + p.layer) * p.heads + h) * p.seq + i) * p.seq;
+    let probs_row = (((wg.z * p.layers + p.layer) * p.heads + h) * p.seq + i) * p.seq;
     for (var j = lid; j < p.seq; j += WG) {
-        let pj = scores[j] * inv;
-        scores[j] = pj;
-        if (write) { probs[probs_row + j] = pj; }
-    }
-    workgroupBarrier();
-
-    for (var c = lid; c < p.head_dim; c += WG) {
-        var acc = 0.0;
-        let v = row0 * stride + 2u * p.hidden + h * p.head_dim + c;
-        for (var j = 0u; j < p.seq; j++) { acc = fma(scores[j], qkv[v + j * stride], acc); }
-        ctx[(row0 + i) * p.hidden + h * p.head_dim + c] = acc;
+        probs[probs_row + j] = scores[j] * inv;
     }
 }

@@ -31,28 +31,6 @@ const TK: u32 = 16u;
 var<workgroup> a_tile: array<array<f32, 64>, 16>; // [k][row]
 var<workgroup> w_tile: array<array<f32, 64>, 16>; // [k][col]
 
-// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7); WGSL has no erf.
-fn erf(x: f32) -> f32 {
-    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
-    let poly = ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t;
-    return sign(x) * (1.0 - poly * exp(-x * x));
-}
-
-// tanh saturates to ±1 in f32 long before 15; clamping keeps exp() in range on every driver.
-fn tanh_safe(x: f32) -> f32 {
-    return tanh(clamp(x, -15.0, 15.0));
-}
-
-fn activate(x: f32) -> f32 {
-    switch p.act {
-        case 1u: { return 0.5 * x * (1.0 + erf(x * 0.70710678118654752)); }
-        case 2u: { return 0.5 * x * (1.0 + tanh_safe(0.79788456080286536 * (x + 0.044715 * x * x * x))); }
-        case 3u: { return max(x, 0.0); }
-        case 4u: { return tanh_safe(x); }
-        default: { return x; }
-    }
-}
-
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>,
@@ -99,7 +77,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
             if (row < p.m && col < p.n) {
                 var v = acc[i][j];
                 if (p.has_bias != 0u) { v += bias[col]; }
-                c[row * p.n + col] = activate(v);
+                c[row * p.n + col] = activate(v, p.act);
             }
         }
     }

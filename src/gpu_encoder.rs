@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, GpuContext};
-use crate::kernels::attention::{AttentionKernel, AttentionShape, ProbsSlot};
+use crate::kernels::attention::{AttentionProbsKernel, AttentionShape, FlashAttentionKernel, ProbsSlot};
 use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsKernel};
 use crate::kernels::layernorm::LayerNormKernel;
-use crate::kernels::matmul::{Epilogue, Layout, MatmulKernel};
+use crate::kernels::linear::{padded_rows, LinearKernel};
+use crate::kernels::matmul::{Epilogue, Layout};
 use crate::outputs::{AttentionRequest, Attentions, Outputs};
 use crate::tokenize::Batch;
 use crate::weights::{BertWeights, LayerNorm, Linear};
@@ -64,13 +65,13 @@ struct Activations {
 pub struct GpuEncoder {
     ctx: GpuContext,
     config: BertConfig,
-    matmul: MatmulKernel,
+    linear: LinearKernel,
     layernorm: LayerNormKernel,
     embeddings: EmbeddingsKernel,
-    attention: AttentionKernel,
+    attention: AttentionProbsKernel,
+    flash: FlashAttentionKernel,
     weights: GpuWeights,
     plans: HashMap<(usize, usize, usize), Plan>,
-    dummy: wgpu::Buffer,
     /// Which rows' attention probabilities the next submission writes.
     kept: wgpu::Buffer,
 }
@@ -90,6 +91,10 @@ impl GpuEncoder {
                 ctx.info.name,
                 limit as f64 / 1048576.0
             )));
+        }
+        let head_dim = c.hidden_size / c.num_attention_heads.max(1);
+        if !FlashAttentionKernel::supports(head_dim) {
+            return Err(Error::Gpu(format!("the GPU attention kernel needs a head size that is a multiple of 4, not {head_dim}")));
         }
         let up = |label: &str, v: &[f32]| ctx.storage_f32(label, v);
         let linear = |l: &Linear| GpuLinear { w: up("w", &l.weight), b: up("b", &l.bias), n: l.out_dim, k: l.in_dim };
@@ -114,12 +119,12 @@ impl GpuEncoder {
             pooler: w.pooler.as_ref().map(linear),
         };
         Ok(GpuEncoder {
-            matmul: MatmulKernel::new(&ctx),
+            linear: LinearKernel::new(&ctx),
             layernorm: LayerNormKernel::new(&ctx),
             embeddings: EmbeddingsKernel::new(&ctx),
-            attention: AttentionKernel::new(&ctx),
-            dummy: ctx.scratch("unused", 1),
-            kept: AttentionKernel::kept(&ctx),
+            attention: AttentionProbsKernel::new(&ctx),
+            flash: FlashAttentionKernel::new(),
+            kept: AttentionProbsKernel::kept(&ctx),
             config: c.clone(),
             weights,
             plans: HashMap::new(),
@@ -137,21 +142,25 @@ impl GpuEncoder {
         let c = &self.config;
         let limit = self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size) as usize;
         let widest = (3 * c.hidden_size).max(c.intermediate_size);
-        let mut per_row = seq * widest * 4;
-        if attentions == AttentionRequest::All {
-            per_row = per_row.max(c.num_hidden_layers * c.num_attention_heads * seq * seq * 4);
+        let probs_per_row =
+            if attentions == AttentionRequest::All { c.num_hidden_layers * c.num_attention_heads * seq * seq * 4 } else { 0 };
+        // activations are allocated in whole 64-row tiles of tokens
+        let fits = |rows: usize| padded_rows(rows * seq) * widest * 4 <= limit && rows * probs_per_row <= limit;
+        let mut rows = limit / (seq * widest * 4).max(probs_per_row).max(1);
+        while rows > 0 && !fits(rows) {
+            rows -= 1;
         }
-        limit / per_row
+        rows
     }
 
     /// Runs the encoder over a (validated) batch, in as many submissions as
     /// the adapter's limits require (one for any ordinary batch).
     pub async fn forward(&mut self, batch: &Batch, attentions: AttentionRequest) -> Result<Outputs> {
         let s = batch.seq_len;
-        if s > AttentionKernel::MAX_SEQ {
+        if s > AttentionProbsKernel::MAX_SEQ && attentions != AttentionRequest::None {
             return Err(Error::Input(format!(
-                "{s} tokens exceed the GPU attention kernel's {} (use the CPU backend)",
-                AttentionKernel::MAX_SEQ
+                "attention probabilities of {s} tokens exceed the GPU kernel's {} (use the CPU backend for them)",
+                AttentionProbsKernel::MAX_SEQ
             )));
         }
         let max_rows = self.max_rows(s, attentions);
@@ -180,7 +189,7 @@ impl GpuEncoder {
             if self.plans.len() >= MAX_PLANS {
                 self.plans.clear();
             }
-            let plan = self.build_plan(rows, s, kept_count);
+            let plan = self.build_plan(rows, s, kept_count)?;
             self.plans.insert(key, plan);
         }
         let plan = &self.plans[&key];
@@ -190,7 +199,7 @@ impl GpuEncoder {
         q.write_buffer(&plan.token_type_ids, 0, bytemuck::cast_slice(&batch.token_type_ids[span.clone()]));
         q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&batch.attention_mask[span]));
         let first = kept.as_ref().map_or(0, |k| k.start);
-        q.write_buffer(&self.kept, 0, bytemuck::cast_slice(&AttentionKernel::kept_rows(first, kept_count)));
+        q.write_buffer(&self.kept, 0, bytemuck::cast_slice(&AttentionProbsKernel::kept_rows(first, kept_count)));
 
         let (l, nh) = (self.config.num_hidden_layers, self.config.num_attention_heads);
         let mut outputs = vec![(&plan.hidden, rows * s * h)];
@@ -211,18 +220,20 @@ impl GpuEncoder {
         Ok(Outputs { batch: rows, seq: s, hidden: h, last_hidden_state, pooler_output, attentions })
     }
 
-    fn build_plan(&self, rows: usize, s: usize, kept_count: usize) -> Plan {
+    fn build_plan(&self, rows: usize, s: usize, kept_count: usize) -> Result<Plan> {
         let ctx = &self.ctx;
         let c = &self.config;
         let (h, t) = (c.hidden_size, rows * s);
         let eps = c.layer_norm_eps;
+        // whole 64-row tiles, so the tiled Linear kernel loads without row checks (the rest stays zero)
+        let tp = padded_rows(t);
         let a = Activations {
-            x: ctx.scratch("x", t * h),
-            x1: ctx.scratch("x1", t * h),
-            tmp: ctx.scratch("tmp", t * h),
-            qkv: ctx.scratch("qkv", t * 3 * h),
-            ctx: ctx.scratch("ctx", t * h),
-            inter: ctx.scratch("inter", t * c.intermediate_size),
+            x: ctx.scratch("x", tp * h),
+            x1: ctx.scratch("x1", tp * h),
+            tmp: ctx.scratch("tmp", tp * h),
+            qkv: ctx.scratch("qkv", tp * 3 * h),
+            ctx: ctx.scratch("ctx", tp * h),
+            inter: ctx.scratch("inter", tp * c.intermediate_size),
         };
         let input_ids = ctx.scratch("input_ids", t);
         let token_type_ids = ctx.scratch("token_type_ids", t);
@@ -230,7 +241,7 @@ impl GpuEncoder {
         let probs = (kept_count > 0).then(|| ctx.scratch("attentions", kept_count * c.num_hidden_layers * c.num_attention_heads * s * s));
         let w = &self.weights;
         let dense = |x: &wgpu::Buffer, lin: &GpuLinear, y: &wgpu::Buffer, act: Epilogue| {
-            self.matmul.linear(ctx, x, t, &lin.w, &lin.b, y, (lin.n, lin.k), act)
+            self.linear.bind(ctx, x, tp, &lin.w, &lin.b, y, (t, lin.n, lin.k), act)
         };
         let norm = |x: &wgpu::Buffer, res: Option<&wgpu::Buffer>, n: &(wgpu::Buffer, wgpu::Buffer), out: &wgpu::Buffer| {
             self.layernorm.bind(ctx, x, res, (&n.0, &n.1), out, t, h, eps)
@@ -243,8 +254,12 @@ impl GpuEncoder {
         d.push(norm(&a.tmp, None, &w.embeddings_norm, &a.x));
         for (l, layer) in w.layers.iter().enumerate() {
             d.push(dense(&a.x, &layer.qkv, &a.qkv, Epilogue::None));
-            let slot = probs.as_ref().map(|buffer| ProbsSlot { buffer, layer: l, layers: c.num_hidden_layers });
-            d.push(self.attention.bind(ctx, &a.qkv, &mask, &a.ctx, slot, (&self.dummy, &self.kept), shape));
+            d.push(self.flash.bind(ctx, &a.qkv, &mask, &a.ctx, shape)?);
+            // the probabilities of the rows someone looks at
+            if let Some(buffer) = &probs {
+                let slot = ProbsSlot { buffer, layer: l, layers: c.num_hidden_layers };
+                d.push(self.attention.bind(ctx, &a.qkv, &mask, slot, &self.kept, kept_count, shape));
+            }
             d.push(dense(&a.ctx, &layer.attn_out, &a.tmp, Epilogue::None));
             d.push(norm(&a.tmp, Some(&a.x), &layer.attn_norm, &a.x1));
             d.push(dense(&a.x1, &layer.ffn_in, &a.inter, c.hidden_act.into()));
@@ -255,9 +270,10 @@ impl GpuEncoder {
             let out = ctx.scratch("pooled", rows * h);
             // The [CLS] rows are every s·h values apart: no gather needed.
             let cls_rows = Layout { row_stride: s * h, col_stride: 1 };
-            d.push(self.matmul.bind(ctx, (&a.x, cls_rows), (&p.w, Layout::rows(h)), Some(&p.b), &out, (rows, h, h), Epilogue::Tanh));
+            let generic = self.linear.generic();
+            d.push(generic.bind(ctx, (&a.x, cls_rows), (&p.w, Layout::rows(h)), Some(&p.b), &out, (rows, h, h), Epilogue::Tanh));
             out
         });
-        Plan { input_ids, token_type_ids, mask, hidden: a.x, pooled, probs, dispatches: d }
+        Ok(Plan { input_ids, token_type_ids, mask, hidden: a.x, pooled, probs, dispatches: d })
     }
 }

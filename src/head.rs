@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, GpuContext};
 use crate::kernels::adamw::{adamw_cpu, AdamW, AdamWKernel};
 use crate::kernels::cross_entropy::{cross_entropy_cpu, CrossEntropyKernel};
-use crate::kernels::matmul::{matmul_cpu, Epilogue, Layout, MatmulKernel};
+use crate::kernels::linear::{padded_rows, LinearKernel};
+use crate::kernels::matmul::{matmul_cpu, Epilogue, Layout};
 use crate::kernels::relu_backward::{relu_backward_cpu, ReluBackwardKernel};
 use crate::rng::Rng;
 
@@ -308,7 +309,7 @@ struct PredictPlan {
 pub struct GpuHead {
     pub spec: HeadSpec,
     ctx: GpuContext,
-    matmul: MatmulKernel,
+    linear: LinearKernel,
     cross_entropy: CrossEntropyKernel,
     relu_backward: ReluBackwardKernel,
     adamw: AdamWKernel,
@@ -344,7 +345,7 @@ impl GpuHead {
             .collect();
         GpuHead {
             spec,
-            matmul: MatmulKernel::new(&ctx),
+            linear: LinearKernel::new(&ctx),
             cross_entropy: CrossEntropyKernel::new(&ctx),
             relu_backward: ReluBackwardKernel::new(&ctx),
             adamw: AdamWKernel::new(&ctx),
@@ -360,15 +361,17 @@ impl GpuHead {
         &self.ctx
     }
 
-    /// Forward dispatches for `rows` rows of `x`: the logits, and each Linear's input buffer.
+    /// Forward dispatches for `rows` rows of `x` (allocated to [`padded_rows`]):
+    /// the logits, and each Linear's input buffer.
     fn forward(&self, x: &wgpu::Buffer, rows: usize, d: &mut Vec<Dispatch>) -> (wgpu::Buffer, Vec<wgpu::Buffer>) {
         let ctx = &self.ctx;
+        let padded = padded_rows(rows);
         let mut inputs = vec![x.clone()];
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
             let act = if i < last { Epilogue::Relu } else { Epilogue::None };
-            let y = ctx.scratch("activations", rows * l.out);
-            d.push(self.matmul.linear(ctx, &inputs[i], rows, &l.w, &l.b, &y, (l.out, l.inp), act));
+            let y = ctx.scratch("activations", padded * l.out);
+            d.push(self.linear.bind(ctx, &inputs[i], padded, &l.w, &l.b, &y, (rows, l.out, l.inp), act));
             inputs.push(y);
         }
         let logits = inputs.pop().unwrap_or_else(|| x.clone());
@@ -378,7 +381,7 @@ impl GpuHead {
     fn step_plan(&self, rows: usize) -> StepPlan {
         let ctx = &self.ctx;
         let classes = self.spec.classes;
-        let x = ctx.scratch("x", rows * self.spec.in_dim);
+        let x = ctx.scratch("x", padded_rows(rows) * self.spec.in_dim);
         let labels = ctx.scratch("labels", rows);
         let ones = ctx.storage_f32("ones", &vec![1.0; rows]);
         let mut d = Vec::new();
@@ -389,12 +392,12 @@ impl GpuHead {
         for (i, l) in self.layers.iter().enumerate().rev() {
             // dW = dYᵀ·X, db = 1ᵀ·dY, dX = dY·W (then through the ReLU that made X)
             let (dyt, xt) = ((&dy, Layout::transposed(l.out)), (&inputs[i], Layout::transposed(l.inp)));
-            d.push(self.matmul.bind(ctx, dyt, xt, None, &l.gw, (l.out, l.inp, rows), Epilogue::None));
-            d.push(self.matmul.bind(ctx, (&ones, Layout::rows(rows)), dyt, None, &l.gb, (1, l.out, rows), Epilogue::None));
+            d.push(self.linear.generic().bind(ctx, dyt, xt, None, &l.gw, (l.out, l.inp, rows), Epilogue::None));
+            d.push(self.linear.generic().bind(ctx, (&ones, Layout::rows(rows)), dyt, None, &l.gb, (1, l.out, rows), Epilogue::None));
             if i > 0 {
                 let dx = ctx.scratch("dx", rows * l.inp);
                 let wt = (&l.w, Layout::transposed(l.inp));
-                d.push(self.matmul.bind(ctx, (&dy, Layout::rows(l.out)), wt, None, &dx, (rows, l.inp, l.out), Epilogue::None));
+                d.push(self.linear.generic().bind(ctx, (&dy, Layout::rows(l.out)), wt, None, &dx, (rows, l.inp, l.out), Epilogue::None));
                 d.push(self.relu_backward.bind(ctx, &inputs[i], &dx, rows * l.inp));
                 dy = dx;
             }
@@ -411,7 +414,7 @@ impl GpuHead {
     }
 
     fn predict_plan(&self, rows: usize) -> PredictPlan {
-        let x = self.ctx.scratch("x", rows * self.spec.in_dim);
+        let x = self.ctx.scratch("x", padded_rows(rows) * self.spec.in_dim);
         let mut dispatches = Vec::new();
         let (logits, _) = self.forward(&x, rows, &mut dispatches);
         PredictPlan { x, logits, dispatches }

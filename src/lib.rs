@@ -28,6 +28,7 @@ pub mod rng;
 pub mod tensor_file;
 pub mod tokenize;
 pub mod weights;
+pub mod wgsl;
 
 pub use engine::{BackendChoice, BackendInfo, EmbedOptions, Engine};
 pub use error::{Error, Result};

@@ -5,9 +5,10 @@
 mod common;
 
 use bertlab::gpu::{Dispatch, GpuContext};
-use bertlab::kernels::attention::{attention_cpu, AttentionKernel, AttentionShape, ProbsSlot};
+use bertlab::kernels::attention::{attention_cpu, AttentionProbsKernel, AttentionShape, FlashAttentionKernel, ProbsSlot};
 use bertlab::kernels::embeddings::{embeddings_cpu, EmbeddingTables, EmbeddingsKernel};
 use bertlab::kernels::layernorm::{layernorm_cpu, LayerNormKernel};
+use bertlab::kernels::linear::{LinearKernel, LinearPath};
 use bertlab::kernels::matmul::{linear_cpu, matmul_cpu, Epilogue, Layout, MatmulKernel};
 use bertlab::weights::LayerNorm;
 use common::{assert_close, gpu, values};
@@ -128,67 +129,118 @@ fn embeddings_match_cpu() {
     }
 }
 
+/// (batch, seq, heads, head_dim, real tokens per row): one token, odd sizes,
+/// padding, a sequence past the flash kernel's 64-query blocks, 512 tokens.
+/// Head sizes are multiples of 4 (the flash kernel reads vec4 rows; the
+/// encoder refuses other models up front), odd multiples included.
+const ATTENTION_CASES: [(usize, usize, usize, usize, &[usize]); 6] = [
+    (1, 1, 1, 4, &[1]),
+    (2, 7, 3, 12, &[7, 4]),
+    (3, 9, 2, 64, &[1, 9, 5]),
+    (1, 200, 2, 20, &[131]),
+    (2, 130, 4, 32, &[130, 3]),
+    (1, 512, 1, 8, &[512]),
+];
+
+type AttentionCase = (usize, usize, usize, usize, &'static [usize]);
+
+fn attention_case(i: usize, (batch, seq, heads, head_dim, lens): AttentionCase) -> (AttentionShape, Vec<f32>, Vec<u32>) {
+    let s = AttentionShape { batch, seq, heads, head_dim };
+    let qkv = values(batch * seq * 3 * s.hidden(), i as u32, 2.0);
+    let mask: Vec<u32> = (0..batch * seq).map(|t| ((t % seq) < lens[t / seq]) as u32).collect();
+    (s, qkv, mask)
+}
+
 #[test]
-fn attention_matches_cpu_with_padding_masks() {
+fn flash_attention_matches_cpu_with_padding_masks() {
     let ctx = gpu();
-    let kernel = AttentionKernel::new(&ctx);
-    let dummy = ctx.scratch("dummy", 1);
-    let kept = AttentionKernel::kept(&ctx);
-    // (batch, seq, heads, head_dim, real tokens per row)
-    let cases: [(usize, usize, usize, usize, &[usize]); 5] =
-        [(1, 1, 1, 1, &[1]), (2, 7, 3, 5, &[7, 4]), (3, 9, 2, 64, &[1, 9, 5]), (1, 200, 2, 17, &[131]), (1, 512, 1, 8, &[512])];
-    for (i, &(batch, seq, heads, head_dim, lens)) in cases.iter().enumerate() {
-        let s = AttentionShape { batch, seq, heads, head_dim };
-        let qkv = values(batch * seq * 3 * s.hidden(), i as u32, 2.0);
-        let mask: Vec<u32> = (0..batch * seq).map(|t| ((t % seq) < lens[t / seq]) as u32).collect();
-        let (want_ctx, want_probs) = attention_cpu(&qkv, &mask, s);
+    let kernel = FlashAttentionKernel::new();
+    for (i, &case) in ATTENTION_CASES.iter().enumerate() {
+        let (s, qkv, mask) = attention_case(i, case);
+        let (want_ctx, _) = attention_cpu(&qkv, &mask, s);
         let (qb, mb) = (ctx.storage_f32("qkv", &qkv), ctx.storage_u32("mask", &mask));
-        let out = ctx.scratch("ctx", batch * seq * s.hidden());
-        let probs = ctx.scratch("probs", batch * heads * seq * seq);
-        let slot = ProbsSlot { buffer: &probs, layer: 0, layers: 1 };
-        ctx.queue.write_buffer(&kept, 0, bytemuck::cast_slice(&AttentionKernel::kept_rows(0, batch)));
-        let d = kernel.bind(&ctx, &qb, &mb, &out, Some(slot), (&dummy, &kept), s);
-        let got = run(&ctx, d, &[(&out, want_ctx.len()), (&probs, want_probs.len())]);
-        let what = format!("attention b{batch} s{seq} h{heads} d{head_dim}");
-        assert_close(&format!("{what} context"), &got[0], &want_ctx, 1e-5);
-        assert_close(&format!("{what} probabilities"), &got[1], &want_probs, 1e-6);
-        // rows sum to one and masked keys get nothing
-        for (row, p) in got[1].chunks(seq).enumerate() {
-            let b = row / (heads * seq);
-            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{what}: a row does not sum to 1");
-            assert!(p[lens[b]..].iter().all(|&v| v == 0.0), "{what}: a padded key has probability > 0");
+        let out = ctx.scratch("ctx", s.batch * s.seq * s.hidden());
+        let d = kernel.bind(&ctx, &qb, &mb, &out, s).unwrap();
+        let got = run(&ctx, d, &[(&out, want_ctx.len())]).remove(0);
+        assert_close(&format!("flash attention b{} s{} h{} d{}", s.batch, s.seq, s.heads, s.head_dim), &got, &want_ctx, 2e-5);
+    }
+    let odd = AttentionShape { batch: 1, seq: 3, heads: 1, head_dim: 5 };
+    let (qb, mb) = (ctx.storage_f32("qkv", &[0.0; 45]), ctx.storage_u32("mask", &[1; 3]));
+    let err = kernel.bind(&ctx, &qb, &mb, &ctx.scratch("ctx", 15), odd).err().expect("head size 5 refused");
+    assert!(err.to_string().contains("multiple of 4"), "{err}");
+}
+
+#[test]
+fn attention_probabilities_match_cpu_for_the_rows_kept() {
+    let ctx = gpu();
+    let kernel = AttentionProbsKernel::new(&ctx);
+    let kept = AttentionProbsKernel::kept(&ctx);
+    for (i, &case) in ATTENTION_CASES.iter().enumerate() {
+        let (s, qkv, mask) = attention_case(i, case);
+        let (seq, heads) = (s.seq, s.heads);
+        let (_, want) = attention_cpu(&qkv, &mask, s);
+        let (qb, mb) = (ctx.storage_f32("qkv", &qkv), ctx.storage_u32("mask", &mask));
+        // the last row (the only one when there is one), in the middle of three layers
+        let (first, count, layers) = (s.batch - 1, 1, 3);
+        let per = heads * seq * seq;
+        let probs = ctx.storage_f32("probs", &vec![-1.0; count * layers * per]);
+        ctx.queue.write_buffer(&kept, 0, bytemuck::cast_slice(&AttentionProbsKernel::kept_rows(first, count)));
+        let slot = ProbsSlot { buffer: &probs, layer: 1, layers };
+        let d = kernel.bind(&ctx, &qb, &mb, slot, &kept, count, s);
+        let got = run(&ctx, d, &[(&probs, count * layers * per)]).remove(0);
+        let what = format!("attention b{} s{seq} h{heads} d{}", s.batch, s.head_dim);
+        for l in 0..layers {
+            let slice = &got[l * per..][..per];
+            if l != 1 {
+                assert!(slice.iter().all(|&v| v == -1.0), "{what}: layer {l} was written");
+                continue;
+            }
+            assert_close(&format!("{what} probabilities"), slice, &want[first * per..][..per], 1e-6);
+            let real = case.4[first];
+            for p in slice.chunks(seq) {
+                assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{what}: a row does not sum to 1");
+                assert!(p[real..].iter().all(|&v| v == 0.0), "{what}: a padded key has probability > 0");
+            }
         }
     }
 }
 
+/// Every path of the linear kernel (few rows at each size, 64×64 tiles, the
+/// generic fallback) and every epilogue against the CPU reference; x's buffer
+/// holds padded rows as the encoder's do.
 #[test]
-fn attention_writes_one_layers_slice_of_the_kept_rows_probabilities() {
+fn linear_kernels_match_cpu_on_every_path() {
     let ctx = gpu();
-    let kernel = AttentionKernel::new(&ctx);
-    let s = AttentionShape { batch: 3, seq: 3, heads: 2, head_dim: 4 };
-    let qkv = values(3 * 3 * 3 * 8, 42, 1.0);
-    let mask = vec![1u32; 9];
-    let (_, want) = attention_cpu(&qkv, &mask, s);
-    let (qb, mb) = (ctx.storage_f32("qkv", &qkv), ctx.storage_u32("mask", &mask));
-    let out = ctx.scratch("ctx", 9 * 8);
-    let kept = AttentionKernel::kept(&ctx);
-    let layers = 3;
-    let per = 2 * 9; // heads × seq × seq
-                     // every row, then only row 2 (of 3)
-    for (first, count) in [(0, 3), (2, 1)] {
-        ctx.queue.write_buffer(&kept, 0, bytemuck::cast_slice(&AttentionKernel::kept_rows(first, count)));
-        let probs = ctx.storage_f32("probs", &vec![-1.0; count * layers * per]);
-        let d = kernel.bind(&ctx, &qb, &mb, &out, Some(ProbsSlot { buffer: &probs, layer: 1, layers }), (&out, &kept), s);
-        let got = run(&ctx, d, &[(&probs, count * layers * per)]).remove(0);
-        for i in 0..count {
-            for l in 0..layers {
-                let slice = &got[(i * layers + l) * per..][..per];
-                if l == 1 {
-                    assert_close("layer 1 slice", slice, &want[(first + i) * per..][..per], 1e-6);
-                } else {
-                    assert!(slice.iter().all(|&v| v == -1.0), "layer {l} was written");
-                }
-            }
+    let kernel = LinearKernel::new(&ctx);
+    let epilogues = [Epilogue::None, Epilogue::Gelu, Epilogue::GeluTanh, Epilogue::Relu, Epilogue::Tanh];
+    // (m, n, k, x rows in the buffer, the path it must take)
+    let cases = [
+        (1, 33, 4, 1, LinearPath::Rows(1)),
+        (2, 70, 12, 2, LinearPath::Rows(2)),
+        (3, 5, 36, 3, LinearPath::Rows(4)),
+        (7, 129, 64, 7, LinearPath::Rows(8)),
+        (16, 96, 384, 16, LinearPath::Rows(16)),
+        (17, 65, 16, 64, LinearPath::Tiled),
+        (130, 200, 48, 192, LinearPath::Tiled),
+        (64, 64, 160, 64, LinearPath::Tiled),
+        (20, 30, 17, 64, LinearPath::Generic),
+        (40, 30, 32, 40, LinearPath::Generic),
+        (5, 9, 7, 5, LinearPath::Generic),
+    ];
+    for (i, &(m, n, k, x_rows, path)) in cases.iter().enumerate() {
+        assert_eq!(LinearPath::choose(m, k, x_rows), path, "{m}×{n}×{k} with {x_rows} rows");
+        for (j, &act) in epilogues.iter().enumerate() {
+            let seed = (i * 10 + j) as u32;
+            let mut x = values(x_rows * k, seed, 1.0);
+            x[m * k..].fill(f32::NAN); // padding rows must not leak into y
+            let w = values(n * k, seed + 100, 0.5);
+            let b = values(n, seed + 200, 0.5);
+            let want = linear_cpu(&x[..m * k], &w, &b, m, n, k, act);
+            let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
+            let y = ctx.scratch("y", x_rows.max(m) * n);
+            let d = kernel.bind(&ctx, &xb, x_rows, &wb, &bb, &y, (m, n, k), act);
+            let got = run(&ctx, d, &[(&y, m * n)]).remove(0);
+            assert_close(&format!("linear {path:?} {m}×{n}×{k} {act:?}"), &got, &want, 1e-4 * (k as f32).sqrt());
         }
     }
 }

@@ -12,7 +12,8 @@ use web_time::Instant;
 use bertlab::config::BertConfig;
 use bertlab::fast_cpu::{FastCpuEncoder, PackedLinear};
 use bertlab::gpu::GpuContext;
-use bertlab::kernels::matmul::{Epilogue, MatmulKernel};
+use bertlab::kernels::linear::{padded_rows, LinearKernel, LinearPath};
+use bertlab::kernels::matmul::Epilogue;
 use bertlab::weights::{BertWeights, Linear};
 use bertlab::{AttentionRequest, BackendChoice, Batch, Engine, Model};
 
@@ -188,14 +189,19 @@ fn matmul_table(args: &BenchArgs) -> Result<(), String> {
         let lin =
             Linear { weight: (0..n * k).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect(), bias: vec![0.1f32; n], in_dim: k, out_dim: n };
         if let Some(ctx) = &ctx {
-            let kernel = MatmulKernel::new(ctx);
-            let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &lin.weight), ctx.storage_f32("b", &lin.bias));
-            let y = ctx.scratch("y", m * n);
+            // the kernel the encoder runs, on x padded the way the encoder pads it
+            let kernel = LinearKernel::new(ctx);
+            let rows = padded_rows(m);
+            let mut padded = x.clone();
+            padded.resize(rows * k, 0.0);
+            let (xb, wb, bb) = (ctx.storage_f32("x", &padded), ctx.storage_f32("w", &lin.weight), ctx.storage_f32("b", &lin.bias));
+            let y = ctx.scratch("y", rows * n);
             let reps = 10;
-            let d: Vec<_> = (0..reps).map(|_| kernel.linear(ctx, &xb, m, &wb, &bb, &y, (n, k), Epilogue::None)).collect();
+            let d: Vec<_> = (0..reps).map(|_| kernel.bind(ctx, &xb, rows, &wb, &bb, &y, (m, n, k), Epilogue::None)).collect();
             let ms =
                 time_ms(args.min_seconds, || pollster::block_on(ctx.run(&d, &[])).map(|_| ()).map_err(|e| e.to_string()))? / reps as f64;
-            println!("| {name} | {m} × {n} × {k} | {} | {ms:.3} | {:.1} |", ctx.info.name, flops / ms / 1e6);
+            let path = LinearPath::choose(m, k, rows);
+            println!("| {name} | {m} × {n} × {k} | {}, {path:?} | {ms:.3} | {:.1} |", ctx.info.name, flops / ms / 1e6);
         }
         if args.backends.iter().any(|b| b == "cpu") {
             let packed = PackedLinear::new(&lin, Epilogue::None);

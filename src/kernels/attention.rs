@@ -1,5 +1,8 @@
 //! Masked multi-head self-attention (shaders/attention.wgsl).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use crate::gpu::{Dispatch, GpuContext};
 
 /// The shape of one attention call.
@@ -69,34 +72,36 @@ struct Params {
     head_dim: u32,
     hidden: u32,
     scale: f32,
-    write_probs: u32,
     layer: u32,
     layers: u32,
+    _pad: u32,
 }
 
 /// Where the kernel writes probabilities: `[count, layers, heads, seq, seq]`
 /// at `layer`, for the batch rows `first .. first + count` that the `kept`
-/// uniform ([`AttentionKernel::kept`]) names when the work runs.
+/// uniform ([`AttentionProbsKernel::kept`]) names when the work runs.
 pub struct ProbsSlot<'a> {
     pub buffer: &'a wgpu::Buffer,
     pub layer: usize,
     pub layers: usize,
 }
 
-pub struct AttentionKernel {
+/// Attention probabilities (shaders/attention.wgsl), for the few rows someone
+/// looks at; [`FlashAttentionKernel`] computes every row's context.
+pub struct AttentionProbsKernel {
     pipeline: wgpu::ComputePipeline,
 }
 
-impl AttentionKernel {
+impl AttentionProbsKernel {
     /// The longest sequence the kernel keeps in workgroup memory (MAX_SEQ in the shader).
     pub const MAX_SEQ: usize = 512;
 
     pub fn new(ctx: &GpuContext) -> Self {
-        AttentionKernel { pipeline: ctx.pipeline("attention", include_str!("../../shaders/attention.wgsl")) }
+        AttentionProbsKernel { pipeline: ctx.pipeline("attention", include_str!("../../shaders/attention.wgsl")) }
     }
 
     /// The uniform naming the rows whose probabilities are written; its
-    /// contents are [`AttentionKernel::kept_rows`].
+    /// contents are [`AttentionProbsKernel::kept_rows`].
     pub fn kept(ctx: &GpuContext) -> wgpu::Buffer {
         ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("attention rows kept"),
@@ -111,16 +116,16 @@ impl AttentionKernel {
         [first as u32, count as u32, 0, 0]
     }
 
-    /// `probs`: where to write the probabilities, or `None` (then `dummy`, any
-    /// small buffer, fills the binding). `kept`: see [`ProbsSlot`].
+    /// Probabilities of `count` batch rows (from the `kept` uniform's
+    /// `first`), of a batch shaped `s`.
     pub fn bind(
         &self,
         ctx: &GpuContext,
         qkv: &wgpu::Buffer,
         mask: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        probs: Option<ProbsSlot>,
-        (dummy, kept): (&wgpu::Buffer, &wgpu::Buffer),
+        probs: ProbsSlot,
+        kept: &wgpu::Buffer,
+        count: usize,
         s: AttentionShape,
     ) -> Dispatch {
         debug_assert!(s.seq <= Self::MAX_SEQ, "the encoder refuses longer sequences");
@@ -130,11 +135,79 @@ impl AttentionKernel {
             head_dim: s.head_dim as u32,
             hidden: s.hidden() as u32,
             scale: 1.0 / (s.head_dim as f32).sqrt(),
-            write_probs: probs.is_some() as u32,
-            layer: probs.as_ref().map_or(0, |p| p.layer as u32),
-            layers: probs.as_ref().map_or(1, |p| p.layers as u32),
+            layer: probs.layer as u32,
+            layers: probs.layers as u32,
+            _pad: 0,
         };
-        let probs_buf = probs.as_ref().map_or(dummy, |p| p.buffer);
-        ctx.dispatch(&self.pipeline, &params, &[qkv, mask, out, probs_buf, kept], [s.seq as u32, s.heads as u32, s.batch as u32])
+        ctx.dispatch(&self.pipeline, &params, &[qkv, mask, probs.buffer, kept], [s.seq as u32, s.heads as u32, count as u32])
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct FlashParams {
+    seq: u32,
+    hidden4: u32,
+    scale: f32,
+    _pad: u32,
+}
+
+/// Attention without the score matrix (shaders/attention_flash.wgsl): blocks
+/// of 64 queries, keys and values streamed through workgroup memory with an
+/// online softmax; any sequence length, head sizes that are multiples of 4
+/// (every published BERT's; rows are read as vec4).
+pub struct FlashAttentionKernel {
+    /// Pipelines by head size, made on first use.
+    pipelines: RefCell<HashMap<usize, wgpu::ComputePipeline>>,
+}
+
+impl FlashAttentionKernel {
+    pub fn new() -> Self {
+        FlashAttentionKernel { pipelines: RefCell::new(HashMap::new()) }
+    }
+
+    pub fn supports(head_dim: usize) -> bool {
+        head_dim > 0 && head_dim.is_multiple_of(4)
+    }
+
+    /// Keys per chunk: 8 KiB of keys and values in workgroup memory (WebGPU guarantees 16).
+    fn chunk(head_dim: usize) -> usize {
+        (1024 / head_dim.max(1)).clamp(1, 32)
+    }
+
+    fn pipeline(&self, ctx: &GpuContext, head_dim: usize) -> crate::error::Result<wgpu::ComputePipeline> {
+        if let Some(p) = self.pipelines.borrow().get(&head_dim) {
+            return Ok(p.clone());
+        }
+        let src = include_str!("../../shaders/attention_flash.wgsl");
+        let text = crate::wgsl::expand(src, &[("V4", head_dim / 4), ("CHUNK", Self::chunk(head_dim))])?;
+        let p = ctx.pipeline("attention_flash", &text);
+        self.pipelines.borrow_mut().insert(head_dim, p.clone());
+        Ok(p)
+    }
+
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        qkv: &wgpu::Buffer,
+        mask: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        s: AttentionShape,
+    ) -> crate::error::Result<Dispatch> {
+        if !Self::supports(s.head_dim) {
+            return Err(crate::error::Error::Gpu(format!(
+                "the GPU attention kernel needs a head size that is a multiple of 4, not {}",
+                s.head_dim
+            )));
+        }
+        let params = FlashParams { seq: s.seq as u32, hidden4: (s.hidden() / 4) as u32, scale: 1.0 / (s.head_dim as f32).sqrt(), _pad: 0 };
+        let groups = [s.seq.div_ceil(64) as u32, s.heads as u32, s.batch as u32];
+        Ok(ctx.dispatch(&self.pipeline(ctx, s.head_dim)?, &params, &[qkv, mask, out], groups))
+    }
+}
+
+impl Default for FlashAttentionKernel {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -4,7 +4,7 @@ use crate::config::Activation;
 use crate::gpu::{Dispatch, GpuContext};
 
 /// What is applied to each output after the bias.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Epilogue {
     None,
     Gelu,
@@ -27,7 +27,7 @@ impl Epilogue {
         }
     }
 
-    fn code(self) -> u32 {
+    pub(crate) fn code(self) -> u32 {
         match self {
             Epilogue::None => 0,
             Epilogue::Gelu => 1,
@@ -114,6 +114,9 @@ struct Params {
     _pad: [u32; 3],
 }
 
+/// The epilogues' WGSL, prepended to every matmul kernel.
+pub const ACTIVATION_WGSL: &str = include_str!("../../shaders/activation.wgsl");
+
 /// One operand: its buffer and layout.
 pub type Operand<'a> = (&'a wgpu::Buffer, Layout);
 
@@ -125,7 +128,7 @@ impl MatmulKernel {
     const TILE: usize = 64;
 
     pub fn new(ctx: &GpuContext) -> Self {
-        MatmulKernel { pipeline: ctx.pipeline("matmul", include_str!("../../shaders/matmul.wgsl")) }
+        MatmulKernel { pipeline: ctx.pipeline("matmul", &[ACTIVATION_WGSL, include_str!("../../shaders/matmul.wgsl")].concat()) }
     }
 
     /// `y = act(A·Wᵀ + bias)` with `y` `[m, n]`. Without a bias, `y` itself

@@ -8,5 +8,6 @@ pub mod attention;
 pub mod cross_entropy;
 pub mod embeddings;
 pub mod layernorm;
+pub mod linear;
 pub mod matmul;
 pub mod relu_backward;

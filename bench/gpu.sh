@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The real-GPU run of issue 9, in one command, on a Linux machine with an
+# NVIDIA GPU, its Vulkan driver and PyTorch (CUDA):
+#
+#     bash bench/gpu.sh [python]        # python defaults to python3
+#
+# Prints, in one run on one GPU: our encoder through wgpu/Vulkan beside
+# PyTorch CUDA fp32 eager (TF32 off) on the same shapes, then our linear
+# kernel's GFLOP/s on bert-base's shapes at 4096 tokens beside torch's
+# (cuBLAS) on the same products. Builds the release binary only if it is
+# missing (set BERTLAB to use another). On a machine without a Vulkan loader
+# put the loader's .deb files in .gl/ (see README, "Performance").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${1:-python3}
+BIN=${BERTLAB:-target/release/bertlab}
+if ls .gl/*.deb >/dev/null 2>&1; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
+fi
+[ -x "$BIN" ] || cargo build --release --locked --bin bertlab
+export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
+"$BIN" bench --backends gpu --models minilm,bert-base --batches 1,8,32 --seqs 8,128 \
+  --matmul-tokens 4096 --min-seconds 2 --compare-pytorch "$PY"
+echo
+echo "| torch.nn.functional.linear (cuBLAS), TF32 off | m × n × k | ms | GFLOP/s |"
+echo "|---|---|---|---|"
+"$PY" - <<'PY' || echo "| (PyTorch CUDA not available here) | | | |"
+import sys, time
+import torch
+if not torch.cuda.is_available():
+    sys.exit(3)
+torch.backends.cuda.matmul.allow_tf32 = False
+m = 4096
+for name, n, k in [("QKV", 2304, 768), ("attention out", 768, 768), ("FFN in", 3072, 768), ("FFN out", 768, 3072)]:
+    x = torch.randn(m, k, device="cuda")
+    w = torch.randn(n, k, device="cuda")
+    b = torch.randn(n, device="cuda")
+    torch.nn.functional.linear(x, w, b)
+    torch.cuda.synchronize()
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 1.0:
+        for _ in range(10):
+            torch.nn.functional.linear(x, w, b)
+        torch.cuda.synchronize()
+        runs += 10
+    ms = (time.perf_counter() - start) * 1e3 / runs
+    print(f"| {name} | {m} × {n} × {k} | {ms:.3f} | {2 * m * n * k / ms / 1e6:.1f} |")
+PY

@@ -1,0 +1,109 @@
+//! `y = act(x · Wᵀ + b)` on dense rows, the way BERT's Linears run on the GPU:
+//! a 64×64-tiled kernel (shaders/linear_tiled.wgsl) for many rows, a
+//! few-rows kernel (shaders/linear_rows.wgsl) for up to 16, and the generic
+//! strided kernel (`MatmulKernel`) for what neither takes (k not a multiple
+//! of 16 or 4, x not padded to whole tiles). The CPU reference is
+//! `matmul::linear_cpu`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::gpu::{Dispatch, GpuContext};
+use crate::kernels::matmul::{Epilogue, MatmulKernel, ACTIVATION_WGSL};
+use crate::wgsl;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k4: u32,
+    _pad: u32,
+}
+
+/// Which kernel a shape gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinearPath {
+    Tiled,
+    /// The few-rows kernel for at most this many rows.
+    Rows(usize),
+    Generic,
+}
+
+/// Rows of x the tiled kernel reads: buffers of x hold this many.
+pub fn padded_rows(m: usize) -> usize {
+    m.div_ceil(TILE) * TILE
+}
+
+const TILE: usize = 64;
+const ROW_VARIANTS: [usize; 5] = [1, 2, 4, 8, 16];
+
+impl LinearPath {
+    /// The kernel for `m × n × k` when x's buffer holds `x_rows` rows.
+    pub fn choose(m: usize, k: usize, x_rows: usize) -> LinearPath {
+        match ROW_VARIANTS.iter().find(|&&r| m <= r) {
+            Some(&r) if k.is_multiple_of(4) => LinearPath::Rows(r),
+            _ if k.is_multiple_of(16) && x_rows >= padded_rows(m) => LinearPath::Tiled,
+            _ => LinearPath::Generic,
+        }
+    }
+}
+
+pub struct LinearKernel {
+    generic: MatmulKernel,
+    /// Pipelines by (path, epilogue), made on first use.
+    pipelines: RefCell<HashMap<(LinearPath, Epilogue), wgpu::ComputePipeline>>,
+}
+
+impl LinearKernel {
+    pub fn new(ctx: &GpuContext) -> Self {
+        LinearKernel { generic: MatmulKernel::new(ctx), pipelines: RefCell::new(HashMap::new()) }
+    }
+
+    /// The generic strided kernel it falls back on (for other layouts, e.g. strided rows).
+    pub fn generic(&self) -> &MatmulKernel {
+        &self.generic
+    }
+
+    /// The pipeline of a specialised path (`None` for the generic one).
+    fn pipeline(&self, ctx: &GpuContext, path: LinearPath, act: Epilogue) -> Option<wgpu::ComputePipeline> {
+        if let Some(p) = self.pipelines.borrow().get(&(path, act)) {
+            return Some(p.clone());
+        }
+        let (label, src, rows) = match path {
+            LinearPath::Tiled => ("linear_tiled", include_str!("../../shaders/linear_tiled.wgsl"), 0),
+            LinearPath::Rows(r) => ("linear_rows", include_str!("../../shaders/linear_rows.wgsl"), r),
+            LinearPath::Generic => return None,
+        };
+        // the templates are ours, not input: tests/kernels.rs expands and runs every variant
+        let text = wgsl::expand(&[ACTIVATION_WGSL, src].concat(), &[("ACT", act.code() as usize), ("ROWS", rows)])
+            .expect("linear templates expand");
+        let p = ctx.pipeline(label, &text);
+        self.pipelines.borrow_mut().insert((path, act), p.clone());
+        Some(p)
+    }
+
+    /// `y [m, n] = act(x [m, k] · Wᵀ + bias)`; `x_rows` is how many rows x's buffer holds.
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        x: &wgpu::Buffer,
+        x_rows: usize,
+        w: &wgpu::Buffer,
+        bias: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        (m, n, k): (usize, usize, usize),
+        act: Epilogue,
+    ) -> Dispatch {
+        let path = LinearPath::choose(m, k, x_rows);
+        let Some(pipeline) = self.pipeline(ctx, path, act) else {
+            return self.generic.linear(ctx, x, m, w, bias, y, (n, k), act);
+        };
+        let params = Params { m: m as u32, n: n as u32, k4: (k / 4) as u32, _pad: 0 };
+        let groups = match path {
+            LinearPath::Rows(_) => [n.div_ceil(32) as u32, 1, 1],
+            _ => [n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, 1],
+        };
+        ctx.dispatch(&pipeline, &params, &[x, w, bias, y], groups)
+    }
+}
