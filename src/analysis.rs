@@ -27,10 +27,10 @@ pub fn nearest(similarity: &[f32], n: usize, of: usize) -> Vec<(usize, f32)> {
 /// tokens on screen), with power iteration and deflation. Signs are fixed so
 /// the largest coordinate of each axis is positive, so the map does not flip
 /// between runs. Fewer than two distinct points give zeros on missing axes.
-pub fn pca_2d(points: &[Vec<f32>]) -> Vec<[f32; 2]> {
+pub fn pca_2d(points: &[Vec<f32>]) -> Pca {
     let n = points.len();
     if n == 0 {
-        return Vec::new();
+        return Pca { coords: Vec::new(), explained: [0.0; 2] };
     }
     let d = points[0].len();
     let mean: Vec<f64> = (0..d).map(|k| points.iter().map(|p| p[k] as f64).sum::<f64>() / n as f64).collect();
@@ -43,6 +43,8 @@ pub fn pca_2d(points: &[Vec<f32>]) -> Vec<[f32; 2]> {
             gram[j * n + i] = g;
         }
     }
+    let total: f64 = (0..n).map(|i| gram[i * n + i]).sum();
+    let mut explained = [0.0f64; 2];
     let mut coords = vec![[0.0f32; 2]; n];
     for axis in 0..2 {
         // power iteration from a fixed, non-symmetric start
@@ -61,6 +63,7 @@ pub fn pca_2d(points: &[Vec<f32>]) -> Vec<[f32; 2]> {
         if lambda <= 1e-12 {
             break;
         }
+        explained[axis] = lambda / total;
         let biggest = u.iter().copied().fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
         let sign = if biggest < 0.0 { -1.0 } else { 1.0 };
         for i in 0..n {
@@ -73,7 +76,15 @@ pub fn pca_2d(points: &[Vec<f32>]) -> Vec<[f32; 2]> {
             }
         }
     }
-    coords
+    Pca { coords, explained }
+}
+
+/// Points on their first two principal components.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pca {
+    pub coords: Vec<[f32; 2]>,
+    /// The share of the total variance each axis explains (0..=1).
+    pub explained: [f64; 2],
 }
 
 #[cfg(test)]
@@ -98,16 +109,21 @@ mod tests {
     fn pca_recovers_a_line_and_a_plane() {
         // points on a line in 3-D: all spread on the first axis, none on the second
         let line: Vec<Vec<f32>> = (0..5).map(|i| vec![i as f32, 2.0 * i as f32, -(i as f32)]).collect();
-        let p = pca_2d(&line);
+        let pca = pca_2d(&line);
+        assert!((pca.explained[0] - 1.0).abs() < 1e-9 && pca.explained[1] < 1e-9, "{:?}", pca.explained);
+        let p = pca.coords;
         let spread = |a: usize| p.iter().map(|c| c[a] * c[a]).sum::<f32>();
         assert!(spread(1) < 1e-6 && spread(0) > 1.0);
         // distances along the line are preserved: neighbours √6 apart
         assert!(((p[1][0] - p[0][0]).abs() - 6f32.sqrt()).abs() < 1e-4);
         // a plane: both axes carry variance, and the first carries more
         let plane: Vec<Vec<f32>> = vec![vec![0.0, 0.0, 0.0], vec![4.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![4.0, 1.0, 0.0]];
-        let p = pca_2d(&plane);
+        let pca = pca_2d(&plane);
+        // variances 4 and 0.25 along x and y
+        assert!((pca.explained[0] - 4.0 / 4.25).abs() < 1e-6 && (pca.explained[1] - 0.25 / 4.25).abs() < 1e-6, "{:?}", pca.explained);
+        let p = pca.coords;
         let spread = |a: usize| p.iter().map(|c| c[a] * c[a]).sum::<f32>();
         assert!(spread(0) > spread(1) && spread(1) > 0.5);
-        assert_eq!(pca_2d(&[vec![1.0, 2.0]]), vec![[0.0, 0.0]]);
+        assert_eq!(pca_2d(&[vec![1.0, 2.0]]).coords, vec![[0.0, 0.0]]);
     }
 }

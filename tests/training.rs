@@ -338,3 +338,23 @@ fn a_run_resumed_from_a_checkpoint_continues_exactly() {
     let e = pollster::block_on(Training::resume(b"junk", None, toy(1, 12, 3), toy(1, 12, 4))).err().unwrap().to_string();
     assert!(e.contains("corrupt or truncated"), "{e}");
 }
+
+/// The baseline row: always the training set's majority class. On MRPC-like
+/// labels (two thirds positive) it scores the positive share, F1 2p/(1+p),
+/// and the loss of the prior; a run whose head predicts one class is flagged.
+#[test]
+fn the_majority_baseline_scores_what_always_paraphrase_scores() {
+    let train: Vec<u8> = (0..300).map(|i| u8::from(i % 3 != 0)).collect();
+    let dev: Vec<u8> = (0..90).map(|i| u8::from(i % 3 != 2)).collect();
+    let m = bertlab::finetune::majority_baseline(&train, &dev).unwrap();
+    let p = 2.0 / 3.0;
+    assert!((m.accuracy - p).abs() < 1e-9, "{m:?}");
+    assert!((m.f1 - 2.0 * p / (1.0 + p)).abs() < 1e-6, "{m:?}");
+    let entropy = -(p * (p as f32).ln() as f64 + (1.0 - p) * ((1.0 - p) as f32).ln() as f64);
+    assert!((m.loss - entropy).abs() < 1e-4, "{} vs {entropy}", m.loss);
+    assert_eq!(m.confusion, [[0, 30], [0, 60]]);
+    assert_eq!(m.single_class(), Some(1));
+    let mixed = bertlab::finetune::evaluate(&[0.9, 0.1, 0.2, 0.8], &[0, 1]).unwrap();
+    assert_eq!(mixed.single_class(), None);
+    assert!(bertlab::finetune::majority_baseline(&[], &dev).is_err());
+}

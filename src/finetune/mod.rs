@@ -94,6 +94,37 @@ pub struct Metrics {
     pub confusion: [[usize; 2]; 2],
 }
 
+impl Metrics {
+    /// How many pairs were predicted as each class.
+    pub fn predicted(&self) -> [usize; 2] {
+        let c = self.confusion;
+        [c[0][0] + c[1][0], c[0][1] + c[1][1]]
+    }
+
+    /// The class every pair was predicted as, when it was always the same one.
+    pub fn single_class(&self) -> Option<usize> {
+        match self.predicted() {
+            [0, n] if n > 0 => Some(1),
+            [n, 0] if n > 0 => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// What a model that learned nothing scores: always the training set's
+/// majority class, with the training set's class frequencies as its
+/// probabilities (so its loss is the labels' entropy under that prior).
+pub fn majority_baseline(train_labels: &[u8], eval_labels: &[u8]) -> Result<Metrics> {
+    if train_labels.is_empty() {
+        return Err(Error::Input("no training labels for a baseline".into()));
+    }
+    let positive = train_labels.iter().filter(|&&l| l == 1).count() as f32 / train_labels.len() as f32;
+    // clamped so a one-class training set still gives a finite loss
+    let p = positive.clamp(1e-6, 1.0 - 1e-6);
+    let probs: Vec<f32> = eval_labels.iter().flat_map(|_| [1.0 - p, p]).collect();
+    evaluate(&probs, eval_labels)
+}
+
 /// Metrics of class probabilities `[n, 2]` against 0/1 labels. A probability
 /// that is not a number is an error, never a silent vote for class 0.
 pub fn evaluate(probs: &[f32], labels: &[u8]) -> Result<Metrics> {

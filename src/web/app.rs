@@ -12,7 +12,7 @@ use crate::client;
 use crate::explorer::{examples, Results, SentenceList};
 use crate::fetch;
 use crate::finetune::FinetunePage;
-use crate::loader::{LoaderState, ModelPanel, DEFAULT_MODEL};
+use crate::loader::{LoadState, LoaderState, ModelPanel, DEFAULT_MODEL};
 
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
@@ -64,22 +64,54 @@ pub fn App() -> impl IntoView {
     loader.load_source(fetch::query_param("model").unwrap_or_else(|| DEFAULT_MODEL.to_string()));
 
     let tab = RwSignal::new(if fetch::query_param("tab").as_deref() == Some("finetune") { 1 } else { 0 });
+    // what the explorer waits for before its first result
+    let waiting = Signal::derive(move || match loader.state.get() {
+        LoadState::Loading(what) => Some(format!("{what}… the views appear once the model has run on the sentences.")),
+        LoadState::Failed(_) if loader.info.with(Option::is_none) => Some("No model loaded: load one in the Model panel.".into()),
+        _ if loader.info.with(Option::is_none) => Some("Loading the model…".into()),
+        _ => None,
+    });
+    let tablist = move |ev: leptos::ev::KeyboardEvent| {
+        let next = match ev.key().as_str() {
+            "ArrowRight" | "ArrowLeft" => 1 - tab.get_untracked(),
+            "Home" => 0,
+            "End" => 1,
+            _ => return,
+        };
+        ev.prevent_default();
+        tab.set(next);
+        let id = if next == 0 { "tab-explore" } else { "tab-finetune" };
+        if let Some(el) = document().get_element_by_id(id) {
+            let _ = wasm_bindgen::JsCast::unchecked_into::<web_sys::HtmlElement>(el).focus();
+        }
+    };
     view! {
         <header>
             <h1>"Bert Lab"</h1>
-            <p>"BERT in your browser tab, on WebGPU compute shaders."</p>
-            <nav role="tablist">
-                <button type="button" role="tab" data-testid="tab-explore" aria-selected=move || (tab.get() == 0).to_string() on:click=move |_| tab.set(0)>"Explore"</button>
-                <button type="button" role="tab" data-testid="tab-finetune" aria-selected=move || (tab.get() == 1).to_string() on:click=move |_| tab.set(1)>"Fine-tune"</button>
+            <p class="tagline" data-testid="tagline">{move || match loader.info.get() {
+                Some(i) => format!("BERT in your browser tab · {}", i.backend),
+                None => "BERT in your browser tab".to_string(),
+            }}</p>
+            <nav role="tablist" aria-label="Pages" on:keydown=tablist>
+                <button type="button" role="tab" id="tab-explore" data-testid="tab-explore" aria-controls="page-explore"
+                    tabindex=move || if tab.get() == 0 { "0" } else { "-1" }
+                    aria-selected=move || (tab.get() == 0).to_string() on:click=move |_| tab.set(0)>"Explore"</button>
+                <button type="button" role="tab" id="tab-finetune" data-testid="tab-finetune" aria-controls="page-finetune"
+                    tabindex=move || if tab.get() == 1 { "0" } else { "-1" }
+                    aria-selected=move || (tab.get() == 1).to_string() on:click=move |_| tab.set(1)>"Fine-tune"</button>
             </nav>
         </header>
         <main>
             <aside>
                 <ModelPanel loader=loader/>
-                <div class:hidden=move || tab.get() != 0><SentenceList sentences=sentences/></div>
+                <div class:hidden=move || tab.get() != 0><SentenceList sentences=sentences selected=selected/></div>
             </aside>
-            <div class:hidden=move || tab.get() != 0><Results result=result running=running selected=selected/></div>
-            <div class:hidden=move || tab.get() != 1><FinetunePage loader=loader/></div>
+            <div id="page-explore" role="tabpanel" aria-labelledby="tab-explore" class:hidden=move || tab.get() != 0>
+                <Results result=result running=running selected=selected waiting=waiting/>
+            </div>
+            <div id="page-finetune" role="tabpanel" aria-labelledby="tab-finetune" class:hidden=move || tab.get() != 1>
+                <FinetunePage loader=loader active=Signal::derive(move || tab.get() == 1)/>
+            </div>
         </main>
     }
 }

@@ -67,3 +67,26 @@ pub fn cell_at(ev: &web_sys::MouseEvent, rows: usize, cols: usize) -> Option<(us
     let row = (ev.offset_y() as f64 / h * rows as f64).floor() as usize;
     (row < rows && col < cols).then_some((row, col))
 }
+
+/// A colour bar for `scale`: the gradient with its end and middle values.
+pub fn colour_bar(scale: Scale, labels: [String; 3], testid: &'static str) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    let stops = match scale {
+        Scale::Diverging { max } => [-max, 0.0, max],
+        Scale::Sequential { max } => [0.0, max / 2.0, max],
+    };
+    let gradient = format!(
+        "linear-gradient(to right, {}, {}, {})",
+        css_color(stops[0], scale),
+        css_color(stops[1], scale),
+        css_color(stops[2], scale)
+    );
+    let [lo, mid, hi] = labels;
+    let label = format!("colour scale from {lo} to {hi}");
+    view! {
+        <div class="colour-bar" data-testid=testid role="img" aria-label=label>
+            <div class="gradient" style=format!("background:{gradient}")></div>
+            <div class="labels"><span>{lo}</span><span>{mid}</span><span>{hi}</span></div>
+        </div>
+    }
+}

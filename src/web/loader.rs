@@ -303,12 +303,17 @@ fn StatusLine(loader: LoaderState) -> impl IntoView {
 
 #[component]
 fn ProgressList(loader: LoaderState) -> impl IntoView {
+    // open while loading; afterwards folded away, still there to look at
+    let loading = move || matches!(loader.state.get(), LoadState::Loading(_));
     view! {
-        <ul class="progress-list" data-testid="progress">
-            <For each=move || loader.progress.get() key=|p| p.file.clone() let:p>
-                <ProgressRow file=p.file.clone() loader=loader/>
-            </For>
-        </ul>
+        <details class="downloads" open=loading class:hidden=move || loader.progress.with(Vec::is_empty)>
+            <summary>{move || if loading() { "Downloading" } else { "Downloaded files" }}</summary>
+            <ul class="progress-list" data-testid="progress">
+                <For each=move || loader.progress.get() key=|p| p.file.clone() let:p>
+                    <ProgressRow file=p.file.clone() loader=loader/>
+                </For>
+            </ul>
+        </details>
     }
 }
 

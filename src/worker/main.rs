@@ -82,6 +82,9 @@ mod worker {
             }
             Request::ResumeSaved { id } => done(runs::resume_saved(id, run_events())),
             Request::ListRuns => saved_runs().await,
+            // a timing shares the device with nothing: not while a run trains (a run that
+            // starts meanwhile waits for the engine the timing holds)
+            Request::Bench { .. } if runs::busy() => Reply::failed("a run is in progress: time the engine when it ends"),
             Request::Bench { batch, seq, min_ms } => {
                 engine_service::bench(batch, seq, min_ms).await.map_or_else(Reply::failed, |(ms, backend)| Reply::Benched { ms, backend })
             }

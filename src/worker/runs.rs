@@ -46,7 +46,8 @@ thread_local! {
     static FEATURES: RefCell<HashMap<String, Vec<f32>>> = RefCell::new(HashMap::new());
 }
 
-fn busy() -> bool {
+/// Whether a run holds the slot (encoding or training).
+pub fn busy() -> bool {
     ACTIVE.with(|a| a.borrow().is_some())
 }
 

@@ -304,3 +304,84 @@ test('the page stays responsive while its engine works; the CPU grid of ?bench r
   assert.ok(r.longest_main_thread_task_ms < 50, `a main-thread task took ${r.longest_main_thread_task_ms} ms`);
   assert.deepEqual(errors, []);
 });
+
+/// Share of near-white pixels of a canvas (all channels above 235).
+async function whiteShare(page, id) {
+  return page.$eval(`[data-testid=${id}]`, (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let white = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] > 235 && d[i + 1] > 235 && d[i + 2] > 235) white++;
+    return white / (d.length / 4);
+  });
+}
+
+/// The page fits its width: nothing scrolls sideways.
+async function noSideScroll(page, label) {
+  const [scroll, client] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  assert.ok(scroll <= client + 1, `${label}: the page scrolls sideways (${scroll} px wide in ${client})`);
+}
+
+test('views a researcher can read: robust scales, linked selection, labelled axes, small screens', { timeout: 600_000 }, async (t) => {
+  const browser = await launch(t, { webgpu: false });
+  const { page, errors } = await open(browser, '?backend=cpu');
+  const missing = [];
+  page.on('response', (r) => { if (r.status() === 404) missing.push(r.url()); });
+  await waitForModel(page, 'all-MiniLM-L6-v2');
+  await values(page, 'Hello, how are you?');
+  assert.match(await text(page, 'tagline'), /BERT in your browser tab · CPU/);
+
+  // last_hidden_state: one outlier no longer whitens the map (it did, ~94%, on the full range)
+  await page.waitForFunction(() => document.querySelector('[data-testid=hidden-heatmap]').width === 384);
+  const clipped = await whiteShare(page, 'hidden-heatmap');
+  await page.selectOption('[data-testid=hidden-range]', 'full');
+  await page.waitForFunction(() => /^-\d/.test(document.querySelector('[data-testid=hidden-colour-bar] .labels span').textContent));
+  const full = await whiteShare(page, 'hidden-heatmap');
+  console.log(`near-white share of "Hello, how are you?": ${(100 * clipped).toFixed(1)}% clipped, ${(100 * full).toFixed(1)}% full range`);
+  assert.ok(clipped < 0.5, `clipped scale: ${clipped} near-white`);
+  assert.ok(full > clipped, 'the full range is paler');
+  await page.selectOption('[data-testid=hidden-range]', 'clip');
+  assert.match(await text(page, 'outliers'), /Beyond the colour scale: dim \d+ \([+-]\d+\.\d\d at /);
+  assert.equal(await page.locator('.heatmap-frame .row-labels li').count(), 8);
+
+  // one selection for every view: a similarity row, a map point, the legend
+  await page.locator('[data-testid=similarity-row]').nth(2).click();
+  assert.equal(await page.inputValue('[data-testid=selected-sentence]'), '2');
+  await values(page, 'We sat on the river bank and watched the boats.');
+  assert.equal(await page.locator('[data-testid=similarity-row].selected').count(), 1);
+  await page.locator('[data-testid=map-point]').nth(4).click();
+  assert.equal(await page.inputValue('[data-testid=selected-sentence]'), '4');
+  const picked = await values(page, 'Someone performs music with a guitar.');
+  assert.equal(await page.locator('[data-testid=map-point].selected').count(), 1);
+  assert.match(await page.textContent('svg.map'), /PC 1 \(\d+% of variance\).*PC 2 \(\d+%\)/);
+
+  // attention: labels on both axes, a legend, every layer × head to click into
+  const n = picked.tokens.length;
+  assert.equal(await page.locator('.attention-frame .col-labels span').count(), n);
+  assert.equal(await page.locator('.attention-frame .row-labels li').count(), n);
+  assert.equal(await page.locator('[data-testid=attention-overview] .thumb').count(), 6 * 12);
+  await page.locator('[data-testid=attention-overview] .thumb').nth(12 + 2).click();
+  assert.equal(await page.inputValue('[data-testid=layer]'), '1');
+  assert.equal(await page.inputValue('[data-testid=head]'), '2');
+  await page.waitForSelector('[data-testid=attention-colour-bar]');
+
+  // tabs follow the arrow keys
+  await page.focus('[data-testid=tab-explore]');
+  await page.keyboard.press('ArrowRight');
+  assert.equal(await page.getAttribute('[data-testid=tab-finetune]', 'aria-selected'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), 'tab-finetune');
+  await page.waitForSelector('[data-testid=baseline-row]', { timeout: LONG });
+  await page.screenshot({ path: path.join(artifacts, 'views-finetune-1400.png'), fullPage: true });
+  await page.keyboard.press('ArrowLeft');
+  await page.screenshot({ path: path.join(artifacts, 'views-explorer-1400.png'), fullPage: true });
+
+  // a phone's width: nothing scrolls sideways, on either page
+  await page.setViewportSize({ width: 420, height: 900 });
+  await page.waitForTimeout(300);
+  await noSideScroll(page, 'explorer at 420 px');
+  await page.screenshot({ path: path.join(artifacts, 'views-explorer-420.png'), fullPage: true });
+  await page.click('[data-testid=tab-finetune]');
+  await noSideScroll(page, 'fine-tune at 420 px');
+  await page.screenshot({ path: path.join(artifacts, 'views-finetune-420.png'), fullPage: true });
+  assert.deepEqual(missing, [], 'no request is a 404 (the icon included)');
+  assert.deepEqual(errors, []);
+});

@@ -51,8 +51,14 @@ export async function waitForModel(page, name) {
     name, { timeout: LONG });
 }
 
-/// Waits until the element `id`'s text matches `re`.
+/// Waits until the element `id`'s text matches `re`; a timeout says what the text was.
 export async function waitForText(page, id, re) {
-  await page.waitForFunction(([i, src, flags]) => new RegExp(src, flags).test(document.querySelector(`[data-testid=${i}]`)?.textContent ?? ''),
-    [id, re.source, re.flags], { timeout: LONG });
+  try {
+    await page.waitForFunction(([i, src, flags]) => new RegExp(src, flags).test(document.querySelector(`[data-testid=${i}]`)?.textContent ?? ''),
+      [id, re.source, re.flags], { timeout: LONG });
+  } catch (e) {
+    const now = await page.textContent(`[data-testid=${id}]`).catch(() => null);
+    const message = await page.textContent('[data-testid=run-message]').catch(() => null);
+    throw new Error(`[data-testid=${id}] never matched ${re}: it reads ${JSON.stringify(now)} (run message: ${JSON.stringify(message)})`);
+  }
 }

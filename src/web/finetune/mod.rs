@@ -5,7 +5,7 @@
 
 mod state;
 
-use bertlab::finetune::TrainConfig;
+use bertlab::finetune::{majority_baseline, Metrics, TrainConfig};
 use bertlab::glue::Dataset;
 use bertlab::head::HeadInput;
 use leptos::prelude::*;
@@ -14,6 +14,7 @@ use leptos::task::spawn_local;
 use bertlab::browser::storage::megabytes;
 use bertlab::protocol::{PauseReason, Reply, Request, RunEnd, SplitName};
 
+use crate::chart::LossChart;
 use crate::client;
 use crate::fetch;
 use crate::loader::LoaderState;
@@ -33,7 +34,7 @@ fn describe(d: &Dataset) -> String {
 }
 
 #[component]
-pub fn FinetunePage(loader: LoaderState) -> impl IntoView {
+pub fn FinetunePage(loader: LoaderState, #[prop(into)] active: Signal<bool>) -> impl IntoView {
     let ft = Ft::new();
     ft.listen();
     // MRPC as served next to the page (set-up copies it there), if it is
@@ -47,6 +48,15 @@ pub fn FinetunePage(loader: LoaderState) -> impl IntoView {
         }
     });
     ft.refresh_runs();
+    // the speed behind the estimate, measured once the tab is open on a loaded model
+    Effect::new(move |_| {
+        let positions = loader.info.with(|i| i.as_ref().map(|i| i.max_positions));
+        if let (true, Some(positions), true) = (active.get(), positions, loader.version.get() > 0) {
+            if !ft.status.with_untracked(Status::busy) {
+                ft.measure_speed(positions);
+            }
+        }
+    });
     view! {
         <div class="finetune">
             <DataPanel ft=ft/>
@@ -145,51 +155,181 @@ fn DataPanel(ft: Ft) -> impl IntoView {
     }
 }
 
+/// One hyper-parameter field: its Trainer name, how it reads from the
+/// config, and how text sets it (or why it cannot).
+struct Field {
+    name: &'static str,
+    id: &'static str,
+    get: fn(&TrainConfig) -> String,
+    set: fn(&mut TrainConfig, &str) -> Result<(), String>,
+}
+
+fn parse<T: std::str::FromStr>(v: &str, what: &str) -> Result<T, String> {
+    v.parse().map_err(|_| what.to_string())
+}
+
+fn count(v: &str, min: usize, max: usize) -> Result<usize, String> {
+    let n: usize = parse(v, "a whole number")?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("between {min} and {max}"))
+    }
+}
+
+const FIELDS: [Field; 9] = [
+    Field {
+        name: "learning_rate",
+        id: "lr",
+        get: |c| c.learning_rate.to_string(),
+        set: |c, v| {
+            let x: f32 = parse(v, "a number, e.g. 1e-3")?;
+            if !(x.is_finite() && x > 0.0 && x <= 1.0) {
+                return Err("a number in (0, 1]".into());
+            }
+            c.learning_rate = x;
+            Ok(())
+        },
+    },
+    Field {
+        name: "per_device_train_batch_size",
+        id: "train-bs",
+        get: |c| c.per_device_train_batch_size.to_string(),
+        set: |c, v| count(v, 1, 4096).map(|n| c.per_device_train_batch_size = n),
+    },
+    Field {
+        name: "per_device_eval_batch_size",
+        id: "eval-bs",
+        get: |c| c.per_device_eval_batch_size.to_string(),
+        set: |c, v| count(v, 1, 4096).map(|n| c.per_device_eval_batch_size = n),
+    },
+    Field {
+        name: "num_train_epochs",
+        id: "epochs",
+        get: |c| c.num_train_epochs.to_string(),
+        set: |c, v| count(v, 1, 1000).map(|n| c.num_train_epochs = n),
+    },
+    Field {
+        name: "weight_decay",
+        id: "wd",
+        get: |c| c.weight_decay.to_string(),
+        set: |c, v| {
+            let x: f32 = parse(v, "a number, e.g. 0.01")?;
+            if !(x.is_finite() && (0.0..=1.0).contains(&x)) {
+                return Err("a number in [0, 1]".into());
+            }
+            c.weight_decay = x;
+            Ok(())
+        },
+    },
+    Field {
+        name: "warmup_steps",
+        id: "warmup",
+        get: |c| c.warmup_steps.to_string(),
+        set: |c, v| count(v, 0, 1_000_000).map(|n| c.warmup_steps = n),
+    },
+    Field {
+        name: "max_seq_length",
+        id: "max-len",
+        get: |c| c.max_seq_length.to_string(),
+        set: |c, v| count(v, bertlab::tokenize::MIN_LEN, 512).map(|n| c.max_seq_length = n),
+    },
+    Field { name: "seed", id: "seed", get: |c| c.seed.to_string(), set: |c, v| parse(v, "a whole number").map(|n| c.seed = n) },
+    Field {
+        name: "head: 0 = Linear, N = MLP width",
+        id: "mlp",
+        get: |c| c.mlp_hidden.to_string(),
+        set: |c, v| count(v, 0, 4096).map(|n| c.mlp_hidden = n),
+    },
+];
+
 #[component]
 fn ParamsPanel(ft: Ft) -> impl IntoView {
     let c = ft.config;
-    let num = move |label: &'static str, id: &'static str, get: fn(&TrainConfig) -> String, set: fn(&mut TrainConfig, &str)| {
+    let field = move |i: usize| {
+        let f = &FIELDS[i];
+        let error = Memo::new(move |_| ft.invalid.with(|m| m.get(FIELDS[i].id).cloned()));
+        let message_id = format!("{}-error", f.id);
         view! {
-            <label class="param">{label}
-                <input type="text" inputmode="decimal" data-testid=id prop:value=move || get(&c.get())
-                    on:change=move |ev| { let v = event_target_value(&ev); c.update(|c| set(c, v.trim())) }/>
+            <label class="param">{f.name}
+                <input type="text" inputmode="decimal" data-testid=f.id aria-describedby=message_id.clone()
+                    aria-invalid=move || error.get().is_some().to_string()
+                    prop:value=move || (FIELDS[i].get)(&c.get())
+                    on:input=move |ev| {
+                        let v = event_target_value(&ev);
+                        let mut next = c.get_untracked();
+                        match (FIELDS[i].set)(&mut next, v.trim()) {
+                            Ok(()) => {
+                                ft.invalid.update(|m| { m.remove(FIELDS[i].id); });
+                                c.set(next);
+                            }
+                            Err(e) => ft.invalid.update(|m| { m.insert(FIELDS[i].id, e); }),
+                        }
+                    }/>
+                <span class="field-error" id=message_id role="alert" data-testid=format!("{}-error", f.id)>
+                    {move || error.get().map(|e| format!("{}: {e}", FIELDS[i].name))}
+                </span>
             </label>
         }
     };
     view! {
         <section class="panel" aria-label="Hyper-parameters">
-            <h2>"Hyper-parameters "<small>"(transformers' Trainer names and defaults)"</small></h2>
+            <h2>"Hyper-parameters "<small>"(transformers' Trainer names)"</small></h2>
             <div class="params">
-                {num("learning_rate", "lr", |c| c.learning_rate.to_string(), |c, v| if let Ok(x) = v.parse() { c.learning_rate = x })}
-                {num("per_device_train_batch_size", "train-bs", |c| c.per_device_train_batch_size.to_string(), |c, v| if let Ok(x) = v.parse() { c.per_device_train_batch_size = x })}
-                {num("per_device_eval_batch_size", "eval-bs", |c| c.per_device_eval_batch_size.to_string(), |c, v| if let Ok(x) = v.parse() { c.per_device_eval_batch_size = x })}
-                {num("num_train_epochs", "epochs", |c| c.num_train_epochs.to_string(), |c, v| if let Ok(x) = v.parse() { c.num_train_epochs = x })}
-                {num("weight_decay", "wd", |c| c.weight_decay.to_string(), |c, v| if let Ok(x) = v.parse() { c.weight_decay = x })}
-                {num("warmup_steps", "warmup", |c| c.warmup_steps.to_string(), |c, v| if let Ok(x) = v.parse() { c.warmup_steps = x })}
-                {num("max_seq_length", "max-len", |c| c.max_seq_length.to_string(), |c, v| if let Ok(x) = v.parse() { c.max_seq_length = x })}
-                {num("seed", "seed", |c| c.seed.to_string(), |c, v| if let Ok(x) = v.parse() { c.seed = x })}
+                {(0..FIELDS.len()).map(field).collect_view()}
                 <label class="param">"head input"
                     <select data-testid="head-input" on:change=move |ev| { let v = event_target_value(&ev); c.update(|c| if let Some(h) = HeadInput::parse(&v) { c.head_input = h }) }>
-                        <option value="pooler">"pooler output (BertForSequenceClassification)"</option>
-                        <option value="cls">"[CLS] hidden state"</option>
-                        <option value="mean">"mean of the pair's tokens"</option>
-                        <option value="pair">"pair features [u, v, |u−v|, u·v]"</option>
+                        {HeadInput::ALL.map(|h| view! {
+                            <option value=h.name() selected=move || c.get().head_input == h>{match h {
+                                HeadInput::Pooler => "pooler output (BertForSequenceClassification)",
+                                HeadInput::Cls => "[CLS] hidden state",
+                                HeadInput::Mean => "mean of the pair's tokens",
+                                HeadInput::PairFeatures => "pair features [u, v, |u−v|, u·v]",
+                            }}</option>
+                        }).into_iter().collect_view()}
                     </select>
                 </label>
-                {num("head: 0 = Linear, N = MLP width", "mlp", |c| c.mlp_hidden.to_string(), |c, v| if let Ok(x) = v.parse() { c.mlp_hidden = x })}
                 <label class="param">"train on the first N pairs (0 = all)"
                     <input type="text" inputmode="numeric" data-testid="train-limit" prop:value=move || ft.train_limit.get().to_string()
-                        on:change=move |ev| ft.train_limit.set(event_target_value(&ev).trim().parse().unwrap_or(0))/>
+                        aria-invalid=move || ft.invalid.with(|m| m.contains_key("train-limit")).to_string()
+                        on:input=move |ev| match event_target_value(&ev).trim().parse() {
+                            Ok(n) => { ft.invalid.update(|m| { m.remove("train-limit"); }); ft.train_limit.set(n) }
+                            Err(_) => ft.invalid.update(|m| { m.insert("train-limit", "a whole number".into()); }),
+                        }/>
+                    <span class="field-error" role="alert">{move || ft.invalid.with(|m| m.get("train-limit").map(|e| format!("train limit: {e}")))}</span>
                 </label>
             </div>
-            <p class="hint">"The encoder stays frozen: only the head trains. The Trainer's learning rate (2e-5) is meant for the whole model; a head alone learns faster with about 1e-3."</p>
+            <p class="hint">"The encoder stays frozen: only the head trains, so the default learning rate is 1e-3 (the Trainer's 2e-5 is meant for the whole model and leaves a head at the majority class)."</p>
+            <Estimate ft=ft/>
         </section>
+    }
+}
+
+/// What Start will do and about how long it takes, before it is pressed:
+/// the pairs it encodes once, at the speed the engine just measured.
+#[component]
+fn Estimate(ft: Ft) -> impl IntoView {
+    view! {
+        <p class="estimate" data-testid="estimate">{move || {
+            let d = ft.data.get()?;
+            let limit = match ft.train_limit.get() { 0 => usize::MAX, n => n };
+            let pairs = d.train.examples.len().min(limit) + d.dev.examples.len();
+            let c = ft.config.get();
+            // one forward per pair, or two when each sentence is encoded alone
+            let forwards = pairs * if matches!(c.head_input, HeadInput::Mean | HeadInput::PairFeatures) { 2 } else { 1 };
+            let steps = d.train.examples.len().min(limit).div_ceil(c.per_device_train_batch_size.max(1)) * c.num_train_epochs;
+            let speed = ft.speed.get().map(|(ms, backend)| {
+                let s = forwards as f64 * ms / 1e3;
+                format!(" ≈ {} on {backend}", if s < 90.0 { format!("{s:.0} s") } else { format!("{:.0} min", s / 60.0) })
+            }).unwrap_or_default();
+            Some(format!("Start first encodes {pairs} pairs once ({forwards} forward passes{speed}), then trains the head for {steps} steps (seconds)."))
+        }}</p>
     }
 }
 
 #[component]
 fn Controls(ft: Ft, loader: LoaderState) -> impl IntoView {
-    let ready = move || loader.info.get().is_some() && ft.data.get().is_some() && !ft.busy();
+    let ready = move || loader.info.get().is_some() && ft.data.get().is_some() && !ft.busy() && ft.invalid.with(|m| m.is_empty());
     let paused_here = move || matches!(ft.status.get(), Status::Paused(_)) && ft.paused_in_memory.get();
     view! {
         <section class="panel controls" aria-label="Training">
@@ -281,21 +421,45 @@ fn SavedRuns(ft: Ft, loader: LoaderState) -> impl IntoView {
     }
 }
 
+/// A confusion matrix as a labelled 2×2 grid.
+fn confusion_grid(c: [[usize; 2]; 2]) -> impl IntoView {
+    view! {
+        <table class="confusion" data-confusion=serde_json::to_string(&c).unwrap_or_default()>
+            <tr><th></th><th scope="col">"pred. not"</th><th scope="col">"pred. para."</th></tr>
+            <tr><th scope="row">"not"</th><td>{c[0][0]}</td><td>{c[0][1]}</td></tr>
+            <tr><th scope="row">"para."</th><td>{c[1][0]}</td><td>{c[1][1]}</td></tr>
+        </table>
+    }
+}
+
+/// What the epochs so far say about the run, when it is bad news: a head
+/// that predicts one class, or no epoch above the baseline.
+fn verdict(epochs: &[Metrics], baseline: &Metrics) -> Option<String> {
+    let last = epochs.last()?;
+    if let Some(class) = last.single_class() {
+        let name = if class == 1 { "paraphrase" } else { "not a paraphrase" };
+        return Some(format!(
+            "The head predicts \"{name}\" for every validation pair: it has learned nothing beyond the majority class. Try a larger learning rate (about 1e-3 for a head), more epochs or another head input."
+        ));
+    }
+    let best = epochs.iter().map(|m| m.accuracy).fold(0.0, f64::max);
+    (best <= baseline.accuracy).then(|| {
+        format!("No epoch beats the majority baseline ({:.1}% accuracy) yet: best {:.1}%.", 100.0 * baseline.accuracy, 100.0 * best)
+    })
+}
+
 #[component]
 fn ResultsPanel(ft: Ft) -> impl IntoView {
-    let (w, h) = (600.0f32, 180.0f32);
-    let curve = move || {
-        let l = ft.losses.get();
-        if l.len() < 2 {
-            return String::new();
-        }
-        let max = l.iter().copied().fold(0.0f32, f32::max).max(1e-6);
-        l.iter()
-            .enumerate()
-            .map(|(i, v)| format!("{:.1},{:.1}", i as f32 / (l.len() - 1) as f32 * w, h - v / max * (h - 10.0)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let baseline = Memo::new(move |_| {
+        let d = ft.data.get()?;
+        let labels = |d: &Dataset| d.examples.iter().map(|e| e.label).collect::<Vec<u8>>();
+        majority_baseline(&labels(&d.train), &labels(&d.dev)).ok()
+    });
+    let best =
+        Memo::new(move |_| ft.epochs.with(|e| e.iter().enumerate().max_by(|a, b| a.1.accuracy.total_cmp(&b.1.accuracy)).map(|(i, _)| i)));
+    let steps_per_epoch =
+        Signal::derive(move || ft.run.with(|r| r.as_ref().map_or(0, |r| r.total_steps / r.config.num_train_epochs.max(1))));
+    let total_steps = Signal::derive(move || ft.run.with(|r| r.as_ref().map_or(0, |r| r.total_steps)));
     let imported = RwSignal::new(None::<Result<String, String>>);
     let import = move |ev: leptos::ev::Event| {
         let input: web_sys::HtmlInputElement = event_target(&ev);
@@ -315,25 +479,33 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
     let export_error = RwSignal::new(None::<String>);
     view! {
         <section class="panel" aria-label="Training results">
-            <h2>"Loss "<small data-testid="loss-count">{move || format!("({} steps)", ft.losses.get().len())}</small></h2>
-            <svg class="loss" viewBox=format!("0 0 {w} {h}") preserveAspectRatio="none" data-testid="loss-curve" role="img" aria-label="training loss per step"
-                data-losses=move || serde_json::to_string(&ft.losses.get()).unwrap_or_default()>
-                <polyline points=curve vector-effect="non-scaling-stroke" fill="none" stroke="currentColor" stroke-width="1.5"/>
-            </svg>
+            <h2>"Training "<small data-testid="loss-count">{move || format!("({} steps)", ft.losses.get().len())}</small></h2>
+            <LossChart losses=ft.losses epochs=ft.epochs steps_per_epoch=steps_per_epoch total_steps=total_steps baseline=baseline/>
+            {move || baseline.get().and_then(|b| ft.epochs.with(|e| verdict(e, &b))).map(|v| view! {
+                <p class="status warning" role="status" data-testid="verdict">{v}</p>
+            })}
+            <div class="metrics-wrap">
             <table class="metrics" data-testid="epoch-metrics">
-                <thead><tr><th>"epoch"</th><th>"eval_loss"</th><th>"eval_accuracy"</th><th>"eval_f1"</th><th>"confusion [[TN, FP], [FN, TP]]"</th></tr></thead>
+                <thead><tr><th>"epoch"</th><th>"eval_loss"</th><th>"eval_accuracy"</th><th>"eval_f1"</th><th>"confusion (rows: true label)"</th></tr></thead>
                 <tbody>
-                    {move || ft.epochs.get().into_iter().enumerate().map(|(i, m)| view! {
-                        <tr data-accuracy=m.accuracy.to_string() data-confusion=serde_json::to_string(&m.confusion).unwrap_or_default()>
-                            <td>{i + 1}</td><td>{format!("{:.4}", m.loss)}</td><td>{format!("{:.4}", m.accuracy)}</td>
-                            <td>{format!("{:.4}", m.f1)}</td><td>{format!("{:?}", m.confusion)}</td>
-                        </tr>
+                    {move || ft.epochs.get().into_iter().enumerate().map(|(i, m)| {
+                        let is_best = best.get() == Some(i);
+                        view! {
+                            <tr class:best=is_best data-accuracy=m.accuracy.to_string() data-confusion=serde_json::to_string(&m.confusion).unwrap_or_default()>
+                                <td>{i + 1}{is_best.then_some(" ★ best")}</td><td>{format!("{:.4}", m.loss)}</td><td>{format!("{:.4}", m.accuracy)}</td>
+                                <td>{format!("{:.4}", m.f1)}</td><td>{confusion_grid(m.confusion)}</td>
+                            </tr>
+                        }
                     }).collect_view()}
-                    {move || ft.data.get().map(|d| view! {
-                        <tr class="baseline"><td>"baseline"</td><td></td><td>{format!("{:.4}", d.dev.majority_accuracy())}</td><td colspan="2">"always the majority class"</td></tr>
+                    {move || baseline.get().map(|b| view! {
+                        <tr class="baseline" data-testid="baseline-row" title="always the training set's majority class, with its class frequencies as probabilities">
+                            <td>"majority baseline"</td><td>{format!("{:.4}", b.loss)}</td><td>{format!("{:.4}", b.accuracy)}</td>
+                            <td>{format!("{:.4}", b.f1)}</td><td>{confusion_grid(b.confusion)}</td>
+                        </tr>
                     })}
                 </tbody>
             </table>
+            </div>
             <div class="row">
                 <button type="button" data-testid="export" disabled=move || ft.losses.get().is_empty() || ft.busy() on:click=move |_| spawn_local(async move {
                     let result = match client::call(Request::ExportHead).await {
@@ -359,24 +531,34 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
 fn TryIt(ft: Ft) -> impl IntoView {
     let a = RwSignal::new("The company posted a profit of $5 million.".to_string());
     let b = RwSignal::new("The firm reported earnings of five million dollars.".to_string());
-    let answer = RwSignal::new(String::new());
+    let answer = RwSignal::new(None::<Result<f32, String>>);
+    // an answer belongs to the head and sentences that gave it: a new run or an edit makes it stale
+    Effect::new(move |_| {
+        ft.run.with(|r| r.as_ref().map(|r| r.id.clone()));
+        a.track();
+        b.track();
+        answer.set(None);
+    });
     let ask = move || {
         let max_len = ft.config.get_untracked().max_seq_length;
         spawn_local(async move {
-            answer.set(match client::call(Request::Paraphrase { a: a.get_untracked(), b: b.get_untracked(), max_len }).await {
-                Reply::Probability(p) => format!("P(paraphrase) = {p:.3}"),
-                Reply::Failed { message, .. } => message,
-                other => format!("unexpected answer from the engine: {other:?}"),
-            });
+            answer.set(Some(match client::call(Request::Paraphrase { a: a.get_untracked(), b: b.get_untracked(), max_len }).await {
+                Reply::Probability(p) => Ok(p),
+                Reply::Failed { message, .. } => Err(message),
+                other => Err(format!("unexpected answer from the engine: {other:?}")),
+            }));
         });
     };
     view! {
         <section class="panel" aria-label="Try it">
             <h2>"Try it"</h2>
-            <input type="text" data-testid="try-a" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
-            <input type="text" data-testid="try-b" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
+            <input type="text" data-testid="try-a" aria-label="First sentence" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
+            <input type="text" data-testid="try-b" aria-label="Second sentence" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
             <div class="row"><button type="button" data-testid="try" on:click=move |_| ask()>"Paraphrase?"</button>
-            <span data-testid="try-answer">{move || answer.get()}</span></div>
+            <span data-testid="try-answer">{move || answer.get().map(|r| match r {
+                Ok(p) => format!("{} · P(paraphrase) = {p:.3}", if p > 0.5 { "paraphrase" } else { "not a paraphrase" }),
+                Err(e) => e,
+            })}</span></div>
         </section>
     }
 }

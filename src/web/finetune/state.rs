@@ -5,6 +5,8 @@
 use bertlab::finetune::{Metrics, TrainConfig};
 use bertlab::glue::Dataset;
 use bertlab::protocol::{Estimate, PauseReason, Reply, Request, RunEvent, RunRecord, RunRequest, SplitName};
+use std::collections::BTreeMap;
+
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -63,7 +65,14 @@ pub struct Ft {
     pub storage: RwSignal<Option<Estimate>>,
     /// A paused run waits in the worker's memory: Resume continues it at once.
     pub paused_in_memory: RwSignal<bool>,
+    /// Fields whose text is not a valid setting, by field, with why; Start waits for none.
+    pub invalid: RwSignal<BTreeMap<&'static str, String>>,
+    /// Milliseconds per pair forward and the backend, measured when the model loads.
+    pub speed: RwSignal<Option<(f64, String)>>,
 }
+
+/// A head alone learns at this rate; the Trainer's 2e-5 is for the whole model.
+pub const HEAD_LEARNING_RATE: f32 = 1e-3;
 
 impl Ft {
     pub fn new() -> Self {
@@ -71,7 +80,7 @@ impl Ft {
             data: RwSignal::new(None),
             data_error: RwSignal::new(None),
             hub_progress: RwSignal::new(String::new()),
-            config: RwSignal::new(TrainConfig::default()),
+            config: RwSignal::new(TrainConfig { learning_rate: HEAD_LEARNING_RATE, ..TrainConfig::default() }),
             train_limit: RwSignal::new(0),
             status: RwSignal::new(Status::Idle),
             losses: RwSignal::new(Vec::new()),
@@ -83,6 +92,8 @@ impl Ft {
             saved_runs: RwSignal::new(Vec::new()),
             storage: RwSignal::new(None),
             paused_in_memory: RwSignal::new(false),
+            invalid: RwSignal::new(BTreeMap::new()),
+            speed: RwSignal::new(None),
         }
     }
 
@@ -176,6 +187,18 @@ impl Ft {
             self.losses.set(Vec::new());
             self.epochs.set(Vec::new());
             self.run.set(None);
+        });
+    }
+
+    /// Times forwards of 8 pairs of 48 tokens (about an MRPC pair), or the
+    /// model's `max_positions` if fewer, for the estimate shown before Start.
+    pub fn measure_speed(self, max_positions: usize) {
+        const PAIRS: usize = 8;
+        let seq = 48.min(max_positions);
+        spawn_local(async move {
+            if let Reply::Benched { ms, backend } = client::call(Request::Bench { batch: PAIRS, seq, min_ms: 200.0 }).await {
+                self.speed.set(Some((ms / PAIRS as f64, backend)));
+            }
         });
     }
 
