@@ -2,8 +2,10 @@
 # The real-GPU run of issue 9, in one command, on a Linux machine with an
 # NVIDIA GPU, its Vulkan driver and PyTorch (CUDA):
 #
-#     bash bench/gpu.sh [python]        # python defaults to python3
+#     bash bench/gpu.sh [--quick] [python]        # python defaults to python3
 #
+# --quick measures one small shape (CI runs it on lavapipe to keep the script
+# working; numbers from it mean nothing).
 # Prints, in one run on one GPU: our encoder through wgpu/Vulkan beside
 # PyTorch CUDA fp32 eager (TF32 off) on the same shapes, then our linear
 # kernel's GFLOP/s on bert-base's shapes at 4096 tokens beside torch's
@@ -12,6 +14,11 @@
 # put the loader's .deb files in .gl/ (see README, "Performance").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SHAPES=(--models minilm,bert-base --batches 1,8,32 --seqs 8,128 --matmul-tokens 4096 --min-seconds 2)
+if [ "${1:-}" = --quick ]; then
+  SHAPES=(--models minilm --batches 1 --seqs 8 --matmul-tokens 64 --min-seconds 0.1)
+  shift
+fi
 PY=${1:-python3}
 BIN=${BERTLAB:-target/release/bertlab}
 if ls .gl/*.deb >/dev/null 2>&1; then
@@ -22,14 +29,16 @@ fi
 [ -x "$BIN" ] || cargo build --release --locked --bin bertlab
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
-"$BIN" bench --backends gpu --models minilm,bert-base --batches 1,8,32 --seqs 8,128 \
-  --matmul-tokens 4096 --min-seconds 2 --compare-pytorch "$PY"
+"$BIN" bench --backends gpu "${SHAPES[@]}" --compare-pytorch "$PY"
 echo
 echo "| torch.nn.functional.linear (cuBLAS), TF32 off | m × n × k | ms | GFLOP/s |"
 echo "|---|---|---|---|"
 "$PY" - <<'PY' || echo "| (PyTorch CUDA not available here) | | | |"
 import sys, time
-import torch
+try:
+    import torch
+except ImportError:
+    sys.exit(3)
 if not torch.cuda.is_available():
     sys.exit(3)
 torch.backends.cuda.matmul.allow_tf32 = False
