@@ -48,11 +48,14 @@ pub fn FinetunePage(loader: LoaderState, #[prop(into)] active: Signal<bool>) -> 
         }
     });
     ft.refresh_runs();
-    // the speed behind the estimate, measured once the tab is open on a loaded model
+    // the speed behind the estimate: measured once per loaded model, when the tab is first open on it
+    let measured = StoredValue::new(0u32);
     Effect::new(move |_| {
         let positions = loader.info.with(|i| i.as_ref().map(|i| i.max_positions));
-        if let (true, Some(positions), true) = (active.get(), positions, loader.version.get() > 0) {
-            if !ft.status.with_untracked(Status::busy) {
+        let version = loader.version.get();
+        if let (true, Some(positions)) = (active.get(), positions) {
+            if version > 0 && measured.get_value() != version && !ft.status.with_untracked(Status::busy) {
+                measured.set_value(version);
                 ft.measure_speed(positions);
             }
         }

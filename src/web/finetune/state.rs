@@ -69,6 +69,9 @@ pub struct Ft {
     pub invalid: RwSignal<BTreeMap<&'static str, String>>,
     /// Milliseconds per pair forward and the backend, measured when the model loads.
     pub speed: RwSignal<Option<(f64, String)>>,
+    /// Losses received since the last frame: a head can take thousands of
+    /// steps a second, and the chart is redrawn once a frame, not once a step.
+    pending_losses: StoredValue<Vec<f32>>,
 }
 
 /// A head alone learns at this rate; the Trainer's 2e-5 is for the whole model.
@@ -94,6 +97,7 @@ impl Ft {
             paused_in_memory: RwSignal::new(false),
             invalid: RwSignal::new(BTreeMap::new()),
             speed: RwSignal::new(None),
+            pending_losses: StoredValue::new(Vec::new()),
         }
     }
 
@@ -106,7 +110,30 @@ impl Ft {
         self.status.with(Status::busy)
     }
 
+    /// Moves the losses received so far onto the chart.
+    fn flush_losses(self) {
+        let new = self.pending_losses.try_update_value(std::mem::take).unwrap_or_default();
+        if !new.is_empty() {
+            self.losses.update(|l| l.extend(new));
+        }
+    }
+
+    /// Keeps a step's loss for the next frame.
+    fn queue_loss(self, loss: f32) {
+        let first = self.pending_losses.try_update_value(|p| {
+            p.push(loss);
+            p.len() == 1
+        });
+        if first == Some(true) {
+            request_animation_frame(move || self.flush_losses());
+        }
+    }
+
     fn apply(self, event: RunEvent) {
+        // every other event comes after the steps before it
+        if !matches!(event, RunEvent::Step { .. }) {
+            self.flush_losses();
+        }
         match event {
             RunEvent::Encoding { split, done, total, per_s } => self.status.set(Status::Encoding { split, done, total, per_s }),
             RunEvent::Training { record, device, losses, metrics } => {
@@ -117,7 +144,7 @@ impl Ft {
                 self.epochs.set(metrics);
                 self.status.set(Status::Training);
             }
-            RunEvent::Step { loss } => self.losses.update(|l| l.push(loss)),
+            RunEvent::Step { loss } => self.queue_loss(loss),
             RunEvent::Epoch { metrics } => self.epochs.update(|e| e.push(metrics)),
             RunEvent::Saved { step, total } => {
                 self.save_state.set(Some(SaveState::Saved { step, total }));
@@ -195,6 +222,8 @@ impl Ft {
     pub fn measure_speed(self, max_positions: usize) {
         const PAIRS: usize = 8;
         let seq = 48.min(max_positions);
+        // the last model's speed says nothing about this one
+        self.speed.set(None);
         spawn_local(async move {
             if let Reply::Benched { ms, backend } = client::call(Request::Bench { batch: PAIRS, seq, min_ms: 200.0 }).await {
                 self.speed.set(Some((ms / PAIRS as f64, backend)));
