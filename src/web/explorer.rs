@@ -275,9 +275,12 @@ fn HiddenStatePanel(current: Memo<Option<SentenceView>>) -> impl IntoView {
                         <option value="dim">"each dimension by its largest |x|"</option>
                     </select>
                 </label>
-                {move || scaled.get().map(|(_, max)| match max {
-                    Some(m) => heatmap::colour_bar(Scale::Diverging { max: 1.0 }, [format!("{:.2}", -m), "0".into(), format!("{m:.2}")], "hidden-colour-bar").into_any(),
-                    None => heatmap::colour_bar(Scale::Diverging { max: 1.0 }, ["−max".into(), "0".into(), "+max of each dim".into()], "hidden-colour-bar").into_any(),
+                {move || scaled.get().map(|(_, max)| {
+                    let labels = match max {
+                        Some(m) => [format!("{:.2}", -m), "0".into(), format!("{m:.2}")],
+                        None => ["−max".into(), "0".into(), "+max of each dim".into()],
+                    };
+                    heatmap::colour_bar(Scale::Diverging { max: 1.0 }, labels, "hidden-colour-bar")
                 })}
             </div>
             <div class="heatmap-frame">

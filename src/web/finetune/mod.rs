@@ -171,6 +171,16 @@ fn parse<T: std::str::FromStr>(v: &str, what: &str) -> Result<T, String> {
     v.parse().map_err(|_| what.to_string())
 }
 
+/// A finite number inside `range` (its name says which ends are open).
+fn real(v: &str, example: &str, range: (&str, fn(f32) -> bool)) -> Result<f32, String> {
+    let x: f32 = parse(v, &format!("a number, e.g. {example}"))?;
+    if x.is_finite() && (range.1)(x) {
+        Ok(x)
+    } else {
+        Err(format!("a number in {}", range.0))
+    }
+}
+
 fn count(v: &str, min: usize, max: usize) -> Result<usize, String> {
     let n: usize = parse(v, "a whole number")?;
     if (min..=max).contains(&n) {
@@ -185,14 +195,7 @@ const FIELDS: [Field; 9] = [
         name: "learning_rate",
         id: "lr",
         get: |c| c.learning_rate.to_string(),
-        set: |c, v| {
-            let x: f32 = parse(v, "a number, e.g. 1e-3")?;
-            if !(x.is_finite() && x > 0.0 && x <= 1.0) {
-                return Err("a number in (0, 1]".into());
-            }
-            c.learning_rate = x;
-            Ok(())
-        },
+        set: |c, v| real(v, "1e-3", ("(0, 1]", |x| x > 0.0 && x <= 1.0)).map(|x| c.learning_rate = x),
     },
     Field {
         name: "per_device_train_batch_size",
@@ -216,14 +219,7 @@ const FIELDS: [Field; 9] = [
         name: "weight_decay",
         id: "wd",
         get: |c| c.weight_decay.to_string(),
-        set: |c, v| {
-            let x: f32 = parse(v, "a number, e.g. 0.01")?;
-            if !(x.is_finite() && (0.0..=1.0).contains(&x)) {
-                return Err("a number in [0, 1]".into());
-            }
-            c.weight_decay = x;
-            Ok(())
-        },
+        set: |c, v| real(v, "0.01", ("[0, 1]", |x| (0.0..=1.0).contains(&x))).map(|x| c.weight_decay = x),
     },
     Field {
         name: "warmup_steps",
