@@ -28,6 +28,12 @@ pub struct BertConfig {
     pub layer_norm_eps: f32,
     pub hidden_act: Activation,
     pub pad_token_id: u32,
+    /// Dropout after the embeddings and each block's output projections (training only).
+    pub hidden_dropout_prob: f32,
+    /// Dropout on the attention probabilities (training only).
+    pub attention_probs_dropout_prob: f32,
+    /// Dropout before a classifier; `None` means `hidden_dropout_prob`.
+    pub classifier_dropout: Option<f32>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +50,9 @@ struct RawConfig {
     hidden_act: Option<String>,
     pad_token_id: Option<u32>,
     position_embedding_type: Option<String>,
+    hidden_dropout_prob: Option<f64>,
+    attention_probs_dropout_prob: Option<f64>,
+    classifier_dropout: Option<f64>,
 }
 
 impl BertConfig {
@@ -78,6 +87,9 @@ impl BertConfig {
             layer_norm_eps: raw.layer_norm_eps.unwrap_or(1e-12) as f32,
             hidden_act,
             pad_token_id: raw.pad_token_id.unwrap_or(0),
+            hidden_dropout_prob: raw.hidden_dropout_prob.unwrap_or(0.1) as f32,
+            attention_probs_dropout_prob: raw.attention_probs_dropout_prob.unwrap_or(0.1) as f32,
+            classifier_dropout: raw.classifier_dropout.map(|p| p as f32),
         };
         c.validate()?;
         Ok(c)
@@ -104,7 +116,22 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             )));
         }
+        let dropouts = [
+            ("hidden_dropout_prob", Some(self.hidden_dropout_prob)),
+            ("attention_probs_dropout_prob", Some(self.attention_probs_dropout_prob)),
+            ("classifier_dropout", self.classifier_dropout),
+        ];
+        for (name, p) in dropouts {
+            if let Some(p) = p.filter(|p| !(0.0..1.0).contains(p)) {
+                return Err(Error::Config(format!("{name} {p} must be in [0, 1)")));
+            }
+        }
         Ok(())
+    }
+
+    /// The dropout before the classification head.
+    pub fn classifier_dropout_prob(&self) -> f32 {
+        self.classifier_dropout.unwrap_or(self.hidden_dropout_prob)
     }
 
     pub fn head_dim(&self) -> usize {
@@ -124,6 +151,9 @@ impl BertConfig {
             layer_norm_eps: 1e-12,
             hidden_act: Activation::Gelu,
             pad_token_id: 0,
+            hidden_dropout_prob: 0.1,
+            attention_probs_dropout_prob: 0.1,
+            classifier_dropout: None,
         }
     }
 }

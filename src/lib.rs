@@ -11,6 +11,7 @@ pub mod analysis;
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
 pub mod charts;
+pub mod classifier;
 pub mod config;
 pub mod cpu_encoder;
 pub mod engine;

@@ -25,21 +25,30 @@ impl AttentionShape {
 /// `[batch·seq, hidden]` and the probabilities `[batch, heads, seq, seq]`.
 /// Masked keys get probability 0, as with PyTorch's additive `finfo.min` mask.
 pub fn attention_cpu(qkv: &[f32], mask: &[u32], s: AttentionShape) -> (Vec<f32>, Vec<f32>) {
-    let (seq, dh, hidden) = (s.seq, s.head_dim, s.hidden());
+    let probs = attention_probs_cpu(qkv, mask, s);
+    (attention_context_cpu(qkv, &probs, s), probs)
+}
+
+/// The (qkv row, column) where head `h`'s part `part` (0 q, 1 k, 2 v) of token `t` of sequence `b` starts.
+fn at(s: AttentionShape, b: usize, t: usize, part: usize, h: usize) -> usize {
+    (b * s.seq + t) * 3 * s.hidden() + part * s.hidden() + h * s.head_dim
+}
+
+/// softmax(q·kᵀ/√d) over the real keys: `[batch, heads, seq, seq]`.
+pub fn attention_probs_cpu(qkv: &[f32], mask: &[u32], s: AttentionShape) -> Vec<f32> {
+    let (seq, dh) = (s.seq, s.head_dim);
     let scale = 1.0 / (dh as f32).sqrt();
-    let mut ctx = vec![0.0; s.batch * seq * hidden];
     let mut probs = vec![0.0; s.batch * s.heads * seq * seq];
-    let row = |b: usize, t: usize| &qkv[(b * seq + t) * 3 * hidden..][..3 * hidden];
     for b in 0..s.batch {
         for h in 0..s.heads {
             for i in 0..seq {
-                let q = &row(b, i)[h * dh..][..dh];
+                let q = &qkv[at(s, b, i, 0, h)..][..dh];
                 let p = &mut probs[((b * s.heads + h) * seq + i) * seq..][..seq];
                 // scores of the real keys, then a softmax over them
                 let mut max = f32::NEG_INFINITY;
                 for j in 0..seq {
                     if mask[b * seq + j] != 0 {
-                        let k = &row(b, j)[hidden + h * dh..][..dh];
+                        let k = &qkv[at(s, b, j, 1, h)..][..dh];
                         p[j] = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
                         max = max.max(p[j]);
                     }
@@ -50,10 +59,23 @@ pub fn attention_cpu(qkv: &[f32], mask: &[u32], s: AttentionShape) -> (Vec<f32>,
                     sum += p[j];
                 }
                 p.iter_mut().for_each(|v| *v /= sum);
-                // the context: probabilities times values
+            }
+        }
+    }
+    probs
+}
+
+/// The context: each head's probabilities times its values, `[batch·seq, hidden]`.
+pub fn attention_context_cpu(qkv: &[f32], probs: &[f32], s: AttentionShape) -> Vec<f32> {
+    let (seq, dh, hidden) = (s.seq, s.head_dim, s.hidden());
+    let mut ctx = vec![0.0; s.batch * seq * hidden];
+    for b in 0..s.batch {
+        for h in 0..s.heads {
+            for i in 0..seq {
+                let p = &probs[((b * s.heads + h) * seq + i) * seq..][..seq];
                 let out = &mut ctx[(b * seq + i) * hidden + h * dh..][..dh];
                 for j in 0..seq {
-                    let v = &row(b, j)[2 * hidden + h * dh..][..dh];
+                    let v = &qkv[at(s, b, j, 2, h)..][..dh];
                     for d in 0..dh {
                         out[d] += p[j] * v[d];
                     }
@@ -61,7 +83,51 @@ pub fn attention_cpu(qkv: &[f32], mask: &[u32], s: AttentionShape) -> (Vec<f32>,
             }
         }
     }
-    (ctx, probs)
+    ctx
+}
+
+/// CPU reference of the backward pass. `probs` are the softmax's outputs;
+/// `dropout` the factor dropout multiplied each by (0 where dropped), when
+/// the context was made from dropped-out probabilities. Returns `dqkv`,
+/// shaped as `qkv`. Masked keys have probability 0, so they get no gradient.
+pub fn attention_backward_cpu(qkv: &[f32], probs: &[f32], dropout: Option<&[f32]>, d_ctx: &[f32], s: AttentionShape) -> Vec<f32> {
+    let (seq, dh, hidden) = (s.seq, s.head_dim, s.hidden());
+    let scale = 1.0 / (dh as f32).sqrt();
+    let mut dqkv = vec![0.0; qkv.len()];
+    let mut dp = vec![0.0f32; seq];
+    for b in 0..s.batch {
+        for h in 0..s.heads {
+            for i in 0..seq {
+                let row = ((b * s.heads + h) * seq + i) * seq;
+                let dc = &d_ctx[(b * seq + i) * hidden + h * dh..][..dh];
+                // through ctx = P'·V with P' = P ⊙ dropout: dV += P'ᵀ·dctx, dP = (dctx·Vᵀ) ⊙ dropout
+                for j in 0..seq {
+                    let factor = dropout.map_or(1.0, |f| f[row + j]);
+                    let v = at(s, b, j, 2, h);
+                    let mut dot = 0.0;
+                    for d in 0..dh {
+                        dot += dc[d] * qkv[v + d];
+                        dqkv[v + d] += probs[row + j] * factor * dc[d];
+                    }
+                    dp[j] = dot * factor;
+                }
+                // through the softmax: dS = P ⊙ (dP − Σ P⊙dP)
+                let p = &probs[row..][..seq];
+                let dot: f32 = p.iter().zip(&dp).map(|(a, b)| a * b).sum();
+                // through S = q·kᵀ·scale
+                let q = at(s, b, i, 0, h);
+                for j in 0..seq {
+                    let ds = p[j] * (dp[j] - dot) * scale;
+                    let k = at(s, b, j, 1, h);
+                    for d in 0..dh {
+                        dqkv[q + d] += ds * qkv[k + d];
+                        dqkv[k + d] += ds * qkv[q + d];
+                    }
+                }
+            }
+        }
+    }
+    dqkv
 }
 
 #[repr(C)]

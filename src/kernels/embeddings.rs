@@ -25,6 +25,32 @@ pub fn embeddings_cpu(
     out
 }
 
+/// CPU reference of the backward pass: each token's gradient `d_out` row is
+/// added to its word, position and token-type rows, in token order (a fixed
+/// order, so the sums are the same every run). Returns the three tables'
+/// gradients, shaped as the tables (`vocab`, `positions`, `types` rows).
+pub fn embeddings_backward_cpu(
+    input_ids: &[u32],
+    token_type_ids: &[u32],
+    seq: usize,
+    d_out: &[f32],
+    (vocab, positions, types): (usize, usize, usize),
+    hidden: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut word = vec![0.0; vocab * hidden];
+    let mut position = vec![0.0; positions * hidden];
+    let mut token_type = vec![0.0; types * hidden];
+    for (t, g) in d_out.chunks_exact(hidden).enumerate() {
+        let (w, p, tt) = (input_ids[t] as usize, t % seq, token_type_ids[t] as usize);
+        for d in 0..hidden {
+            word[w * hidden + d] += g[d];
+            position[p * hidden + d] += g[d];
+            token_type[tt * hidden + d] += g[d];
+        }
+    }
+    (word, position, token_type)
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {

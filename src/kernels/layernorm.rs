@@ -22,6 +22,38 @@ pub fn layernorm_cpu(x: &[f32], residual: Option<&[f32]>, norm: &LayerNorm, hidd
     out
 }
 
+/// CPU reference of the backward pass. `input` is what was normalised (`x +
+/// residual`), `dy` the gradient of the output; returns the gradient of the
+/// input (which flows to `x` and to the residual alike), of gamma and of beta.
+pub fn layernorm_backward_cpu(input: &[f32], gamma: &[f32], dy: &[f32], hidden: usize, eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut dx = vec![0.0; input.len()];
+    let mut dgamma = vec![0.0; hidden];
+    let mut dbeta = vec![0.0; hidden];
+    for r in 0..input.len() / hidden {
+        let x = &input[r * hidden..][..hidden];
+        let g = &dy[r * hidden..][..hidden];
+        let mean = x.iter().sum::<f32>() / hidden as f32;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / hidden as f32;
+        let inv_std = 1.0 / (var + eps).sqrt();
+        // dx = inv_std·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)), with dŷ = dy·gamma
+        let mut mean_dxhat = 0.0;
+        let mut mean_dxhat_xhat = 0.0;
+        for d in 0..hidden {
+            let xhat = (x[d] - mean) * inv_std;
+            let dxhat = g[d] * gamma[d];
+            mean_dxhat += dxhat / hidden as f32;
+            mean_dxhat_xhat += dxhat * xhat / hidden as f32;
+            dgamma[d] += g[d] * xhat;
+            dbeta[d] += g[d];
+        }
+        for d in 0..hidden {
+            let xhat = (x[d] - mean) * inv_std;
+            dx[r * hidden + d] = inv_std * (g[d] * gamma[d] - mean_dxhat - xhat * mean_dxhat_xhat);
+        }
+    }
+    (dx, dgamma, dbeta)
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {

@@ -27,6 +27,26 @@ impl Epilogue {
         }
     }
 
+    /// d act(x) / dx at the pre-activation `x`.
+    pub fn derivative(self, x: f32) -> f32 {
+        match self {
+            Epilogue::None => 1.0,
+            Epilogue::Gelu => {
+                // Φ(x) + x·φ(x)
+                let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+                let pdf = (-0.5 * x * x).exp() / (2.0 * std::f32::consts::PI).sqrt();
+                cdf + x * pdf
+            }
+            Epilogue::GeluTanh => {
+                let c = (2.0f32 / std::f32::consts::PI).sqrt();
+                let t = (c * (x + 0.044715 * x * x * x)).tanh();
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * x * x)
+            }
+            Epilogue::Relu => f32::from(u8::from(x > 0.0)),
+            Epilogue::Tanh => 1.0 - x.tanh() * x.tanh(),
+        }
+    }
+
     pub(crate) fn code(self) -> u32 {
         match self {
             Epilogue::None => 0,
@@ -97,6 +117,22 @@ pub fn linear_cpu(x: &[f32], w: &[f32], bias: &[f32], rows: usize, n: usize, k: 
     assert_eq!(x.len(), rows * k);
     assert_eq!(w.len(), n * k);
     matmul_cpu(x, Layout::rows(k), w, Layout::rows(k), Some(bias), (rows, n, k), act)
+}
+
+/// CPU reference of an epilogue's backward: `dx = dy · act'(pre)`.
+pub fn activation_backward_cpu(pre: &[f32], dy: &[f32], act: Epilogue) -> Vec<f32> {
+    pre.iter().zip(dy).map(|(&x, &g)| g * act.derivative(x)).collect()
+}
+
+/// CPU reference of a bias's gradient: the column sums of `dy` `[rows, n]`.
+pub fn column_sums_cpu(dy: &[f32], n: usize) -> Vec<f32> {
+    let mut sums = vec![0.0; n];
+    for row in dy.chunks_exact(n) {
+        for j in 0..n {
+            sums[j] += row[j];
+        }
+    }
+    sums
 }
 
 #[repr(C)]

@@ -1,0 +1,66 @@
+//! The Trainer's optimizer step: gradients clipped to a global norm
+//! (`max_grad_norm`, as `clip_grad_norm_`), then AdamW on every trained
+//! tensor, with no weight decay on biases and LayerNorm weights.
+
+use crate::classifier::{ClassifierParams, TrainLayers};
+use crate::kernels::adamw::{adamw_cpu, AdamW};
+
+/// The Trainer's default `max_grad_norm`.
+pub const MAX_GRAD_NORM: f32 = 1.0;
+
+/// AdamW's moments of every tensor (zeros for the ones a run does not train).
+#[derive(Debug, Clone)]
+pub struct Moments {
+    pub m: ClassifierParams,
+    pub v: ClassifierParams,
+}
+
+impl Moments {
+    pub fn new(p: &ClassifierParams) -> Self {
+        let z = p.zeros_like();
+        Moments { m: z.clone(), v: z }
+    }
+}
+
+/// The global L2 norm of the trained tensors' gradients (in f64, as one sum).
+pub fn grad_norm(grads: &ClassifierParams, train: TrainLayers) -> f64 {
+    let layers = grads.bert.layers.len();
+    let layout = grads.layout();
+    let sq: f64 = layout
+        .iter()
+        .zip(grads.data())
+        .filter(|(info, _)| train.trains(info.part, layers))
+        .map(|(_, g)| g.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
+        .sum();
+    sq.sqrt()
+}
+
+/// One optimizer step `t` (from 1) with `opt`'s learning rate and decay.
+/// Clips `grads` in place; returns their norm before clipping.
+pub fn step(
+    params: &mut ClassifierParams,
+    grads: &mut ClassifierParams,
+    moments: &mut Moments,
+    train: TrainLayers,
+    opt: &AdamW,
+    t: u32,
+    max_grad_norm: f32,
+) -> f64 {
+    let layers = params.bert.layers.len();
+    let norm = grad_norm(grads, train);
+    // torch.nn.utils.clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1
+    let clip = (f64::from(max_grad_norm) / (norm + 1e-6)).min(1.0) as f32;
+    let layout = params.layout();
+    let tensors = params.data_mut().into_iter().zip(grads.data_mut()).zip(moments.m.data_mut()).zip(moments.v.data_mut());
+    for (info, (((p, g), m), v)) in layout.iter().zip(tensors) {
+        if !train.trains(info.part, layers) {
+            continue;
+        }
+        if clip < 1.0 {
+            g.iter_mut().for_each(|x| *x *= clip);
+        }
+        let opt = if info.decays() { *opt } else { AdamW { weight_decay: 0.0, ..*opt } };
+        adamw_cpu(&opt, t, p, g, m, v);
+    }
+    norm
+}

@@ -1,0 +1,220 @@
+//! Fine-tuning the whole `BertForSequenceClassification`: gradients of every
+//! parameter and three Trainer optimizer steps against PyTorch's (fixture
+//! from tests/reference/make_training_fixture.py, dropout off), the fast
+//! matrix products against the plain reference, dropout's backward against
+//! finite differences, top-k runs against the whole model's gradients, and
+//! the exported folder read back.
+
+mod common;
+
+use bertlab::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dropout};
+use bertlab::classifier::export::{export_folder, hf_tensors};
+use bertlab::classifier::math::CpuMath;
+use bertlab::classifier::optimizer::{step, Moments, MAX_GRAD_NORM};
+use bertlab::classifier::{ClassifierParams, TrainLayers, CLASSES};
+use bertlab::finetune::learning_rate_at;
+use bertlab::kernels::adamw::AdamW;
+use bertlab::kernels::matmul::Layout;
+use bertlab::tensor_file::TensorReader;
+use bertlab::tokenize::Batch;
+use bertlab::Model;
+use common::{assert_close, f32s, fixtures, max_abs_diff, read_json, tiny_dir, values};
+use serde_json::Value;
+
+struct Case {
+    params: ClassifierParams,
+    batch: Batch,
+    labels: Vec<u32>,
+    json: Value,
+}
+
+fn case() -> Case {
+    let json = read_json(&fixtures().join("tiny-train/case.json"));
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let mut params = ClassifierParams::new(model.weights, 0);
+    params.classifier.weight = f32s(&json["classifier_weight"]);
+    params.classifier.bias = f32s(&json["classifier_bias"]);
+    let rows = (0..json["input_ids"].as_array().unwrap().len())
+        .map(|r| {
+            let row = |key: &str| -> Vec<u32> { json[key][r].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect() };
+            let len = row("attention_mask").iter().filter(|&&m| m == 1).count();
+            (row("input_ids")[..len].to_vec(), row("token_type_ids")[..len].to_vec())
+        })
+        .collect();
+    let batch = Batch::from_rows(rows, 0).unwrap();
+    let labels = json["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    Case { params, batch, labels, json }
+}
+
+fn gradients(c: &Case, math: CpuMath, train: TrainLayers, dropout: Option<&Dropout>) -> (f32, ClassifierParams) {
+    let mut grads = c.params.zeros_like();
+    let loss = loss_and_gradients(math, &c.params, &c.batch, &c.labels, train, dropout, None, 1.0, &mut grads);
+    (loss, grads)
+}
+
+/// Each tensor against the same-named one of a PyTorch safetensors file,
+/// within `tol` of its largest value, or within `abs_tol(name)` where given.
+fn assert_matches_file(what: &str, p: &ClassifierParams, file: &str, tol: f32, abs_tol: impl Fn(&str) -> Option<f32>) {
+    let bytes = std::fs::read(fixtures().join("tiny-train").join(file)).unwrap();
+    let want = TensorReader::parse(&bytes, "fixture").unwrap();
+    let ours = hf_tensors(p);
+    assert_eq!(ours.len(), want.names().len(), "{what}: tensor count");
+    for (name, shape, got) in ours {
+        let w = want.f32(&name, &shape).unwrap();
+        let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        let bound = abs_tol(&name).unwrap_or(tol * scale);
+        let err = max_abs_diff(got, &w);
+        assert!(err <= bound, "{what} `{name}`: max abs error {err:e}, allowed {bound:e} (largest value {scale:e})");
+    }
+}
+
+#[test]
+fn logits_loss_and_every_gradient_equal_pytorch_autograd() {
+    let c = case();
+    let f = forward(CpuMath::Reference, &c.params, &c.batch, TrainLayers::All, None, None);
+    assert_close("logits", &f.logits, &f32s(&c.json["logits"]), 1e-5);
+    let (loss, grads) = gradients(&c, CpuMath::Reference, TrainLayers::All, None);
+    assert!((loss - c.json["loss"].as_f64().unwrap() as f32).abs() < 1e-5, "loss {loss}");
+    assert_matches_file("gradient", &grads, "grads.safetensors", 1e-4, |_| None);
+}
+
+#[test]
+fn three_trainer_steps_equal_pytorch_parameters() {
+    let c = case();
+    let s = &c.json["settings"];
+    let (lr, total, warmup, steps) = (
+        s["learning_rate"].as_f64().unwrap() as f32,
+        s["total_steps"].as_u64().unwrap() as usize,
+        s["warmup_steps"].as_u64().unwrap() as usize,
+        s["steps"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(s["max_grad_norm"].as_f64().unwrap() as f32, MAX_GRAD_NORM);
+    let mut params = c.params.clone();
+    let mut moments = Moments::new(&params);
+    let mut norms = Vec::new();
+    for t in 0..steps {
+        let mut grads = params.zeros_like();
+        let loss = loss_and_gradients(CpuMath::Reference, &params, &c.batch, &c.labels, TrainLayers::All, None, None, 1.0, &mut grads);
+        let want = c.json["step_losses"][t].as_f64().unwrap() as f32;
+        assert!((loss - want).abs() < 1e-5, "step {t}: loss {loss}, PyTorch {want}");
+        let opt = AdamW::new(learning_rate_at(t, total, warmup, lr), s["weight_decay"].as_f64().unwrap() as f32);
+        norms.push(step(&mut params, &mut grads, &mut moments, TrainLayers::All, &opt, t as u32 + 1, MAX_GRAD_NORM));
+    }
+    assert!(norms[0] > 1.0, "the fixture's gradients should need clipping (norm {})", norms[0]);
+    // A key bias's gradient is zero in exact arithmetic (softmax ignores a
+    // shift shared by every key), so both sides hold rounding noise there,
+    // which Adam's normalisation turns into steps of up to ±lr each.
+    let key_bias = |name: &str| name.ends_with("key.bias").then_some(2.0 * lr * steps as f32);
+    assert_matches_file("parameter after 3 steps", &params, "after.safetensors", 2e-5, key_bias);
+}
+
+#[test]
+fn fast_products_equal_the_reference_on_odd_shapes_and_whole_gradients() {
+    for &(m, n, k) in &[(1, 1, 1), (1, 7, 5), (13, 9, 31), (33, 65, 17), (128, 96, 37)] {
+        let a = values(m * k, 1, 1.0);
+        let w = values(n * k, 2, 1.0);
+        for (al, wl) in [
+            (Layout::rows(k), Layout::rows(k)),
+            (Layout::transposed(m), Layout::rows(k)),
+            (Layout::rows(k), Layout::transposed(n)),
+            (Layout::transposed(m), Layout::transposed(n)),
+        ] {
+            let want = CpuMath::Reference.matmul(&a, al, &w, wl, (m, n, k));
+            let got = CpuMath::Fast.matmul(&a, al, &w, wl, (m, n, k));
+            assert_close(&format!("{m}×{n}×{k} {al:?} {wl:?}"), &got, &want, 1e-5);
+        }
+    }
+    let c = case();
+    let d = Dropout::training(&c.params.bert.config, 7, 3);
+    let (want_loss, want) = gradients(&c, CpuMath::Reference, TrainLayers::All, Some(&d));
+    let (loss, got) = gradients(&c, CpuMath::Fast, TrainLayers::All, Some(&d));
+    assert!((loss - want_loss).abs() < 1e-5);
+    for ((info, g), w) in c.params.layout().iter().zip(got.data()).zip(want.data()) {
+        assert_close(&info.name, g, w, 1e-5);
+    }
+}
+
+#[test]
+fn gradients_with_dropout_are_the_derivative_of_the_dropped_out_loss() {
+    let c = case();
+    let d = Dropout { hidden: 0.3, attention: 0.3, classifier: 0.3, ..Dropout::training(&c.params.bert.config, 11, 2) };
+    let (_, grads) = gradients(&c, CpuMath::Reference, TrainLayers::All, Some(&d));
+    let layout = c.params.layout();
+    let loss_at = |p: &ClassifierParams| {
+        let f = forward(CpuMath::Reference, p, &c.batch, TrainLayers::All, Some(&d), None);
+        let (losses, _) = bertlab::kernels::cross_entropy::cross_entropy_cpu(&f.logits, &c.labels, CLASSES, 1.0);
+        losses.iter().map(|&l| f64::from(l)).sum::<f64>() / c.labels.len() as f64
+    };
+    // the largest gradient of a few tensors across the model, by central differences
+    let mut checked = 0;
+    for name in [
+        "bert.embeddings.LayerNorm.weight",
+        "bert.encoder.layer.0.attention.self.qkv.weight",
+        "bert.encoder.layer.1.output.dense.weight",
+        "bert.pooler.dense.bias",
+    ] {
+        let t = layout.iter().position(|i| i.name == name).unwrap();
+        let g = grads.data()[t];
+        let i = (0..g.len()).max_by(|&a, &b| g[a].abs().total_cmp(&g[b].abs())).unwrap();
+        let eps = 1e-2f32;
+        let mut plus = c.params.clone();
+        plus.data_mut()[t][i] += eps;
+        let mut minus = c.params.clone();
+        minus.data_mut()[t][i] -= eps;
+        let numeric = ((loss_at(&plus) - loss_at(&minus)) / (2.0 * f64::from(eps))) as f32;
+        assert!((numeric - g[i]).abs() <= 2e-3 + 0.03 * g[i].abs(), "{name}[{i}]: analytic {}, numeric {numeric}", g[i]);
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
+
+#[test]
+fn top_k_runs_train_only_their_layers_and_agree_with_the_whole_model() {
+    let c = case();
+    let (_, all) = gradients(&c, CpuMath::Reference, TrainLayers::All, None);
+    let (_, top) = gradients(&c, CpuMath::Reference, TrainLayers::Top(1), None);
+    let layers = c.params.bert.layers.len();
+    for ((info, t), a) in c.params.layout().iter().zip(top.data()).zip(all.data()) {
+        if TrainLayers::Top(1).trains(info.part, layers) {
+            assert_close(&info.name, t, a, 1e-6);
+        } else {
+            assert!(t.iter().all(|&v| v == 0.0), "{} is frozen but got a gradient", info.name);
+        }
+    }
+    // starting from cached frozen states is the same step
+    let entry = frozen_hidden(CpuMath::Reference, &c.params, &c.batch, 1);
+    let d = Dropout::training(&c.params.bert.config, 5, 1);
+    let mut from_cache = c.params.zeros_like();
+    loss_and_gradients(CpuMath::Fast, &c.params, &c.batch, &c.labels, TrainLayers::Top(1), Some(&d), Some(entry), 1.0, &mut from_cache);
+    let (_, direct) = gradients(&c, CpuMath::Fast, TrainLayers::Top(1), Some(&d));
+    for (a, b) in from_cache.data().iter().zip(direct.data()) {
+        assert_close("top-1 gradient from cached states", a, b, 1e-6);
+    }
+}
+
+#[test]
+fn an_exported_folder_loads_back_as_the_fine_tuned_encoder() {
+    let c = case();
+    let mut params = c.params.clone();
+    // a changed model, so the check cannot pass on the base weights
+    params.bert.layers[1].ffn_out.bias.iter_mut().for_each(|v| *v += 0.5);
+    let dir = tiny_dir();
+    let config = std::fs::read(dir.join("config.json")).unwrap();
+    let vocab = std::fs::read(dir.join("vocab.txt")).unwrap();
+    let files = export_folder(&params, &config, &[("vocab.txt", &vocab)]).unwrap();
+    let out = std::env::temp_dir().join(format!("bertlab-export-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    for (name, bytes) in &files {
+        std::fs::write(out.join(name), bytes).unwrap();
+    }
+    let cfg: Value = serde_json::from_slice(&files[0].1).unwrap();
+    assert_eq!(cfg["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(cfg["id2label"]["1"], "equivalent");
+    let loaded = Model::from_dir(&out).unwrap();
+    assert_eq!(loaded.weights.layers[1].ffn_out.bias, params.bert.layers[1].ffn_out.bias);
+    assert_eq!(loaded.weights.layers[0].qkv.weight, params.bert.layers[0].qkv.weight);
+    let reader_bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    let r = TensorReader::parse(&reader_bytes, "export").unwrap();
+    assert_eq!(r.f32("classifier.weight", &[CLASSES, 32]).unwrap(), params.classifier.weight);
+    std::fs::remove_dir_all(&out).unwrap();
+}
