@@ -46,10 +46,14 @@ fn tiny() -> String {
     tiny_dir().to_str().unwrap().to_string()
 }
 
-/// `finetune` on the tiny model, the CPU path and a cache folder of its own.
+/// `finetune` of a head (`--train-layers 0`) on the tiny model, the CPU path
+/// and a cache folder of its own; `extra` may override any of it.
 fn finetune(data: &Path, cache: &Path, extra: &[&str]) -> Output {
     let (t, d, c) = (tiny(), data.to_str().unwrap().to_string(), cache.to_str().unwrap().to_string());
     let mut args = vec!["finetune", "--model", &t, "--data", &d, "--backend", "cpu", "--cache-dir", &c];
+    if !extra.contains(&"--train-layers") {
+        args.extend(["--train-layers", "0"]);
+    }
     args.extend_from_slice(extra);
     bertlab(&args)
 }
@@ -115,6 +119,61 @@ fn trains_reports_each_epoch_exports_and_scores_the_head_again() {
     assert_eq!(again[0]["eval_accuracy"].as_f64().unwrap(), acc);
     assert_eq!(again[0]["confusion_matrix"], fin["final"]["confusion_matrix"]);
     assert_eq!(again[0]["eval_loss"], fin["final"]["eval_loss"]);
+}
+
+/// `--train-layers all` and `1`: BERT itself fine-tuned, written as a
+/// Hugging Face folder that `embed` and `--eval-only` read back.
+#[test]
+fn encoder_layers_fine_tune_and_export_a_folder_that_loads_again() {
+    let root = scratch("model");
+    let data = data_dir("model-data", &glue_head("train.tsv", 96), &glue_head("dev.tsv", 40));
+    let base = bertlab::Model::from_dir(&tiny_dir()).unwrap().weights;
+    for layers in ["all", "1"] {
+        let out = root.join(format!("model-{layers}"));
+        let o = finetune(
+            &data,
+            &root.join("cache"),
+            &["--train-layers", layers, "--out", out.to_str().unwrap(), "--learning-rate", "1e-3", "--num-train-epochs", "2", "--json"],
+        );
+        let lines = json_lines(&o);
+        assert_eq!(lines.iter().filter(|l| l.get("step").is_some()).count(), 2 * 96 / 16, "{layers}");
+        let epochs: Vec<&Value> = lines.iter().filter(|l| l.get("train_loss").is_some()).collect();
+        let loss = |e: usize| epochs[e]["train_loss"].as_f64().unwrap();
+        assert!(loss(1) < loss(0), "--train-layers {layers}: the training loss should fall: {} then {}", loss(0), loss(1));
+        let fin = &lines.last().unwrap()["final"];
+
+        let cfg: Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["architectures"][0], "BertForSequenceClassification");
+        assert_eq!(cfg["hidden_size"], 32, "the base model's config is kept");
+        assert!(out.join("vocab.txt").is_file());
+        let tuned = bertlab::Model::from_dir(&out).unwrap().weights;
+        assert_ne!(tuned.layers[1].ffn_out.weight, base.layers[1].ffn_out.weight, "{layers}: the top layer trained");
+        let frozen = tuned.layers[0].qkv.weight == base.layers[0].qkv.weight && tuned.word_embeddings == base.word_embeddings;
+        assert_eq!(frozen, layers == "1", "--train-layers {layers}: the layers below stay as loaded exactly when they are frozen");
+
+        // the folder scores the same again, and embeds
+        let dev = data.join("dev.tsv");
+        let again =
+            json_lines(&bertlab(&["finetune", "--eval-only", "--model", out.to_str().unwrap(), "--data", dev.to_str().unwrap(), "--json"]));
+        assert_eq!(again[0]["eval_loss"], fin["eval_loss"], "{layers}");
+        assert_eq!(again[0]["confusion_matrix"], fin["confusion_matrix"]);
+        let e = bertlab(&["embed", "--model", out.to_str().unwrap(), "--backend", "cpu", "the cat sat"]);
+        assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    }
+    let model_dir = root.join("model-all");
+    for (args, want) in [
+        (&["--train-layers", "3"][..], "--train-layers 3: the model has only 2 layers"),
+        (&["--train-layers", "top"], "give `all` or a number"),
+        (&["--train-layers", "all", "--head-input", "cls"], "--head-input, --mlp-hidden and --baseline are for --train-layers 0"),
+    ] {
+        let e = error_of(&finetune(&data, &root.join("cache"), args));
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    let e = error_of(&bertlab(&["finetune", "--model", &tiny(), "--data", data.to_str().unwrap(), "--backend", "gpu"]));
+    assert!(e.contains("runs on the CPU path for now"), "{e}");
+    let e = error_of(&bertlab(&["finetune", "--eval-only", "--model", &tiny(), "--data", data.join("dev.tsv").to_str().unwrap()]));
+    assert!(e.contains("no `classifier.weight`"), "{e}");
+    assert!(model_dir.is_dir());
 }
 
 #[test]
@@ -225,6 +284,8 @@ fn the_feature_cache_is_keyed_by_content_and_checked_on_read() {
         "--num-train-epochs",
         "1",
         "--json",
+        "--train-layers",
+        "0",
         "--no-cache",
         "--cache-dir",
         other.to_str().unwrap(),

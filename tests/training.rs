@@ -169,7 +169,7 @@ fn training(config: TrainConfig, gpu_backend: bool) -> Training {
 
 fn run_all(t: &mut Training) -> (Vec<f32>, HeadParams) {
     while pollster::block_on(t.advance()).unwrap() != Event::Done {}
-    (t.losses.clone(), pollster::block_on(t.head()).unwrap().params)
+    (t.progress.losses.clone(), pollster::block_on(t.head()).unwrap().params)
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn training_is_deterministic_learns_and_agrees_between_cpu_and_gpu() {
     let first: f32 = l1[..10].iter().sum::<f32>() / 10.0;
     let last: f32 = l1[l1.len() - 10..].iter().sum::<f32>() / 10.0;
     assert!(last < 0.7 * first, "loss {first} → {last}");
-    assert!(t2.metrics.last().unwrap().accuracy > 0.8, "{:?}", t2.metrics);
+    assert!(t2.progress.metrics.last().unwrap().accuracy > 0.8, "{:?}", t2.progress.metrics);
     // the GPU path follows the CPU path
     let (lg, pg) = run_all(&mut training(config, true));
     assert_close("losses GPU vs CPU", &lg, &l1, 1e-4);
@@ -319,7 +319,7 @@ fn a_run_resumed_from_a_checkpoint_continues_exactly() {
     // stop part-way through the second epoch, save, resume on another backend object
     let mut t = training(config, false);
     let first_epoch = 150usize.div_ceil(16);
-    while t.losses.len() < first_epoch + 4 {
+    while t.progress.losses.len() < first_epoch + 4 {
         pollster::block_on(t.advance()).unwrap();
     }
     let bytes = pollster::block_on(t.checkpoint()).unwrap();
@@ -331,7 +331,7 @@ fn a_run_resumed_from_a_checkpoint_continues_exactly() {
     let (losses, head) = run_all(&mut resumed);
     assert_eq!(losses, full_losses);
     assert_eq!(head, full_head);
-    assert_eq!(resumed.metrics.len(), 3);
+    assert_eq!(resumed.progress.metrics.len(), 3);
     // on other data than it was made with, it refuses
     let e = pollster::block_on(Training::resume(&bytes, None, toy(150, 7, 3), toy(60, 12, 4))).err().unwrap().to_string();
     assert!(e.contains("the head reads 12 per pair"), "{e}");

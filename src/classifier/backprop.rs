@@ -10,7 +10,7 @@
 use crate::classifier::math::{add, CpuMath};
 use crate::classifier::{ClassifierParams, TrainLayers, CLASSES};
 use crate::config::BertConfig;
-use crate::kernels::attention::{attention_backward_cpu, attention_context_cpu, attention_probs_cpu, AttentionShape};
+use crate::kernels::attention::AttentionShape;
 use crate::kernels::cross_entropy::cross_entropy_cpu;
 use crate::kernels::dropout::{dropout_mask_cpu, site_seed};
 use crate::kernels::embeddings::{embeddings_backward_cpu, embeddings_cpu};
@@ -125,12 +125,8 @@ fn layer_forward(
     let hidden_p = drop.map_or(0.0, |(d, _)| d.hidden);
 
     let qkv = math.linear(&x, rows, &layer.qkv);
-    let probs = attention_probs_cpu(&qkv, mask, shape);
-    let probs_dropout = site_mask(0, attention_p, probs.len());
-    let ctx = match &probs_dropout {
-        Some(m) => attention_context_cpu(&qkv, &probs.iter().zip(m).map(|(p, f)| p * f).collect::<Vec<_>>(), shape),
-        None => attention_context_cpu(&qkv, &probs, shape),
-    };
+    let probs_dropout = site_mask(0, attention_p, shape.batch * shape.heads * shape.seq * shape.seq);
+    let (probs, ctx) = math.attention(&qkv, mask, probs_dropout.as_deref(), shape);
     let mut a = math.linear(&ctx, rows, &layer.attn_out);
     let attn_dropout = site_mask(1, hidden_p, a.len());
     apply(&mut a, &attn_dropout);
@@ -138,7 +134,7 @@ fn layer_forward(
     let x1 = layernorm_cpu(&s1, None, &layer.attn_norm, h, eps);
     let inter_pre = math.linear(&x1, rows, &layer.ffn_in);
     let act: Epilogue = c.hidden_act.into();
-    let inter: Vec<f32> = inter_pre.iter().map(|&v| act.apply(v)).collect();
+    let inter = math.activation(&inter_pre, act);
     let mut o = math.linear(&inter, rows, &layer.ffn_out);
     let out_dropout = site_mask(2, hidden_p, o.len());
     apply(&mut o, &out_dropout);
@@ -237,7 +233,7 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, f: &Forward, batch: &Batch,
         let mut d_o = ds2;
         apply(&mut d_o, &t.out_dropout);
         let d_inter = math.linear_backward(&t.inter, &d_o, rows, &layer.ffn_out, &mut g.ffn_out, true).unwrap_or_default();
-        let d_inter_pre = activation_backward_cpu(&t.inter_pre, &d_inter, act);
+        let d_inter_pre = math.activation_backward(&t.inter_pre, &d_inter, act);
         let d_x1 = math.linear_backward(&t.x1, &d_inter_pre, rows, &layer.ffn_in, &mut g.ffn_in, true).unwrap_or_default();
         add(&mut dx1, &d_x1);
         // x1 = LayerNorm(dropout(ctx·Woᵀ + bo) + x)
@@ -247,7 +243,7 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, f: &Forward, batch: &Batch,
         let mut d_a = ds1;
         apply(&mut d_a, &t.attn_dropout);
         let d_ctx = math.linear_backward(&t.ctx, &d_a, rows, &layer.attn_out, &mut g.attn_out, true).unwrap_or_default();
-        let dqkv = attention_backward_cpu(&t.qkv, &t.probs, t.probs_dropout.as_deref(), &d_ctx, shape);
+        let dqkv = math.attention_backward(&t.qkv, &t.probs, t.probs_dropout.as_deref(), &d_ctx, shape);
         if let Some(d) = math.linear_backward(&t.x, &dqkv, rows, &layer.qkv, &mut g.qkv, want_dx) {
             add(&mut dx_in, &d);
         }

@@ -1,13 +1,16 @@
-//! Where training's matrix products run: the plain reference (`matmul_cpu`)
-//! or the fast GEMM (rten-gemm, every core natively, simd128 in wasm). The
-//! rest of the backward pass is element-wise or per-row and always runs on
-//! the kernels' plain references; tests/classifier.rs holds `Fast` against
+//! Where training's heavy steps run: on the kernels' plain references, or
+//! fast: matrix products on the GEMM (rten-gemm, every core natively,
+//! simd128 in wasm), and attention and activations on the same references
+//! spread over the cores one sequence (or one chunk) at a time. The rest of
+//! the pass is per-row and cheap. tests/classifier.rs holds `Fast` against
 //! `Reference`.
 
+use rayon::prelude::*;
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions};
 use rten_tensor::NdTensorView;
 
-use crate::kernels::matmul::{column_sums_cpu, matmul_cpu, Epilogue, Layout};
+use crate::kernels::attention::{attention_backward_cpu, attention_context_cpu, attention_probs_cpu, AttentionShape};
+use crate::kernels::matmul::{activation_backward_cpu, column_sums_cpu, matmul_cpu, Epilogue, Layout};
 use crate::weights::Linear;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,92 @@ impl CpuMath {
         add(&mut grad.bias, &column_sums_cpu(dy, out));
         want_dx.then(|| self.matmul(dy, Layout::rows(out), &l.weight, Layout::transposed(inp), (rows, inp, out)))
     }
+}
+
+/// Elements an activation's chunk holds when spread over the cores.
+const CHUNK: usize = 1 << 14;
+
+impl CpuMath {
+    /// Attention probabilities `[batch, heads, seq, seq]` and the context made
+    /// from them after `dropout` (factors shaped as the probabilities).
+    pub fn attention(self, qkv: &[f32], mask: &[u32], dropout: Option<&[f32]>, s: AttentionShape) -> (Vec<f32>, Vec<f32>) {
+        let one = |qkv: &[f32], mask: &[u32], dropout: Option<&[f32]>, s: AttentionShape| {
+            let probs = attention_probs_cpu(qkv, mask, s);
+            let ctx = match dropout {
+                Some(f) => attention_context_cpu(qkv, &probs.iter().zip(f).map(|(p, f)| p * f).collect::<Vec<_>>(), s),
+                None => attention_context_cpu(qkv, &probs, s),
+            };
+            (probs, ctx)
+        };
+        match self {
+            CpuMath::Reference => one(qkv, mask, dropout, s),
+            CpuMath::Fast => {
+                let parts: Vec<_> = (0..s.batch)
+                    .into_par_iter()
+                    .map(|b| {
+                        let (qkv, mask, dropout, s1) = sequence(qkv, mask, dropout, s, b);
+                        one(qkv, mask, dropout, s1)
+                    })
+                    .collect();
+                let (probs, ctx): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
+                (probs.concat(), ctx.concat())
+            }
+        }
+    }
+
+    /// The gradient of `qkv` from the context's (see `attention_backward_cpu`).
+    pub fn attention_backward(self, qkv: &[f32], probs: &[f32], dropout: Option<&[f32]>, d_ctx: &[f32], s: AttentionShape) -> Vec<f32> {
+        match self {
+            CpuMath::Reference => attention_backward_cpu(qkv, probs, dropout, d_ctx, s),
+            CpuMath::Fast => {
+                let per_probs = s.heads * s.seq * s.seq;
+                let per_ctx = s.seq * s.hidden();
+                let parts: Vec<_> = (0..s.batch)
+                    .into_par_iter()
+                    .map(|b| {
+                        let probs = &probs[b * per_probs..][..per_probs];
+                        let d_ctx = &d_ctx[b * per_ctx..][..per_ctx];
+                        let dropout = dropout.map(|f| &f[b * per_probs..][..per_probs]);
+                        let (qkv, _, _, s1) = sequence(qkv, &[], None, s, b);
+                        attention_backward_cpu(qkv, probs, dropout, d_ctx, s1)
+                    })
+                    .collect();
+                parts.concat()
+            }
+        }
+    }
+
+    /// `act` applied to each pre-activation.
+    pub fn activation(self, pre: &[f32], act: Epilogue) -> Vec<f32> {
+        match self {
+            CpuMath::Reference => pre.iter().map(|&v| act.apply(v)).collect(),
+            CpuMath::Fast => pre.par_chunks(CHUNK).flat_map_iter(|c| c.iter().map(move |&v| act.apply(v))).collect(),
+        }
+    }
+
+    /// `dy · act'(pre)`.
+    pub fn activation_backward(self, pre: &[f32], dy: &[f32], act: Epilogue) -> Vec<f32> {
+        match self {
+            CpuMath::Reference => activation_backward_cpu(pre, dy, act),
+            CpuMath::Fast => {
+                pre.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)).flat_map_iter(|(p, d)| activation_backward_cpu(p, d, act)).collect()
+            }
+        }
+    }
+}
+
+/// Sequence `b` of a batch alone: its qkv rows, mask and dropout factors, and a one-sequence shape.
+fn sequence<'a>(
+    qkv: &'a [f32],
+    mask: &'a [u32],
+    dropout: Option<&'a [f32]>,
+    s: AttentionShape,
+    b: usize,
+) -> (&'a [f32], &'a [u32], Option<&'a [f32]>, AttentionShape) {
+    let rows = s.seq * 3 * s.hidden();
+    let per_probs = s.heads * s.seq * s.seq;
+    let mask = if mask.is_empty() { mask } else { &mask[b * s.seq..][..s.seq] };
+    (&qkv[b * rows..][..rows], mask, dropout.map(|f| &f[b * per_probs..][..per_probs]), AttentionShape { batch: 1, ..s })
 }
 
 /// `acc += x`, element by element.

@@ -13,6 +13,7 @@ pub mod optimizer;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::tensor_file::TensorReader;
 use crate::weights::{BertWeights, Linear};
 
 /// The classes of the task (MRPC: not equivalent, equivalent).
@@ -114,6 +115,28 @@ impl ClassifierParams {
         let classifier = random_linear(&mut rng, CLASSES, h);
         bert.pooler.get_or_insert_with(|| random_linear(&mut rng, h, h));
         ClassifierParams { bert, classifier }
+    }
+
+    /// A fine-tuned model read back: BERT's weights and the `classifier.*`
+    /// tensors of the same `model.safetensors` (as [`export`] writes them).
+    pub fn from_checkpoint(bert: BertWeights, model_safetensors: &[u8]) -> Result<Self> {
+        let h = bert.config.hidden_size;
+        if bert.pooler.is_none() {
+            return Err(Error::Weights("this checkpoint has no pooler weights, so it is not a fine-tuned classifier".into()));
+        }
+        let r = TensorReader::parse(model_safetensors, "model.safetensors")?;
+        if !r.has("classifier.weight") {
+            return Err(Error::Weights(
+                "model.safetensors has no `classifier.weight`: it is not a BertForSequenceClassification checkpoint (give --head for a head file)".into(),
+            ));
+        }
+        let classifier = Linear {
+            weight: r.f32("classifier.weight", &[CLASSES, h])?,
+            bias: r.f32("classifier.bias", &[CLASSES])?,
+            in_dim: h,
+            out_dim: CLASSES,
+        };
+        Ok(ClassifierParams { bert, classifier })
     }
 
     pub fn pooler(&self) -> &Linear {

@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use bertlab::classifier::TrainLayers;
 use bertlab::finetune::baseline::logistic_regression_baseline;
 use bertlab::finetune::features::extract_features;
 use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::{predict_batched, Event, HeadBackend, RunSetup, Split, Training};
-use bertlab::finetune::{evaluate, Metrics, TrainConfig};
+use bertlab::finetune::{evaluate, Metrics, TrainConfig, HEAD_LEARNING_RATE};
 use bertlab::glue::Dataset;
 use bertlab::head::{HeadInput, HeadSpec};
 use bertlab::{Engine, Model};
@@ -17,65 +18,74 @@ use crate::feature_cache::{Entry, FeatureCache};
 pub struct FinetuneArgs {
     /// The GLUE task (only MRPC's sentence pairs for now).
     #[arg(long, default_value = "mrpc")]
-    task: String,
+    pub(crate) task: String,
     /// A folder with train.tsv and dev.tsv; with --eval-only, one TSV file.
     #[arg(long)]
-    data: PathBuf,
-    /// Where to write the trained head (safetensors; a .config.json beside it).
+    pub(crate) data: PathBuf,
+    /// Where to write the result: a Hugging Face folder (config.json,
+    /// model.safetensors, tokenizer files) when layers train; with
+    /// --train-layers 0 the head (safetensors; a .config.json beside it).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Score a saved head (--head) on --data instead of training.
     #[arg(long)]
-    eval_only: bool,
+    pub(crate) eval_only: bool,
     #[arg(long)]
-    head: Option<PathBuf>,
-    #[arg(long, default_value_t = 2e-5)]
-    learning_rate: f32,
+    pub(crate) head: Option<PathBuf>,
+    /// What trains: `all` (the whole model, as the Trainer does), N (the top N
+    /// encoder layers, the pooler and the classifier), or 0 (a head on frozen
+    /// features; --head-input and --mlp-hidden choose it).
+    #[arg(long, default_value = "all")]
+    pub(crate) train_layers: String,
+    /// Default: 2e-5 (the Trainer's) when layers train, 1e-3 for a head alone.
+    #[arg(long)]
+    pub(crate) learning_rate: Option<f32>,
     #[arg(long, default_value_t = 16)]
-    per_device_train_batch_size: usize,
+    pub(crate) per_device_train_batch_size: usize,
     #[arg(long, default_value_t = 64)]
-    per_device_eval_batch_size: usize,
+    pub(crate) per_device_eval_batch_size: usize,
     #[arg(long, default_value_t = 3)]
-    num_train_epochs: usize,
+    pub(crate) num_train_epochs: usize,
     #[arg(long, default_value_t = 0.01)]
-    weight_decay: f32,
+    pub(crate) weight_decay: f32,
     #[arg(long, default_value_t = 0)]
-    warmup_steps: usize,
+    pub(crate) warmup_steps: usize,
     #[arg(long, default_value_t = 128)]
-    max_seq_length: usize,
+    pub(crate) max_seq_length: usize,
     #[arg(long, default_value_t = 42)]
-    seed: u64,
+    pub(crate) seed: u64,
     /// What the head reads: pooler, cls, mean, or pair ([u, v, |u−v|, u·v] of the sentences alone).
     #[arg(long, default_value = "pooler")]
-    head_input: String,
+    pub(crate) head_input: String,
     /// 0 for a Linear head; otherwise an MLP with this hidden width.
     #[arg(long, default_value_t = 0)]
-    mlp_hidden: usize,
+    pub(crate) mlp_hidden: usize,
     /// Use only the first N training pairs (quick runs).
     #[arg(long)]
-    train_limit: Option<usize>,
+    pub(crate) train_limit: Option<usize>,
     /// Also fit a logistic regression on the same features and print it.
     #[arg(long)]
-    baseline: bool,
+    pub(crate) baseline: bool,
     #[arg(long, value_enum, default_value_t = super::BackendArg::Auto)]
-    backend: super::BackendArg,
+    pub(crate) backend: super::BackendArg,
     #[arg(long, default_value_os_t = super::default_model_dir())]
-    model: PathBuf,
+    pub(crate) model: PathBuf,
     /// Where encoded features are cached (default: $BERTLAB_CACHE_DIR, else ~/.cache/bertlab).
     #[arg(long)]
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Encode every time; read and write no cache.
     #[arg(long)]
-    no_cache: bool,
+    pub(crate) no_cache: bool,
     /// Machine-readable output: one JSON object per line.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 impl FinetuneArgs {
-    fn config(&self, head_input: HeadInput) -> TrainConfig {
+    fn config(&self, head_input: HeadInput, head_only: bool) -> TrainConfig {
+        let default_lr = if head_only { HEAD_LEARNING_RATE } else { TrainConfig::default().learning_rate };
         TrainConfig {
-            learning_rate: self.learning_rate,
+            learning_rate: self.learning_rate.unwrap_or(default_lr),
             per_device_train_batch_size: self.per_device_train_batch_size,
             per_device_eval_batch_size: self.per_device_eval_batch_size,
             num_train_epochs: self.num_train_epochs,
@@ -89,7 +99,7 @@ impl FinetuneArgs {
     }
 }
 
-fn read_tsv(path: &Path) -> Result<Dataset, String> {
+pub(crate) fn read_tsv(path: &Path) -> Result<Dataset, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let d = Dataset::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if !d.has_header {
@@ -129,11 +139,39 @@ fn features(engine: &mut Engine, cache: &FeatureCache, data: &Dataset, config: &
     Ok(f)
 }
 
-fn metrics_json(m: &Metrics) -> serde_json::Value {
+pub(crate) fn metrics_json(m: &Metrics) -> serde_json::Value {
     serde_json::json!({"eval_loss": m.loss, "eval_accuracy": m.accuracy, "eval_f1": m.f1, "confusion_matrix": m.confusion})
 }
 
-fn print_confusion(m: &Metrics) {
+/// A step or an epoch, printed as the Trainer logs them (every 50 steps unless `json`).
+pub(crate) fn report(event: &Event, steps_per_epoch: usize, json: bool) {
+    match event {
+        Event::Done => {}
+        Event::Step { step, loss, learning_rate } => {
+            let epoch = *step as f64 / steps_per_epoch as f64;
+            let line =
+                serde_json::json!({"loss": loss, "learning_rate": learning_rate, "epoch": (epoch * 100.0).round() / 100.0, "step": step});
+            if json || step % 50 == 0 {
+                println!("{line}");
+            }
+        }
+        Event::Epoch { epoch, train_loss, metrics } => {
+            if json {
+                let mut line = metrics_json(metrics);
+                line["epoch"] = serde_json::json!(*epoch as f64);
+                line["train_loss"] = serde_json::json!(train_loss);
+                println!("{line}");
+            } else {
+                println!(
+                    "{{'eval_loss': {:.4}, 'eval_accuracy': {:.4}, 'eval_f1': {:.4}, 'epoch': {epoch}.0, 'train_loss': {train_loss:.4}}}",
+                    metrics.loss, metrics.accuracy, metrics.f1
+                );
+            }
+        }
+    }
+}
+
+pub(crate) fn print_confusion(m: &Metrics) {
     let c = m.confusion;
     println!("confusion matrix (rows: true label, columns: predicted)");
     println!("             pred 0  pred 1");
@@ -147,16 +185,35 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
     }
     let input =
         HeadInput::parse(&a.head_input).ok_or_else(|| format!("unknown head input {:?} (pooler, cls, mean, pair)", a.head_input))?;
+    let head_only = a.eval_only || a.train_layers == "0";
     // settings first: a typo fails before the model loads
-    let config = a.config(input);
+    let config = a.config(input, head_only);
     config.validate().map_err(|e| e.to_string())?;
-    let cache = FeatureCache::new(a.cache_dir.clone(), !a.no_cache);
+    if !head_only && (input != HeadInput::Pooler || a.mlp_hidden != 0 || a.baseline) {
+        return Err(format!(
+            "--train-layers {} fine-tunes BertForSequenceClassification (pooler → dropout → Linear): --head-input, --mlp-hidden and --baseline are for --train-layers 0",
+            a.train_layers
+        ));
+    }
     let model = Model::from_dir(&a.model).map_err(|e| e.to_string())?;
+    if a.eval_only && a.head.is_none() {
+        return crate::finetune_model::eval_only(&a, config, model);
+    }
+    if head_only {
+        return run_head(&a, config, model);
+    }
+    let layers = TrainLayers::parse(&a.train_layers, model.config.num_hidden_layers).map_err(|e| e.to_string())?;
+    crate::finetune_model::run(&a, config, layers, model)
+}
+
+fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
+    let input = config.head_input;
+    let cache = FeatureCache::new(a.cache_dir.clone(), !a.no_cache);
     let spec = HeadSpec { input, in_dim: input.width(model.config.hidden_size), hidden: a.mlp_hidden, classes: 2 };
     spec.check_size().map_err(|e| e.to_string())?;
     let mut engine = pollster::block_on(Engine::new(model, a.backend.into())).map_err(|e| e.to_string())?;
     if a.eval_only {
-        return eval_only(&a, &mut engine, &cache);
+        return eval_only(a, &mut engine, &cache);
     }
     let mut train = read_tsv(&a.data.join("train.tsv"))?;
     let dev = read_tsv(&a.data.join("dev.tsv"))?;
@@ -200,29 +257,10 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
                 return Err(e.to_string());
             }
             Ok(Event::Done) => break,
-            Ok(Event::Step { step, loss, learning_rate }) => {
-                let epoch = step as f64 / steps_per_epoch as f64;
-                let line = serde_json::json!({"loss": loss, "learning_rate": learning_rate, "epoch": (epoch * 100.0).round() / 100.0, "step": step});
-                if a.json || step % 50 == 0 {
-                    println!("{line}");
-                }
-            }
-            Ok(Event::Epoch { epoch, train_loss, metrics }) => {
-                if a.json {
-                    let mut line = metrics_json(&metrics);
-                    line["epoch"] = serde_json::json!(epoch as f64);
-                    line["train_loss"] = serde_json::json!(train_loss);
-                    println!("{line}");
-                } else {
-                    println!(
-                        "{{'eval_loss': {:.4}, 'eval_accuracy': {:.4}, 'eval_f1': {:.4}, 'epoch': {epoch}.0, 'train_loss': {train_loss:.4}}}",
-                        metrics.loss, metrics.accuracy, metrics.f1
-                    );
-                }
-            }
+            Ok(event) => report(&event, steps_per_epoch, a.json),
         }
     }
-    let last = t.metrics.last().cloned().ok_or("the run ended without an epoch")?;
+    let last = t.progress.metrics.last().cloned().ok_or("the run ended without an epoch")?;
     let majority = dev.majority_accuracy();
     let mut baselines = Vec::new();
     if a.baseline {
@@ -267,12 +305,12 @@ fn write_head(out: &Path, head: &TrainedHead) -> Result<(), String> {
 }
 
 fn eval_only(a: &FinetuneArgs, engine: &mut Engine, cache: &FeatureCache) -> Result<(), String> {
-    let path = a.head.as_ref().ok_or("--eval-only needs --head HEAD.safetensors")?;
+    let path = a.head.as_ref().ok_or("--eval-only needs --head HEAD.safetensors, or a fine-tuned model folder as --model")?;
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let head = TrainedHead::import(&bytes).map_err(|e| e.to_string())?;
     head.check_model(engine.identity()).map_err(|e| e.to_string())?;
     let data = read_tsv(&a.data)?;
-    let config = a.config(head.spec.input);
+    let config = a.config(head.spec.input, true);
     let x = features(engine, cache, &data, &config, a.json)?;
     let mut backend = HeadBackend::new(head.spec, head.params, None);
     let probs =

@@ -11,6 +11,7 @@ mod bench;
 mod embed;
 mod feature_cache;
 mod finetune;
+mod finetune_model;
 
 #[derive(Parser)]
 #[command(name = "bertlab", version, about = "BERT on our own WGSL kernels: embed text, benchmark the engine")]
@@ -19,7 +20,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
     Auto,
     Gpu,

@@ -9,11 +9,18 @@
 pub mod baseline;
 pub mod features;
 pub mod head_io;
+pub mod model_training;
+pub mod progress;
 pub mod training;
 
 use crate::error::{Error, Result};
 use crate::head::HeadInput;
 use crate::tokenize::MIN_LEN;
+
+/// The default learning rate of a head alone on frozen features: the
+/// Trainer's 2e-5 is made for whole-model fine-tuning, and a head learns
+/// nothing with it in three epochs.
+pub const HEAD_LEARNING_RATE: f32 = 1e-3;
 
 /// The Trainer's hyper-parameters, with its names and defaults.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

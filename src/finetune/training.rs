@@ -3,12 +3,12 @@
 
 use crate::error::{Error, Result};
 use crate::finetune::head_io::TrainedHead;
+use crate::finetune::progress::{epoch_order, Progress};
 use crate::finetune::{evaluate, learning_rate_at, Metrics, TrainConfig};
 use crate::gpu::GpuContext;
 use crate::head::{check_loss, CpuHead, GpuHead, HeadParams, HeadSpec};
 use crate::kernels::adamw::AdamW;
 use crate::model::ModelIdentity;
-use crate::rng::Rng;
 use crate::tensor_file::{TensorReader, TensorWriter};
 
 /// What a run is: its id, the model it reads, its settings and its head.
@@ -124,14 +124,8 @@ pub struct Training {
     pub backend: HeadBackend,
     train: Split,
     eval: Split,
-    /// Updates done so far.
-    pub step: u32,
-    pub epoch: usize,
-    position: usize,
+    pub progress: Progress,
     order: Vec<usize>,
-    epoch_losses: Vec<f32>,
-    pub losses: Vec<f32>,
-    pub metrics: Vec<Metrics>,
     /// The head at the last epoch end (or the start): kept when training fails.
     last_good: HeadParams,
 }
@@ -140,12 +134,8 @@ pub struct Training {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct State {
     setup: RunSetup,
-    step: u32,
-    epoch: usize,
-    position: usize,
-    epoch_losses: Vec<f32>,
-    losses: Vec<f32>,
-    metrics: Vec<Metrics>,
+    #[serde(flatten)]
+    progress: Progress,
 }
 
 const STATE_KEY: &str = "bertlab_training";
@@ -156,21 +146,8 @@ impl Training {
         setup.spec.check_size()?;
         train.check("training", setup.spec.in_dim)?;
         eval.check("validation", setup.spec.in_dim)?;
-        let mut t = Training {
-            setup,
-            backend,
-            train,
-            eval,
-            step: 0,
-            epoch: 0,
-            position: 0,
-            order: Vec::new(),
-            epoch_losses: Vec::new(),
-            losses: Vec::new(),
-            metrics: Vec::new(),
-            last_good: initial,
-        };
-        t.order = t.epoch_order(0);
+        let mut t = Training { setup, backend, train, eval, progress: Progress::default(), order: Vec::new(), last_good: initial };
+        t.order = epoch_order(t.config().seed, 0, t.train.labels.len());
         Ok(t)
     }
 
@@ -186,13 +163,8 @@ impl Training {
         self.steps_per_epoch() * self.config().num_train_epochs
     }
 
-    /// The shuffled order of epoch `e`: a fixed function of the seed.
-    fn epoch_order(&self, e: usize) -> Vec<usize> {
-        Rng::new(self.config().seed.wrapping_add(1_000_003 * (e as u64 + 1))).permutation(self.train.labels.len())
-    }
-
     pub fn done(&self) -> bool {
-        self.epoch >= self.config().num_train_epochs
+        self.progress.epoch >= self.config().num_train_epochs
     }
 
     /// One training step, or the evaluation at an epoch's end.
@@ -200,27 +172,24 @@ impl Training {
         if self.done() {
             return Ok(Event::Done);
         }
-        if self.position >= self.order.len() {
-            return self.end_epoch().await;
-        }
-        let f = self.setup.spec.in_dim;
         let c = &self.setup.config;
-        let idx = &self.order[self.position..(self.position + c.per_device_train_batch_size).min(self.order.len())];
+        let Some(idx) = self.progress.next_batch(&self.order, c.per_device_train_batch_size) else {
+            return self.end_epoch().await;
+        };
+        let f = self.setup.spec.in_dim;
+        let step = self.progress.step;
         let x: Vec<f32> = idx.iter().flat_map(|&i| self.train.x[i * f..(i + 1) * f].iter().copied()).collect();
         let y: Vec<u32> = idx.iter().map(|&i| u32::from(self.train.labels[i])).collect();
-        let lr = learning_rate_at(self.step as usize, self.total_steps(), c.warmup_steps, c.learning_rate);
+        let lr = learning_rate_at(step as usize, self.total_steps(), c.warmup_steps, c.learning_rate);
         let opt = AdamW::new(lr, c.weight_decay);
         let taken = idx.len();
-        let result = self.backend.step(&x, &y, &opt, self.step + 1).await.and_then(|l| check_loss(l, self.step + 1));
+        let result = self.backend.step(&x, &y, &opt, step + 1).await.and_then(|l| check_loss(l, step + 1));
         let loss = match result {
             Ok(l) => l,
             Err(e) => return Err(self.fail(e)),
         };
-        self.position += taken;
-        self.step += 1;
-        self.losses.push(loss);
-        self.epoch_losses.push(loss);
-        Ok(Event::Step { step: self.step, loss, learning_rate: lr })
+        self.progress.record_step(taken, loss);
+        Ok(Event::Step { step: step + 1, loss, learning_rate: lr })
     }
 
     /// Ends the run on `e`, back on the last good head, so what is exported
@@ -228,7 +197,7 @@ impl Training {
     fn fail(&mut self, e: Error) -> Error {
         let zeros = self.last_good.zeros_like();
         self.backend.restore(self.last_good.clone(), zeros.clone(), zeros);
-        self.epoch = self.config().num_train_epochs;
+        self.progress.epoch = self.config().num_train_epochs;
         e
     }
 
@@ -241,17 +210,13 @@ impl Training {
         if !head.is_finite() {
             return Err(self.fail(Error::Input(format!(
                 "the head's weights became non-finite in epoch {}: the learning rate is too high; training stopped and the last good head was kept",
-                self.epoch + 1
+                self.progress.epoch + 1
             ))));
         }
-        let train_loss = self.epoch_losses.iter().map(|&l| l as f64).sum::<f64>() / self.epoch_losses.len().max(1) as f64;
-        self.metrics.push(metrics.clone());
-        self.epoch += 1;
-        self.position = 0;
-        self.epoch_losses.clear();
-        self.order = self.epoch_order(self.epoch);
+        let train_loss = self.progress.end_epoch(metrics.clone());
+        self.order = epoch_order(self.config().seed, self.progress.epoch, self.train.labels.len());
         self.last_good = head;
-        Ok(Event::Epoch { epoch: self.epoch, train_loss, metrics })
+        Ok(Event::Epoch { epoch: self.progress.epoch, train_loss, metrics })
     }
 
     /// Metrics on the validation features.
@@ -277,15 +242,7 @@ impl Training {
                 w.tensor(format!("{prefix}.{}", t.name), &t.shape, t.data);
             }
         }
-        let state = State {
-            setup: self.setup.clone(),
-            step: self.step,
-            epoch: self.epoch,
-            position: self.position,
-            epoch_losses: self.epoch_losses.clone(),
-            losses: self.losses.clone(),
-            metrics: self.metrics.clone(),
-        };
+        let state = State { setup: self.setup.clone(), progress: self.progress.clone() };
         w.meta(STATE_KEY, serde_json::to_string(&state).map_err(|e| Error::File(e.to_string()))?);
         w.to_bytes()
     }
@@ -293,7 +250,7 @@ impl Training {
     /// The setup and step a checkpoint holds, without restoring it.
     pub fn peek(bytes: &[u8]) -> Result<(RunSetup, u32)> {
         let state: State = TensorReader::parse(bytes, "checkpoint")?.json(STATE_KEY)?;
-        Ok((state.setup, state.step))
+        Ok((state.setup, state.progress.step))
     }
 
     /// Continues a run from [`Training::checkpoint`] bytes on the same
@@ -307,16 +264,11 @@ impl Training {
         let mut backend = HeadBackend::new(state.setup.spec, params.clone(), gpu);
         backend.restore(params, m, v);
         let mut t = Training::new(state.setup, backend, good, train, eval)?;
-        if state.position > t.train.labels.len() || state.epoch > t.config().num_train_epochs {
+        if state.progress.position > t.train.labels.len() || state.progress.epoch > t.config().num_train_epochs {
             return Err(r.error("its position is past the end of its data"));
         }
-        t.step = state.step;
-        t.epoch = state.epoch;
-        t.position = state.position;
-        t.epoch_losses = state.epoch_losses;
-        t.losses = state.losses;
-        t.metrics = state.metrics;
-        t.order = t.epoch_order(t.epoch);
+        t.progress = state.progress;
+        t.order = epoch_order(t.config().seed, t.progress.epoch, t.train.labels.len());
         Ok(t)
     }
 }

@@ -239,15 +239,15 @@ async fn save(training: &Training, stored: &mut Stored, sink: &Sink) -> bool {
         return false;
     }
     let record = &mut stored.record;
-    record.step = training.step;
-    record.best_accuracy = training.metrics.iter().map(|m| m.accuracy).reduce(f64::max);
+    record.step = training.progress.step;
+    record.best_accuracy = training.progress.metrics.iter().map(|m| m.accuracy).reduce(f64::max);
     let saved = match training.checkpoint().await {
         Ok(bytes) => run_store::save_checkpoint(record, &bytes).await,
         Err(e) => Err(e.to_string()),
     };
     match saved {
         Ok(()) => {
-            sink(RunEvent::Saved { step: training.step, total: training.total_steps() });
+            sink(RunEvent::Saved { step: training.progress.step, total: training.total_steps() });
             true
         }
         Err(e) => {
@@ -272,8 +272,8 @@ async fn run(mut training: Training, mut stored: Stored, engine: SharedEngine, c
     sink(RunEvent::Training {
         record: Box::new(stored.record.clone()),
         device,
-        losses: training.losses.clone(),
-        metrics: training.metrics.clone(),
+        losses: training.progress.losses.clone(),
+        metrics: training.progress.metrics.clone(),
     });
     let mut since_yield = 0;
     let end = loop {

@@ -2,7 +2,7 @@
 //! reports ([`RunEvent`]s applied to signals). The page never trains itself:
 //! it asks the engine worker to, and shows what comes back.
 
-use bertlab::finetune::{Metrics, TrainConfig};
+use bertlab::finetune::{Metrics, TrainConfig, HEAD_LEARNING_RATE};
 use bertlab::glue::Dataset;
 use bertlab::protocol::{Estimate, PauseReason, Reply, Request, RunEvent, RunRecord, RunRequest, SplitName};
 use std::collections::BTreeMap;
@@ -73,9 +73,6 @@ pub struct Ft {
     /// steps a second, and the chart is redrawn once a frame, not once a step.
     pending_losses: StoredValue<Vec<f32>>,
 }
-
-/// A head alone learns at this rate; the Trainer's 2e-5 is for the whole model.
-pub const HEAD_LEARNING_RATE: f32 = 1e-3;
 
 impl Ft {
     pub fn new() -> Self {

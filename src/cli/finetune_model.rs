@@ -1,0 +1,135 @@
+//! `bertlab finetune --train-layers all|N`: BERT itself fine-tuned with the
+//! classifier on the CPU path, reported as the head runs are, written out as
+//! a Hugging Face folder.
+
+use std::path::Path;
+
+use bertlab::classifier::export::export_folder;
+use bertlab::classifier::math::CpuMath;
+use bertlab::classifier::{ClassifierParams, TrainLayers};
+use bertlab::fast_cpu::FastCpuEncoder;
+use bertlab::finetune::model_training::{evaluate_model, ModelTraining, Pairs};
+use bertlab::finetune::training::Event;
+use bertlab::finetune::TrainConfig;
+use bertlab::Model;
+
+use crate::finetune::{metrics_json, print_confusion, read_tsv, report, FinetuneArgs};
+use crate::BackendArg;
+
+pub fn run(a: &FinetuneArgs, config: TrainConfig, layers: TrainLayers, model: Model) -> Result<(), String> {
+    if a.backend == BackendArg::Gpu {
+        return Err("fine-tuning encoder layers runs on the CPU path for now: use --backend cpu (or auto), or --train-layers 0 for a head on the GPU".into());
+    }
+    let mut train = read_tsv(&a.data.join("train.tsv"))?;
+    let dev = read_tsv(&a.data.join("dev.tsv"))?;
+    if let Some(n) = a.train_limit {
+        train.examples.truncate(n.max(1));
+    }
+    let encode =
+        |d: &bertlab::glue::Dataset| Pairs::encode(&model.tokenizer, &d.examples, config.max_seq_length).map_err(|e| e.to_string());
+    let (train_pairs, dev_pairs) = (encode(&train)?, encode(&dev)?);
+    let params = ClassifierParams::new(model.weights, config.seed);
+    let (all, trained) = params.counts(layers);
+    if !a.json {
+        println!(
+            "fine-tuning {} of {}: {trained} of {all} parameters, on the CPU ({} threads)",
+            layers.describe(params.bert.layers.len()),
+            model.name,
+            FastCpuEncoder::threads()
+        );
+        println!(
+            "train: {} pairs ({} positive), validation: {} pairs ({} positive)",
+            train.examples.len(),
+            train.positives(),
+            dev.examples.len(),
+            dev.positives()
+        );
+    }
+    let mut t = ModelTraining::new(params, config, layers, CpuMath::Fast, train_pairs, dev_pairs).map_err(|e| e.to_string())?;
+    let (steps_per_epoch, total) = (t.steps_per_epoch(), t.total_steps());
+    let start = web_time::Instant::now();
+    loop {
+        match t.advance() {
+            Err(e) => {
+                if let Some(out) = &a.out {
+                    write_folder(out, &a.model, t.params())?;
+                    eprintln!("wrote the last good model to {}", out.display());
+                }
+                return Err(e.to_string());
+            }
+            Ok(Event::Done) => break,
+            Ok(event) => {
+                if let (Event::Step { step, .. }, false) = (&event, a.json) {
+                    let rate = f64::from(*step) / start.elapsed().as_secs_f64().max(1e-9);
+                    let left = (total - *step as usize) as f64 / rate;
+                    eprint!("\rstep {step}/{total}, {rate:.2} steps/s, {:.0} min left   ", left / 60.0);
+                }
+                report(&event, steps_per_epoch, a.json);
+            }
+        }
+    }
+    let last = t.progress.metrics.last().cloned().ok_or("the run ended without an epoch")?;
+    let majority = dev.majority_accuracy();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "train_seconds": start.elapsed().as_secs_f64()})
+        );
+    } else {
+        eprintln!();
+        print_confusion(&last);
+        println!("majority-class baseline on validation: accuracy {majority:.4} (always \"equivalent\")");
+        println!("this model on validation: accuracy {:.4}, F1 {:.4}", last.accuracy, last.f1);
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{:.1} training pairs/s ({secs:.0} s, evaluation included)",
+            (train.examples.len() * t.config.num_train_epochs) as f64 / secs
+        );
+    }
+    if let Some(out) = &a.out {
+        write_folder(out, &a.model, t.params())?;
+        if !a.json {
+            println!("wrote {} (BertForSequenceClassification.from_pretrained loads it)", out.display());
+        }
+    }
+    Ok(())
+}
+
+/// `--eval-only` with a fine-tuned folder as `--model`: its classifier on `--data` (one TSV file).
+pub fn eval_only(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
+    let bytes = std::fs::read(a.model.join("model.safetensors")).map_err(|e| format!("cannot read {}: {e}", a.model.display()))?;
+    let params = ClassifierParams::from_checkpoint(model.weights, &bytes).map_err(|e| e.to_string())?;
+    let data = read_tsv(&a.data)?;
+    let pairs = Pairs::encode(&model.tokenizer, &data.examples, config.max_seq_length).map_err(|e| e.to_string())?;
+    let m = evaluate_model(&params, CpuMath::Fast, pairs, config.per_device_eval_batch_size).map_err(|e| e.to_string())?;
+    if a.json {
+        println!("{}", metrics_json(&m));
+    } else {
+        println!("{}: {} pairs; accuracy {:.4}, F1 {:.4}, loss {:.4}", a.data.display(), data.examples.len(), m.accuracy, m.f1, m.loss);
+        print_confusion(&m);
+    }
+    Ok(())
+}
+
+/// The fine-tuned model as a Hugging Face folder, with the base model's config and tokenizer files.
+fn write_folder(out: &Path, base: &Path, p: &ClassifierParams) -> Result<(), String> {
+    let read = |name: &str| std::fs::read(base.join(name)).map_err(|e| format!("cannot read {}: {e}", base.join(name).display()));
+    let config = read("config.json")?;
+    let tokenizer: Vec<(&str, Vec<u8>)> = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"]
+        .into_iter()
+        .filter(|n| base.join(n).is_file())
+        .map(|n| read(n).map(|b| (n, b)))
+        .collect::<Result<_, _>>()?;
+    let borrowed: Vec<(&str, &[u8])> = tokenizer.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let files = export_folder(p, &config, &borrowed).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    for (name, bytes) in files {
+        let path = out.join(&name);
+        // written beside, then renamed: a crash never leaves half a file under the real name
+        let tmp = out.join(format!(".{name}.partial"));
+        std::fs::write(&tmp, bytes)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}

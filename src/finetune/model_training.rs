@@ -1,0 +1,235 @@
+//! A run that fine-tunes BERT itself (the whole model, or its top layers)
+//! with the classifier, as the Trainer does: shuffled batches of tokenized
+//! pairs padded per batch, dropout from config.json, gradients clipped to
+//! norm 1, AdamW with the linear schedule, evaluation each epoch. It runs on
+//! the CPU ([`CpuMath`]) and advances one step per call, like the head's
+//! [`crate::finetune::training::Training`].
+//!
+//! Layers below the first trained one are frozen: their outputs for a pair
+//! are computed once (evaluation mode, no dropout) and kept, so a top-k step
+//! costs the top k layers only.
+
+use crate::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dropout};
+use crate::classifier::math::CpuMath;
+use crate::classifier::optimizer::{step, Moments, MAX_GRAD_NORM};
+use crate::classifier::{ClassifierParams, TrainLayers, CLASSES};
+use crate::error::{Error, Result};
+use crate::finetune::progress::{epoch_order, Progress};
+use crate::finetune::training::Event;
+use crate::finetune::{evaluate, learning_rate_at, Metrics, TrainConfig};
+use crate::glue::Example;
+use crate::head::{check_loss, softmax_rows};
+use crate::kernels::adamw::AdamW;
+use crate::tokenize::{Batch, BertTokenizer, Input};
+
+/// Sentence pairs as token ids and type ids (unpadded), with their 0/1 labels.
+pub struct Pairs {
+    pub rows: Vec<(Vec<u32>, Vec<u32>)>,
+    pub labels: Vec<u8>,
+}
+
+impl Pairs {
+    /// Tokenizes `examples` as pairs, each truncated to `max_len` tokens.
+    pub fn encode(tokenizer: &BertTokenizer, examples: &[Example], max_len: usize) -> Result<Self> {
+        let mut rows = Vec::with_capacity(examples.len());
+        for chunk in examples.chunks(256) {
+            let inputs: Vec<Input> = chunk.iter().map(|e| Input::Pair(e.sentence1.clone(), e.sentence2.clone())).collect();
+            let b = tokenizer.encode_batch_to(&inputs, max_len)?;
+            for r in 0..b.batch_size {
+                let row = r * b.seq_len..r * b.seq_len + b.len_of(r);
+                rows.push((b.input_ids[row.clone()].to_vec(), b.token_type_ids[row].to_vec()));
+            }
+        }
+        let labels = examples.iter().map(|e| e.label).collect();
+        Ok(Pairs { rows, labels })
+    }
+
+    fn check(&self, what: &str) -> Result<()> {
+        if self.labels.is_empty() {
+            return Err(Error::Input(format!("the {what} split has no pairs")));
+        }
+        if let Some(i) = self.labels.iter().position(|&y| y > 1) {
+            return Err(Error::Input(format!("{what} pair {} has label {}; MRPC's are 0 and 1", i + 1, self.labels[i])));
+        }
+        Ok(())
+    }
+}
+
+/// One split's pairs and, for top-k runs, the frozen layers' output of each pair (`[len, hidden]`).
+struct Split {
+    pairs: Pairs,
+    frozen: Vec<Option<Vec<f32>>>,
+}
+
+/// The padded batch of pairs `idx` of `split`, and where it enters the
+/// trained layers: their frozen states (computed now for the pairs that lack
+/// them), or `None` when the embeddings train.
+fn prepare_batch(
+    p: &ClassifierParams,
+    math: CpuMath,
+    train: TrainLayers,
+    split: &mut Split,
+    idx: &[usize],
+) -> Result<(Batch, Option<Vec<f32>>)> {
+    let pad = p.bert.config.pad_token_id;
+    let batch = Batch::from_rows(idx.iter().map(|&i| split.pairs.rows[i].clone()).collect(), pad)?;
+    if train == TrainLayers::All {
+        return Ok((batch, None));
+    }
+    let h = p.bert.config.hidden_size;
+    let missing: Vec<usize> = idx.iter().copied().filter(|&i| split.frozen[i].is_none()).collect();
+    if !missing.is_empty() {
+        let m = Batch::from_rows(missing.iter().map(|&i| split.pairs.rows[i].clone()).collect(), pad)?;
+        let x = frozen_hidden(math, p, &m, train.first_trained_layer(p.bert.layers.len()));
+        for (r, &i) in missing.iter().enumerate() {
+            split.frozen[i] = Some(x[r * m.seq_len * h..][..m.len_of(r) * h].to_vec());
+        }
+    }
+    let mut entry = vec![0.0f32; batch.batch_size * batch.seq_len * h];
+    for (r, &i) in idx.iter().enumerate() {
+        let states = split.frozen[i].as_deref().unwrap_or_default();
+        entry[r * batch.seq_len * h..][..states.len()].copy_from_slice(states);
+    }
+    Ok((batch, Some(entry)))
+}
+
+pub struct ModelTraining {
+    pub config: TrainConfig,
+    pub train_layers: TrainLayers,
+    math: CpuMath,
+    params: ClassifierParams,
+    moments: Moments,
+    train: Split,
+    eval: Split,
+    pub progress: Progress,
+    order: Vec<usize>,
+    /// The model at the last epoch end (or the start): kept when training fails.
+    last_good: ClassifierParams,
+}
+
+impl ModelTraining {
+    pub fn new(
+        params: ClassifierParams,
+        config: TrainConfig,
+        train_layers: TrainLayers,
+        math: CpuMath,
+        train: Pairs,
+        eval: Pairs,
+    ) -> Result<Self> {
+        config.validate()?;
+        train.check("training")?;
+        eval.check("validation")?;
+        let split = |pairs: Pairs| Split { frozen: vec![None; pairs.rows.len()], pairs };
+        let order = epoch_order(config.seed, 0, train.labels.len());
+        Ok(ModelTraining {
+            moments: Moments::new(&params),
+            last_good: params.clone(),
+            params,
+            config,
+            train_layers,
+            math,
+            train: split(train),
+            eval: split(eval),
+            progress: Progress::default(),
+            order,
+        })
+    }
+
+    pub fn params(&self) -> &ClassifierParams {
+        &self.params
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.train.pairs.labels.len().div_ceil(self.config.per_device_train_batch_size)
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.steps_per_epoch() * self.config.num_train_epochs
+    }
+
+    pub fn done(&self) -> bool {
+        self.progress.epoch >= self.config.num_train_epochs
+    }
+
+    /// One training step, or the evaluation at an epoch's end.
+    pub fn advance(&mut self) -> Result<Event> {
+        if self.done() {
+            return Ok(Event::Done);
+        }
+        let Some(idx) = self.progress.next_batch(&self.order, self.config.per_device_train_batch_size).map(<[usize]>::to_vec) else {
+            return self.end_epoch();
+        };
+        let (batch, entry) = prepare_batch(&self.params, self.math, self.train_layers, &mut self.train, &idx)?;
+        let labels: Vec<u32> = idx.iter().map(|&i| u32::from(self.train.pairs.labels[i])).collect();
+
+        let t = self.progress.step;
+        let dropout = Dropout::training(&self.params.bert.config, self.config.seed, t);
+        let mut grads = self.params.zeros_like();
+        let loss = loss_and_gradients(self.math, &self.params, &batch, &labels, self.train_layers, Some(&dropout), entry, 1.0, &mut grads);
+        let loss = match check_loss(loss, t + 1) {
+            Ok(l) => l,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let lr = learning_rate_at(t as usize, self.total_steps(), self.config.warmup_steps, self.config.learning_rate);
+        let opt = AdamW::new(lr, self.config.weight_decay);
+        step(&mut self.params, &mut grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
+        self.progress.record_step(idx.len(), loss);
+        Ok(Event::Step { step: t + 1, loss, learning_rate: lr })
+    }
+
+    /// Ends the run on `e`, back on the last good model.
+    fn fail(&mut self, e: Error) -> Error {
+        self.params = self.last_good.clone();
+        self.moments = Moments::new(&self.params);
+        self.progress.epoch = self.config.num_train_epochs;
+        e
+    }
+
+    fn end_epoch(&mut self) -> Result<Event> {
+        let metrics = match self.evaluate() {
+            Ok(m) => m,
+            Err(e) => return Err(self.fail(e)),
+        };
+        if !self.params.is_finite() {
+            let epoch = self.progress.epoch + 1;
+            return Err(self.fail(Error::Input(format!(
+                "the weights became non-finite in epoch {epoch}: the learning rate is too high; training stopped and the last good model was kept"
+            ))));
+        }
+        let train_loss = self.progress.end_epoch(metrics.clone());
+        self.order = epoch_order(self.config.seed, self.progress.epoch, self.train.pairs.labels.len());
+        self.last_good = self.params.clone();
+        Ok(Event::Epoch { epoch: self.progress.epoch, train_loss, metrics })
+    }
+
+    /// Metrics on the validation pairs (evaluation mode).
+    pub fn evaluate(&mut self) -> Result<Metrics> {
+        let probs = predict(&self.params, self.math, self.train_layers, &mut self.eval, self.config.per_device_eval_batch_size)?;
+        evaluate(&probs, &self.eval.pairs.labels)
+    }
+}
+
+/// Class probabilities `[n, CLASSES]` of a split's pairs in evaluation mode,
+/// in batches of `batch` sorted by length (less padding).
+fn predict(p: &ClassifierParams, math: CpuMath, train: TrainLayers, split: &mut Split, batch: usize) -> Result<Vec<f32>> {
+    let n = split.pairs.labels.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| split.pairs.rows[i].0.len());
+    let mut probs = vec![0.0f32; n * CLASSES];
+    for chunk in order.chunks(batch.max(1)) {
+        let (b, entry) = prepare_batch(p, math, train, split, chunk)?;
+        let f = forward(math, p, &b, train, None, entry);
+        for (r, row) in softmax_rows(&f.logits, CLASSES).chunks(CLASSES).enumerate() {
+            probs[chunk[r] * CLASSES..][..CLASSES].copy_from_slice(row);
+        }
+    }
+    Ok(probs)
+}
+
+/// Metrics of a fine-tuned model on `pairs` (evaluation mode).
+pub fn evaluate_model(p: &ClassifierParams, math: CpuMath, pairs: Pairs, batch: usize) -> Result<Metrics> {
+    pairs.check("evaluation")?;
+    let mut split = Split { frozen: vec![None; pairs.rows.len()], pairs };
+    let probs = predict(p, math, TrainLayers::All, &mut split, batch)?;
+    evaluate(&probs, &split.pairs.labels)
+}
