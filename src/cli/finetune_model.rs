@@ -48,8 +48,15 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, layers: TrainLayers, model: Mo
     let mut t = ModelTraining::new(params, config, layers, CpuMath::Fast, train_pairs, dev_pairs).map_err(|e| e.to_string())?;
     let (steps_per_epoch, total) = (t.steps_per_epoch(), t.total_steps());
     let start = web_time::Instant::now();
+    // time in training steps alone (evaluation excluded), for pairs/s as PyTorch's Trainer counts them
+    let mut step_seconds = 0.0;
     loop {
-        match t.advance() {
+        let before = web_time::Instant::now();
+        let event = t.advance();
+        if matches!(event, Ok(Event::Step { .. })) {
+            step_seconds += before.elapsed().as_secs_f64();
+        }
+        match event {
             Err(e) => {
                 if let Some(out) = &a.out {
                     write_folder(out, &a.model, t.params())?;
@@ -60,7 +67,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, layers: TrainLayers, model: Mo
             Ok(Event::Done) => break,
             Ok(event) => {
                 if let (Event::Step { step, .. }, false) = (&event, a.json) {
-                    let rate = f64::from(*step) / start.elapsed().as_secs_f64().max(1e-9);
+                    let rate = f64::from(*step) / step_seconds.max(1e-9);
                     let left = (total - *step as usize) as f64 / rate;
                     eprint!("\rstep {step}/{total}, {rate:.2} steps/s, {:.0} min left   ", left / 60.0);
                 }
@@ -70,21 +77,17 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, layers: TrainLayers, model: Mo
     }
     let last = t.progress.metrics.last().cloned().ok_or("the run ended without an epoch")?;
     let majority = dev.majority_accuracy();
+    let pairs_per_second = (train.examples.len() * t.config.num_train_epochs) as f64 / step_seconds.max(1e-9);
+    let total_seconds = start.elapsed().as_secs_f64();
     if a.json {
-        println!(
-            "{}",
-            serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "train_seconds": start.elapsed().as_secs_f64()})
-        );
+        let speed = serde_json::json!({"train_seconds": step_seconds, "total_seconds": total_seconds, "pairs_per_second": pairs_per_second});
+        println!("{}", serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "speed": speed}));
     } else {
         eprintln!();
         print_confusion(&last);
         println!("majority-class baseline on validation: accuracy {majority:.4} (always \"equivalent\")");
         println!("this model on validation: accuracy {:.4}, F1 {:.4}", last.accuracy, last.f1);
-        let secs = start.elapsed().as_secs_f64();
-        println!(
-            "{:.1} training pairs/s ({secs:.0} s, evaluation included)",
-            (train.examples.len() * t.config.num_train_epochs) as f64 / secs
-        );
+        println!("{pairs_per_second:.1} training pairs/s ({step_seconds:.0} s of steps, {total_seconds:.0} s with evaluation)");
     }
     if let Some(out) = &a.out {
         write_folder(out, &a.model, t.params())?;

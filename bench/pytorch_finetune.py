@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""PyTorch's reference for `bertlab finetune --train-layers all|N`: the same
+run through transformers' Trainer, on the same files, on the CPU.
+
+    python3 bench/pytorch_finetune.py --model-dir models/all-MiniLM-L6-v2 \
+        --data data/mrpc [--train-layers all|N] [--learning-rate 2e-5] \
+        [--seed 42] [--epochs 3] [--max-steps N] [--threads 2]
+
+The tutorial's settings: BertForSequenceClassification (num_labels 2),
+pairs tokenized with truncation to 128 and padded per batch
+(DataCollatorWithPadding), batch 16/64, 3 epochs, weight decay 0.01, linear
+schedule, no warmup, max_grad_norm 1.0, evaluation each epoch. With
+--train-layers N only the top N encoder layers, the pooler and the
+classifier train (requires_grad off for the rest, as in our runs).
+Prints one JSON line per epoch and a last line with the final metrics and
+training pairs per second. --max-steps stops early (speed measurements).
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+from transformers import (AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding, Trainer,
+                          TrainerCallback, TrainingArguments)
+
+
+def read_tsv(path):
+    rows = [l.rstrip("\n").split("\t") for l in open(path, encoding="utf-8-sig")][1:]
+    return [(int(r[0]), r[3], r[4]) for r in rows if len(r) == 5]
+
+
+def metrics(eval_pred):
+    logits, labels = eval_pred
+    pred = logits.argmax(-1)
+    tp = int(((pred == 1) & (labels == 1)).sum())
+    fp = int(((pred == 1) & (labels == 0)).sum())
+    fn = int(((pred == 0) & (labels == 1)).sum())
+    return {"accuracy": float((pred == labels).mean()), "f1": 2 * tp / max(1, 2 * tp + fp + fn)}
+
+
+class Log(TrainerCallback):
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        print(json.dumps({k: v for k, v in metrics.items()} | {"epoch": state.epoch}), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model-dir", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--train-layers", default="all")
+    ap.add_argument("--learning-rate", type=float, default=2e-5)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--epochs", type=float, default=3)
+    ap.add_argument("--max-steps", type=int, default=-1)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default="/tmp/bertlab-pytorch-finetune")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tok = AutoTokenizer.from_pretrained(args.model_dir)
+    model = BertForSequenceClassification.from_pretrained(args.model_dir, num_labels=2, attn_implementation="eager")
+    if args.train_layers != "all":
+        k = int(args.train_layers)
+        first = model.config.num_hidden_layers - k
+        for name, p in model.named_parameters():
+            layer = name.split("encoder.layer.")[1].split(".")[0] if "encoder.layer." in name else None
+            p.requires_grad = name.startswith(("bert.pooler", "classifier")) or (layer is not None and int(layer) >= first)
+
+    def encode(rows):
+        enc = tok([a for _, a, _ in rows], [b for _, _, b in rows], truncation=True, max_length=128)
+        return [{"input_ids": i, "token_type_ids": t, "attention_mask": m, "labels": y}
+                for i, t, m, (y, _, _) in zip(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"], rows)]
+
+    train = encode(read_tsv(os.path.join(args.data, "train.tsv")))
+    dev = encode(read_tsv(os.path.join(args.data, "dev.tsv")))
+    targs = TrainingArguments(
+        output_dir=args.out, learning_rate=args.learning_rate, per_device_train_batch_size=16,
+        per_device_eval_batch_size=64, num_train_epochs=args.epochs, max_steps=args.max_steps, weight_decay=0.01,
+        eval_strategy="epoch" if args.max_steps < 0 else "no", save_strategy="no", logging_strategy="no",
+        seed=args.seed, report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
+    trainer = Trainer(model=model, args=targs, train_dataset=train, eval_dataset=dev,
+                      data_collator=DataCollatorWithPadding(tok), compute_metrics=metrics, callbacks=[Log()])
+    start = time.perf_counter()
+    out = trainer.train()
+    seconds = time.perf_counter() - start
+    final = trainer.evaluate() if args.max_steps < 0 else {}
+    steps = out.global_step
+    print(json.dumps({"final": final, "train_layers": args.train_layers, "learning_rate": args.learning_rate,
+                      "seed": args.seed, "steps": steps, "seconds": seconds, "torch": torch.__version__,
+                      "threads": torch.get_num_threads(), "pairs_per_second": steps * 16 / seconds}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
