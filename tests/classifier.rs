@@ -12,7 +12,9 @@ use bertlab::classifier::export::{export_folder, hf_tensors};
 use bertlab::classifier::math::CpuMath;
 use bertlab::classifier::optimizer::{step, Moments, MAX_GRAD_NORM};
 use bertlab::classifier::{ClassifierParams, TrainLayers, CLASSES};
-use bertlab::finetune::learning_rate_at;
+use bertlab::finetune::model_training::{ModelTraining, Pairs};
+use bertlab::finetune::training::Event;
+use bertlab::finetune::{learning_rate_at, TrainConfig};
 use bertlab::kernels::adamw::AdamW;
 use bertlab::kernels::matmul::Layout;
 use bertlab::tensor_file::TensorReader;
@@ -217,4 +219,65 @@ fn an_exported_folder_loads_back_as_the_fine_tuned_encoder() {
     let r = TensorReader::parse(&reader_bytes, "export").unwrap();
     assert_eq!(r.f32("classifier.weight", &[CLASSES, 32]).unwrap(), params.classifier.weight);
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+fn glue_pairs(model: &Model, file: &str, n: usize) -> Pairs {
+    let text = std::fs::read_to_string(fixtures().join("glue-tiny").join(file)).unwrap();
+    let mut d = bertlab::glue::Dataset::parse(&text).unwrap();
+    d.examples.truncate(n);
+    Pairs::encode(&model.tokenizer, &d.examples, 128).unwrap()
+}
+
+/// A run paused after some steps, checkpointed and resumed goes on exactly
+/// as a run that never stopped; a checkpoint resumes on its own model only.
+#[test]
+fn a_model_run_resumes_from_its_checkpoint_exactly() {
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let identity = bertlab::ModelIdentity::of("tiny", &model.weights);
+    for layers in [TrainLayers::All, TrainLayers::Top(1)] {
+        let config = TrainConfig {
+            learning_rate: 1e-3,
+            num_train_epochs: 2,
+            per_device_train_batch_size: 8,
+            train_layers: layers,
+            ..Default::default()
+        };
+        let start = || {
+            let params = ClassifierParams::new(model.weights.clone(), config.seed);
+            let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 16));
+            ModelTraining::new("run-1".into(), identity.clone(), params, config.clone(), CpuMath::Fast, train, dev).unwrap()
+        };
+        let finish = |t: &mut ModelTraining| {
+            while !matches!(t.advance().unwrap(), Event::Done) {}
+        };
+        let mut whole = start();
+        finish(&mut whole);
+        assert_eq!(whole.progress.losses.len(), 10);
+
+        let mut first = start();
+        for _ in 0..7 {
+            first.advance().unwrap(); // 5 steps, the first epoch's evaluation, 1 step
+        }
+        let bytes = first.checkpoint().unwrap();
+        assert_eq!(ModelTraining::peek(&bytes).unwrap(), ("run-1".to_string(), 6));
+        let resume = |base| {
+            ModelTraining::resume(
+                &bytes,
+                "tiny",
+                base,
+                CpuMath::Fast,
+                glue_pairs(&model, "train.tsv", 40),
+                glue_pairs(&model, "dev.tsv", 16),
+            )
+        };
+        let mut resumed = resume(model.weights.clone()).unwrap();
+        finish(&mut resumed);
+        assert_eq!(resumed.progress, whole.progress, "{layers:?}");
+        for (a, b) in resumed.params().data().into_iter().zip(whole.params().data()) {
+            assert_eq!(a, b, "{layers:?}: parameters after resuming");
+        }
+        let other = bertlab::weights::BertWeights::random(&model.config, 9);
+        let e = resume(other).err().unwrap().to_string();
+        assert!(e.contains("this run was made with tiny"), "{e}");
+    }
 }

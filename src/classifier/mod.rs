@@ -33,7 +33,8 @@ pub enum Part {
 pub enum TrainLayers {
     /// Every tensor, embeddings included.
     All,
-    /// The top `k` encoder layers, the pooler and the classifier (0: those two only).
+    /// The top `k` encoder layers, the pooler and the classifier. `Top(0)`
+    /// is a head alone, trained on frozen features (`finetune::training`).
     Top(usize),
 }
 
@@ -69,7 +70,7 @@ impl TrainLayers {
     pub fn describe(self, layers: usize) -> String {
         match self {
             TrainLayers::All => "the whole model".into(),
-            TrainLayers::Top(0) => "the pooler and classifier".into(),
+            TrainLayers::Top(0) => "a head on frozen features".into(),
             TrainLayers::Top(k) => format!("the top {} of {layers} layers, the pooler and classifier", k.min(layers)),
         }
     }
@@ -225,11 +226,11 @@ impl ClassifierParams {
         z
     }
 
-    /// The same shapes with values looked up by name (a checkpoint's tensors).
-    pub fn with_values(&self, mut get: impl FnMut(&TensorInfo) -> Result<Vec<f32>>) -> Result<Self> {
+    /// The same shapes with values from `get(tensor, its current values)` (a checkpoint's tensors).
+    pub fn with_values(&self, mut get: impl FnMut(&TensorInfo, &[f32]) -> Result<Vec<f32>>) -> Result<Self> {
         let mut out = self.clone();
         for (info, t) in self.layout().iter().zip(out.data_mut()) {
-            *t = get(info)?;
+            *t = get(info, t)?;
         }
         Ok(out)
     }

@@ -82,8 +82,8 @@ pub struct FinetuneArgs {
 }
 
 impl FinetuneArgs {
-    fn config(&self, head_input: HeadInput, head_only: bool) -> TrainConfig {
-        let default_lr = if head_only { HEAD_LEARNING_RATE } else { TrainConfig::default().learning_rate };
+    fn config(&self, head_input: HeadInput, train_layers: TrainLayers) -> TrainConfig {
+        let default_lr = if train_layers == TrainLayers::Top(0) { HEAD_LEARNING_RATE } else { TrainConfig::default().learning_rate };
         TrainConfig {
             learning_rate: self.learning_rate.unwrap_or(default_lr),
             per_device_train_batch_size: self.per_device_train_batch_size,
@@ -95,6 +95,7 @@ impl FinetuneArgs {
             seed: self.seed,
             head_input,
             mlp_hidden: self.mlp_hidden,
+            train_layers,
         }
     }
 }
@@ -185,16 +186,18 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
     }
     let input =
         HeadInput::parse(&a.head_input).ok_or_else(|| format!("unknown head input {:?} (pooler, cls, mean, pair)", a.head_input))?;
-    let head_only = a.eval_only || a.train_layers == "0";
     // settings first: a typo fails before the model loads
-    let config = a.config(input, head_only);
-    config.validate().map_err(|e| e.to_string())?;
+    let layers =
+        if a.eval_only { TrainLayers::Top(0) } else { TrainLayers::parse(&a.train_layers, usize::MAX).map_err(|e| e.to_string())? };
+    let head_only = layers == TrainLayers::Top(0);
     if !head_only && (input != HeadInput::Pooler || a.mlp_hidden != 0 || a.baseline) {
         return Err(format!(
             "--train-layers {} fine-tunes BertForSequenceClassification (pooler → dropout → Linear): --head-input, --mlp-hidden and --baseline are for --train-layers 0",
             a.train_layers
         ));
     }
+    let config = a.config(input, layers);
+    config.validate().map_err(|e| e.to_string())?;
     let model = Model::from_dir(&a.model).map_err(|e| e.to_string())?;
     if a.eval_only && a.head.is_none() {
         return crate::finetune_model::eval_only(&a, config, model);
@@ -202,8 +205,8 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
     if head_only {
         return run_head(&a, config, model);
     }
-    let layers = TrainLayers::parse(&a.train_layers, model.config.num_hidden_layers).map_err(|e| e.to_string())?;
-    crate::finetune_model::run(&a, config, layers, model)
+    TrainLayers::parse(&a.train_layers, model.config.num_hidden_layers).map_err(|e| e.to_string())?;
+    crate::finetune_model::run(&a, config, model)
 }
 
 fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
@@ -310,7 +313,7 @@ fn eval_only(a: &FinetuneArgs, engine: &mut Engine, cache: &FeatureCache) -> Res
     let head = TrainedHead::import(&bytes).map_err(|e| e.to_string())?;
     head.check_model(engine.identity()).map_err(|e| e.to_string())?;
     let data = read_tsv(&a.data)?;
-    let config = a.config(head.spec.input, true);
+    let config = a.config(head.spec.input, TrainLayers::Top(0));
     let x = features(engine, cache, &data, &config, a.json)?;
     let mut backend = HeadBackend::new(head.spec, head.params, None);
     let probs =

@@ -6,17 +6,18 @@ use std::path::Path;
 
 use bertlab::classifier::export::export_folder;
 use bertlab::classifier::math::CpuMath;
-use bertlab::classifier::{ClassifierParams, TrainLayers};
+use bertlab::classifier::ClassifierParams;
 use bertlab::fast_cpu::FastCpuEncoder;
 use bertlab::finetune::model_training::{evaluate_model, ModelTraining, Pairs};
 use bertlab::finetune::training::Event;
 use bertlab::finetune::TrainConfig;
-use bertlab::Model;
+use bertlab::{Model, ModelIdentity};
 
 use crate::finetune::{metrics_json, print_confusion, read_tsv, report, FinetuneArgs};
 use crate::BackendArg;
 
-pub fn run(a: &FinetuneArgs, config: TrainConfig, layers: TrainLayers, model: Model) -> Result<(), String> {
+pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
+    let layers = config.train_layers;
     if a.backend == BackendArg::Gpu {
         return Err("fine-tuning encoder layers runs on the CPU path for now: use --backend cpu (or auto), or --train-layers 0 for a head on the GPU".into());
     }
@@ -28,6 +29,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, layers: TrainLayers, model: Mo
     let encode =
         |d: &bertlab::glue::Dataset| Pairs::encode(&model.tokenizer, &d.examples, config.max_seq_length).map_err(|e| e.to_string());
     let (train_pairs, dev_pairs) = (encode(&train)?, encode(&dev)?);
+    let identity = ModelIdentity::of(&model.name, &model.weights);
     let params = ClassifierParams::new(model.weights, config.seed);
     let (all, trained) = params.counts(layers);
     if !a.json {
@@ -45,7 +47,8 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, layers: TrainLayers, model: Mo
             dev.positives()
         );
     }
-    let mut t = ModelTraining::new(params, config, layers, CpuMath::Fast, train_pairs, dev_pairs).map_err(|e| e.to_string())?;
+    let mut t =
+        ModelTraining::new("cli".into(), identity, params, config, CpuMath::Fast, train_pairs, dev_pairs).map_err(|e| e.to_string())?;
     let (steps_per_epoch, total) = (t.steps_per_epoch(), t.total_steps());
     let start = web_time::Instant::now();
     // time in training steps alone (evaluation excluded), for pairs/s as PyTorch's Trainer counts them
@@ -80,7 +83,8 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, layers: TrainLayers, model: Mo
     let pairs_per_second = (train.examples.len() * t.config.num_train_epochs) as f64 / step_seconds.max(1e-9);
     let total_seconds = start.elapsed().as_secs_f64();
     if a.json {
-        let speed = serde_json::json!({"train_seconds": step_seconds, "total_seconds": total_seconds, "pairs_per_second": pairs_per_second});
+        let speed =
+            serde_json::json!({"train_seconds": step_seconds, "total_seconds": total_seconds, "pairs_per_second": pairs_per_second});
         println!("{}", serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "speed": speed}));
     } else {
         eprintln!();

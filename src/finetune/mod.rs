@@ -13,6 +13,7 @@ pub mod model_training;
 pub mod progress;
 pub mod training;
 
+use crate::classifier::TrainLayers;
 use crate::error::{Error, Result};
 use crate::head::HeadInput;
 use crate::tokenize::MIN_LEN;
@@ -36,6 +37,15 @@ pub struct TrainConfig {
     pub head_input: HeadInput,
     /// 0: a Linear head; otherwise the MLP's hidden width.
     pub mlp_hidden: usize,
+    /// What trains: `Top(0)` is a head on frozen features (the default, and
+    /// what runs saved before this setting existed did); otherwise BERT's
+    /// layers with the classifier.
+    #[serde(default = "head_only")]
+    pub train_layers: TrainLayers,
+}
+
+fn head_only() -> TrainLayers {
+    TrainLayers::Top(0)
 }
 
 impl Default for TrainConfig {
@@ -51,11 +61,17 @@ impl Default for TrainConfig {
             seed: 42,
             head_input: HeadInput::Pooler,
             mlp_hidden: 0,
+            train_layers: head_only(),
         }
     }
 }
 
 impl TrainConfig {
+    /// Whether BERT's layers train (else a head on frozen features).
+    pub fn trains_layers(&self) -> bool {
+        self.train_layers != TrainLayers::Top(0)
+    }
+
     /// Refuses settings no run can use, with the setting's name.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Input(m));
@@ -73,6 +89,9 @@ impl TrainConfig {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));
             }
+        }
+        if self.trains_layers() && (self.head_input != HeadInput::Pooler || self.mlp_hidden != 0) {
+            return bad("fine-tuning BERT's layers trains BertForSequenceClassification's own head (pooler → Linear): choose the pooler input and a Linear head".into());
         }
         if self.max_seq_length < MIN_LEN {
             return bad(format!("max_seq_length {} must be at least {MIN_LEN}", self.max_seq_length));

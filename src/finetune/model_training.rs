@@ -20,7 +20,10 @@ use crate::finetune::{evaluate, learning_rate_at, Metrics, TrainConfig};
 use crate::glue::Example;
 use crate::head::{check_loss, softmax_rows};
 use crate::kernels::adamw::AdamW;
+use crate::model::ModelIdentity;
+use crate::tensor_file::{TensorReader, TensorWriter};
 use crate::tokenize::{Batch, BertTokenizer, Input};
+use crate::weights::BertWeights;
 
 /// Sentence pairs as token ids and type ids (unpadded), with their 0/1 labels.
 pub struct Pairs {
@@ -54,6 +57,18 @@ impl Pairs {
         Ok(())
     }
 }
+
+/// The run state a checkpoint's metadata holds, beside its tensors.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct State {
+    run_id: String,
+    model: ModelIdentity,
+    config: TrainConfig,
+    #[serde(flatten)]
+    progress: Progress,
+}
+
+const STATE_KEY: &str = "bertlab_model_training";
 
 /// One split's pairs and, for top-k runs, the frozen layers' output of each pair (`[len, hidden]`).
 struct Split {
@@ -94,6 +109,10 @@ fn prepare_batch(
 }
 
 pub struct ModelTraining {
+    /// Ties a run's checkpoint to its saved data (and to nothing else).
+    pub run_id: String,
+    /// The model it started from (frozen tensors are read from it on resume).
+    pub model: ModelIdentity,
     pub config: TrainConfig,
     pub train_layers: TrainLayers,
     math: CpuMath,
@@ -108,20 +127,28 @@ pub struct ModelTraining {
 }
 
 impl ModelTraining {
+    /// A run from `params` (the loaded model, `model`, with a new classifier).
     pub fn new(
+        run_id: String,
+        model: ModelIdentity,
         params: ClassifierParams,
         config: TrainConfig,
-        train_layers: TrainLayers,
         math: CpuMath,
         train: Pairs,
         eval: Pairs,
     ) -> Result<Self> {
         config.validate()?;
+        let train_layers = config.train_layers;
+        if !config.trains_layers() {
+            return Err(Error::Input("a head alone trains on frozen features (finetune::training), not here".into()));
+        }
         train.check("training")?;
         eval.check("validation")?;
         let split = |pairs: Pairs| Split { frozen: vec![None; pairs.rows.len()], pairs };
         let order = epoch_order(config.seed, 0, train.labels.len());
         Ok(ModelTraining {
+            run_id,
+            model,
             moments: Moments::new(&params),
             last_good: params.clone(),
             params,
@@ -200,6 +227,63 @@ impl ModelTraining {
         self.order = epoch_order(self.config.seed, self.progress.epoch, self.train.pairs.labels.len());
         self.last_good = self.params.clone();
         Ok(Event::Epoch { epoch: self.progress.epoch, train_loss, metrics })
+    }
+
+    /// Everything needed to continue later: the trained tensors and their
+    /// AdamW moments, and the run's setup and position (in the metadata).
+    /// Frozen tensors are left out: they are the loaded model's.
+    pub fn checkpoint(&self) -> Result<Vec<u8>> {
+        let layers = self.params.bert.layers.len();
+        let mut w = TensorWriter::new();
+        let layout = self.params.layout();
+        let tensors = self.params.data().into_iter().zip(self.moments.m.data()).zip(self.moments.v.data());
+        for (info, ((p, m), v)) in layout.iter().zip(tensors) {
+            if self.train_layers.trains(info.part, layers) {
+                for (prefix, t) in [("param", p), ("adam_m", m), ("adam_v", v)] {
+                    w.tensor(format!("{prefix}.{}", info.name), &info.shape, t);
+                }
+            }
+        }
+        let state =
+            State { run_id: self.run_id.clone(), model: self.model.clone(), config: self.config.clone(), progress: self.progress.clone() };
+        w.meta(STATE_KEY, serde_json::to_string(&state).map_err(|e| Error::File(e.to_string()))?);
+        w.to_bytes()
+    }
+
+    /// The run id and step a checkpoint holds, without restoring it.
+    pub fn peek(bytes: &[u8]) -> Result<(String, u32)> {
+        let state: State = TensorReader::parse(bytes, "checkpoint")?.json(STATE_KEY)?;
+        Ok((state.run_id, state.progress.step))
+    }
+
+    /// Continues a run from [`ModelTraining::checkpoint`] bytes, on the model
+    /// it started from (`base`, checked by fingerprint) and its own pairs.
+    pub fn resume(bytes: &[u8], name: &str, base: BertWeights, math: CpuMath, train: Pairs, eval: Pairs) -> Result<Self> {
+        let r = TensorReader::parse(bytes, "checkpoint")?;
+        let state: State = r.json(STATE_KEY)?;
+        state.model.check_loaded("this run", &ModelIdentity::of(name, &base))?;
+        let params = ClassifierParams::new(base, state.config.seed);
+        let layers = params.bert.layers.len();
+        let train_layers = state.config.train_layers;
+        let read = |prefix: &str, from: &ClassifierParams| {
+            from.with_values(|info, current| {
+                if train_layers.trains(info.part, layers) {
+                    r.f32(&format!("{prefix}.{}", info.name), &info.shape)
+                } else {
+                    Ok(current.to_vec())
+                }
+            })
+        };
+        let zeros = params.zeros_like();
+        let (params, m, v) = (read("param", &params)?, read("adam_m", &zeros)?, read("adam_v", &zeros)?);
+        let mut t = ModelTraining::new(state.run_id, state.model, params, state.config, math, train, eval)?;
+        if state.progress.position > t.train.pairs.labels.len() || state.progress.epoch > t.config.num_train_epochs {
+            return Err(r.error("its position is past the end of its data"));
+        }
+        t.moments = Moments { m, v };
+        t.progress = state.progress;
+        t.order = epoch_order(t.config.seed, t.progress.epoch, t.train.pairs.labels.len());
+        Ok(t)
     }
 
     /// Metrics on the validation pairs (evaluation mode).
