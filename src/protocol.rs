@@ -20,6 +20,7 @@ pub struct ModelInfo {
     pub layers: usize,
     pub hidden: usize,
     pub heads: usize,
+    pub intermediate: usize,
     pub vocab: usize,
     pub max_positions: usize,
     pub backend: String,
@@ -186,6 +187,14 @@ pub struct RunRequest {
     pub data: String,
 }
 
+/// One file of an exported folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExportedFile {
+    pub name: String,
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
+}
+
 /// The origin's storage use and quota in bytes, where the browser tells.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
@@ -214,7 +223,8 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
-    ExportHead,
+    /// The last run's head or fine-tuned model (or the imported head), as files.
+    Export,
     StartRun(RunRequest),
     Pause,
     Resume,
@@ -250,6 +260,10 @@ pub enum Reply {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
         config: String,
+    },
+    /// A fine-tuned model's Hugging Face folder.
+    ModelExported {
+        files: Vec<ExportedFile>,
     },
     Runs {
         runs: Vec<RunRecord>,

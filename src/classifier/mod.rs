@@ -7,6 +7,7 @@
 //! folder `from_pretrained` loads.
 
 pub mod backprop;
+pub mod cost;
 pub mod export;
 pub mod math;
 pub mod optimizer;

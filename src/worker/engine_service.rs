@@ -1,31 +1,58 @@
 //! The engine the worker holds: load a model, run the explorer's sentences,
-//! answer "Try it". It owns the loaded engine (not `Send`, so it lives in a
-//! thread-local; the worker is one thread) and turns outputs into plain view
-//! data. Fine-tuning runs take their own handle on the engine (`runs`), so
-//! loading another model never changes what a run computes.
+//! answer "Try it", export what was trained. It owns the loaded engine (not
+//! `Send`, so it lives in a thread-local; the worker is one thread), the
+//! loaded model's files (what a run fine-tuning BERT's layers starts from and
+//! exports with), and turns outputs into plain view data. Fine-tuning runs
+//! take their own handle on the engine (`runs`), so loading another model
+//! never changes what a run computes.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use bertlab::classifier::backprop::forward;
+use bertlab::classifier::export::export_folder;
+use bertlab::classifier::math::CpuMath;
+use bertlab::classifier::{ClassifierParams, TrainLayers, CLASSES};
 use bertlab::finetune::features::extract_features;
 use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::HeadBackend;
 use bertlab::glue::Example;
-use bertlab::protocol::{Exploration, ModelInfo, SentenceView, MAX_SENTENCES};
+use bertlab::head::softmax_rows;
+use bertlab::protocol::{ExportedFile, Exploration, ModelInfo, Reply, SentenceView, MAX_SENTENCES};
+use bertlab::tokenize::BertTokenizer;
 use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, Pooling};
 use futures_util::lock::Mutex;
 
 /// The loaded engine, shared with the run that uses it.
 pub type SharedEngine = Rc<Mutex<Engine>>;
 
+/// A fine-tuned BertForSequenceClassification, with what it needs to
+/// tokenize and to be exported (its base model's files).
+pub struct TunedModel {
+    pub params: ClassifierParams,
+    pub files: Rc<ModelFiles>,
+    pub tokenizer: BertTokenizer,
+}
+
+/// What "Try it" and Export use: the last run's head or model, or an imported head.
+#[derive(Clone)]
+enum Trained {
+    Head(TrainedHead),
+    Model(Rc<TunedModel>),
+}
+
 thread_local! {
-    static ENGINE: RefCell<Option<SharedEngine>> = const { RefCell::new(None) };
-    /// The head "Try it" uses: the last run's, or one imported.
-    static HEAD: RefCell<Option<TrainedHead>> = const { RefCell::new(None) };
+    static ENGINE: RefCell<Option<(SharedEngine, Rc<ModelFiles>)>> = const { RefCell::new(None) };
+    static TRAINED: RefCell<Option<Trained>> = const { RefCell::new(None) };
 }
 
 /// The loaded engine, if any.
 pub fn engine() -> Result<SharedEngine, String> {
+    loaded().map(|(e, _)| e)
+}
+
+/// The loaded engine and the files it was loaded from.
+pub fn loaded() -> Result<(SharedEngine, Rc<ModelFiles>), String> {
     ENGINE.with(|e| e.borrow().clone()).ok_or_else(|| "no model is loaded yet".to_string())
 }
 
@@ -35,17 +62,20 @@ pub fn engine() -> Result<SharedEngine, String> {
 pub async fn load(files: ModelFiles, backend: BackendChoice) -> Result<ModelInfo, Error> {
     let model = Model::from_files(&files)?;
     let engine = Engine::new(model, backend).await?;
+    // the weights' bytes are kept for runs that fine-tune BERT itself; the rest is small
+    let files = Rc::new(files);
     let c = &engine.config;
     let info = ModelInfo {
         identity: engine.identity().clone(),
         layers: c.num_hidden_layers,
         hidden: c.hidden_size,
         heads: c.num_attention_heads,
+        intermediate: c.intermediate_size,
         vocab: c.vocab_size,
         max_positions: c.max_position_embeddings,
         backend: engine.backend().to_string(),
     };
-    ENGINE.with(|e| *e.borrow_mut() = Some(Rc::new(Mutex::new(engine))));
+    ENGINE.with(|e| *e.borrow_mut() = Some((Rc::new(Mutex::new(engine)), files)));
     Ok(info)
 }
 
@@ -134,15 +164,33 @@ pub async fn bench(batch: usize, seq: usize, min_ms: f64) -> Result<(f64, String
     Ok((start.elapsed().as_secs_f64() * 1e3 / runs as f64, engine.backend().to_string()))
 }
 
-/// Makes `head` the one "Try it" uses.
+/// Makes `head` the one "Try it" and Export use.
 pub fn set_head(head: TrainedHead) {
-    HEAD.with(|h| *h.borrow_mut() = Some(head));
+    TRAINED.with(|h| *h.borrow_mut() = Some(Trained::Head(head)));
 }
 
-/// The current head as files: safetensors and the config.json fields.
-pub fn export_head() -> Result<(Vec<u8>, String), String> {
-    let head = HEAD.with(|h| h.borrow().clone()).ok_or("no trained head yet")?;
-    head.export().map_err(|e| e.to_string())
+/// Makes a fine-tuned model the one "Try it" and Export use.
+pub fn set_model(model: TunedModel) {
+    TRAINED.with(|h| *h.borrow_mut() = Some(Trained::Model(Rc::new(model))));
+}
+
+/// What was trained, as files: a head (safetensors and the config.json
+/// fields to merge), or a fine-tuned model's Hugging Face folder.
+pub fn export() -> Result<Reply, String> {
+    match TRAINED.with(|t| t.borrow().clone()).ok_or("nothing trained yet")? {
+        Trained::Head(head) => head.export().map(|(bytes, config)| Reply::HeadExported { bytes, config }).map_err(|e| e.to_string()),
+        Trained::Model(m) => {
+            let f = &m.files;
+            let tokenizer: Vec<(&str, &[u8])> =
+                [("tokenizer.json", &f.tokenizer_json), ("vocab.txt", &f.vocab_txt), ("tokenizer_config.json", &f.tokenizer_config_json)]
+                    .into_iter()
+                    .filter_map(|(n, b)| b.as_deref().map(|b| (n, b)))
+                    .collect();
+            let config = f.config_json.as_deref().ok_or("the model's config.json is missing")?;
+            let files = export_folder(&m.params, config, &tokenizer).map_err(|e| e.to_string())?;
+            Ok(Reply::ModelExported { files: files.into_iter().map(|(name, bytes)| ExportedFile { name, bytes }).collect() })
+        }
+    }
 }
 
 /// Loads a head file for "Try it", if it reads the loaded model's features;
@@ -160,10 +208,18 @@ pub async fn import_head(bytes: &[u8]) -> Result<String, String> {
     Ok(what)
 }
 
-/// P(paraphrase) for one pair, with the current head on the loaded model
-/// (refused, with both models named, when the head was trained on another).
+/// P(paraphrase) for one pair: with a fine-tuned model, that model alone;
+/// with a head, the head on the loaded model (refused, with both models
+/// named, when the head was trained on another).
 pub async fn paraphrase_probability(a: String, b: String, max_len: usize) -> Result<f32, String> {
-    let head = HEAD.with(|h| h.borrow().clone()).ok_or("train or import a head first")?;
+    let head = match TRAINED.with(|t| t.borrow().clone()).ok_or("train or import a head first")? {
+        Trained::Head(head) => head,
+        Trained::Model(m) => {
+            let batch = m.tokenizer.encode_batch_to(&[Input::Pair(a, b)], max_len).map_err(|e| e.to_string())?;
+            let f = forward(CpuMath::Fast, &m.params, &batch, TrainLayers::All, None, None);
+            return Ok(softmax_rows(&f.logits, CLASSES)[1]);
+        }
+    };
     let engine = engine()?;
     let mut engine = engine.lock().await;
     head.check_model(engine.identity()).map_err(|e| e.to_string())?;

@@ -67,9 +67,7 @@ mod worker {
                 engine_service::paraphrase_probability(a, b, max_len).await.map_or_else(Reply::failed, Reply::Probability)
             }
             Request::ImportHead { bytes } => engine_service::import_head(&bytes).await.map_or_else(Reply::failed, Reply::HeadImported),
-            Request::ExportHead => {
-                engine_service::export_head().map_or_else(Reply::failed, |(bytes, config)| Reply::HeadExported { bytes, config })
-            }
+            Request::Export => engine_service::export().unwrap_or_else(Reply::failed),
             Request::StartRun(req) => done(runs::start(req, run_events())),
             Request::Pause => {
                 runs::pause();

@@ -1,11 +1,13 @@
 //! Fine-tuning runs saved in the browser, each one unit under its own id:
-//! `run.json` (what it is and how far it got), `features.safetensors` (the
-//! encoded splits) and `checkpoint.safetensors` (head, AdamW moments,
-//! position). Both binary files carry the run's id, checked on resume, so a
+//! `run.json` (what it is and how far it got), `features.safetensors` (its
+//! data: the encoded splits of a head run, the tokenized pairs of a run that
+//! trains BERT's layers) and `checkpoint.safetensors` (what trains, AdamW
+//! moments, position). Both binary files carry the run's id, checked on resume, so a
 //! checkpoint never resumes on another run's data. Runs live in a cache of
 //! their own, apart from the cached models.
 
 use bertlab::browser::{resolve, storage};
+use bertlab::finetune::model_training::{ModelTraining, Pairs};
 use bertlab::finetune::training::{Split, Training};
 use bertlab::protocol::RunRecord;
 use bertlab::tensor_file::{TensorReader, TensorWriter};
@@ -15,10 +17,12 @@ const RECORD: &str = "run.json";
 const FEATURES: &str = "features.safetensors";
 const CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// Encoded training and validation features of one run.
-pub struct Features {
-    pub train: Split,
-    pub eval: Split,
+/// A run's training and validation data.
+pub enum RunData {
+    /// Encoded features, for a head.
+    Features { train: Split, eval: Split },
+    /// Tokenized pairs, for BERT's layers.
+    Pairs { train: Pairs, eval: Pairs },
 }
 
 fn url(id: &str, file: &str) -> String {
@@ -51,35 +55,68 @@ pub async fn save_record(r: &RunRecord) -> Result<(), String> {
     storage::put(&cache, &url(&r.id, RECORD), &bytes).await
 }
 
-fn encode_features(id: &str, f: &Features) -> Result<Vec<u8>, String> {
-    let labels = |s: &Split| s.labels.iter().map(|&v| f32::from(v)).collect::<Vec<f32>>();
-    let width = |s: &Split| s.x.len() / s.labels.len().max(1);
+fn encode_data(id: &str, data: &RunData) -> Result<Vec<u8>, String> {
+    let floats = |v: &[u8]| v.iter().map(|&x| f32::from(x)).collect::<Vec<f32>>();
     let mut w = TensorWriter::new();
-    for (name, s) in [("train", &f.train), ("eval", &f.eval)] {
-        w.tensor(format!("{name}_x"), &[s.labels.len(), width(s)], &s.x).tensor(format!("{name}_y"), &[s.labels.len()], &labels(s));
+    match data {
+        RunData::Features { train, eval } => {
+            for (name, s) in [("train", train), ("eval", eval)] {
+                let width = s.x.len() / s.labels.len().max(1);
+                w.tensor(format!("{name}_x"), &[s.labels.len(), width], &s.x).tensor(format!("{name}_y"), &[s.labels.len()], &floats(&s.labels));
+            }
+        }
+        RunData::Pairs { train, eval } => {
+            // token ids are below 2^24, so f32 holds them exactly
+            for (name, p) in [("train", train), ("eval", eval)] {
+                let ids: Vec<f32> = p.rows.iter().flat_map(|(i, _)| i.iter().map(|&v| v as f32)).collect();
+                let types: Vec<f32> = p.rows.iter().flat_map(|(_, t)| t.iter().map(|&v| v as f32)).collect();
+                let lens: Vec<f32> = p.rows.iter().map(|(i, _)| i.len() as f32).collect();
+                w.tensor(format!("{name}_ids"), &[ids.len()], &ids)
+                    .tensor(format!("{name}_types"), &[types.len()], &types)
+                    .tensor(format!("{name}_lens"), &[lens.len()], &lens)
+                    .tensor(format!("{name}_y"), &[p.labels.len()], &floats(&p.labels));
+            }
+        }
     }
     w.meta("run_id", id);
     w.to_bytes().map_err(|e| e.to_string())
 }
 
-fn decode_features(id: &str, bytes: &[u8]) -> Result<Features, String> {
-    let r = TensorReader::parse(bytes, "saved features").map_err(|e| e.to_string())?;
+fn decode_data(id: &str, bytes: &[u8]) -> Result<RunData, String> {
+    let r = TensorReader::parse(bytes, "saved run data").map_err(|e| e.to_string())?;
     if r.meta("run_id") != Some(id) {
-        return Err("the saved features belong to another run".into());
+        return Err("the saved data belong to another run".into());
     }
-    let split = |name: &str| -> Result<Split, String> {
-        let (_, x) = r.f32_with_shape(&format!("{name}_x")).map_err(|e| e.to_string())?;
-        let (_, y) = r.f32_with_shape(&format!("{name}_y")).map_err(|e| e.to_string())?;
-        Ok(Split { x, labels: y.into_iter().map(|v| v as u8).collect() })
+    let get = |name: String| r.f32_with_shape(&name).map(|(_, v)| v).map_err(|e| e.to_string());
+    let labels = |name: &str| -> Result<Vec<u8>, String> { Ok(get(format!("{name}_y"))?.into_iter().map(|v| v as u8).collect()) };
+    if !r.has("train_ids") {
+        let split = |name: &str| -> Result<Split, String> { Ok(Split { x: get(format!("{name}_x"))?, labels: labels(name)? }) };
+        return Ok(RunData::Features { train: split("train")?, eval: split("eval")? });
+    }
+    let pairs = |name: &str| -> Result<Pairs, String> {
+        let (ids, types, lens) = (get(format!("{name}_ids"))?, get(format!("{name}_types"))?, get(format!("{name}_lens"))?);
+        let mut rows = Vec::with_capacity(lens.len());
+        let mut at = 0;
+        for len in lens {
+            let end = at + len as usize;
+            if end > ids.len() || end > types.len() {
+                return Err("the saved pairs are cut short".into());
+            }
+            let as_u32 = |v: &[f32]| v.iter().map(|&x| x as u32).collect::<Vec<u32>>();
+            rows.push((as_u32(&ids[at..end]), as_u32(&types[at..end])));
+            at = end;
+        }
+        Ok(Pairs { rows, labels: labels(name)? })
     };
-    Ok(Features { train: split("train")?, eval: split("eval")? })
+    Ok(RunData::Pairs { train: pairs("train")?, eval: pairs("eval")? })
 }
 
-/// Saves a new run's record and features, after checking there is room.
-pub async fn save_new(r: &RunRecord, f: &Features) -> Result<(), String> {
-    let bytes = encode_features(&r.id, f)?;
+/// Saves a new run's record and data, after checking there is room for
+/// them and for `checkpoint_bytes` (what its checkpoints will take).
+pub async fn save_new(r: &RunRecord, data: &RunData, checkpoint_bytes: f64) -> Result<(), String> {
+    let bytes = encode_data(&r.id, data)?;
     if let Some(e) = storage::estimate().await {
-        e.check_room("saving this run", bytes.len() as f64 * 1.1)?;
+        e.check_room("saving this run", (bytes.len() as f64 + checkpoint_bytes) * 1.1)?;
     }
     storage::persist().await;
     let cache = storage::open(CACHE).await?;
@@ -94,19 +131,22 @@ pub async fn save_checkpoint(r: &RunRecord, checkpoint: &[u8]) -> Result<(), Str
     save_record(r).await
 }
 
-/// A saved run's record, features and checkpoint, checked to be one run's.
-pub async fn load(id: &str) -> Result<(RunRecord, Features, Vec<u8>), String> {
+/// A saved run's record, data and checkpoint, checked to be one run's.
+pub async fn load(id: &str) -> Result<(RunRecord, RunData, Vec<u8>), String> {
     let cache = storage::open(CACHE).await?;
     let missing = |what: &str| format!("the saved run {id} has no {what} (it was not saved completely)");
     let record: RunRecord =
         storage::get(&cache, &url(id, RECORD)).await.and_then(|b| serde_json::from_slice(&b).ok()).ok_or_else(|| missing("record"))?;
-    let features = decode_features(id, &storage::get(&cache, &url(id, FEATURES)).await.ok_or_else(|| missing("features"))?)?;
+    let data = decode_data(id, &storage::get(&cache, &url(id, FEATURES)).await.ok_or_else(|| missing("data"))?)?;
     let checkpoint = storage::get(&cache, &url(id, CHECKPOINT)).await.ok_or_else(|| missing("checkpoint"))?;
-    let (setup, _) = Training::peek(&checkpoint).map_err(|e| e.to_string())?;
-    if setup.run_id != id {
+    let run_id = match &data {
+        RunData::Features { .. } => Training::peek(&checkpoint).map(|(setup, _)| setup.run_id),
+        RunData::Pairs { .. } => ModelTraining::peek(&checkpoint).map(|(id, _)| id),
+    };
+    if run_id.map_err(|e| e.to_string())? != id {
         return Err("the saved checkpoint belongs to another run".into());
     }
-    Ok((record, features, checkpoint))
+    Ok((record, data, checkpoint))
 }
 
 pub async fn delete(id: &str) -> Result<(), String> {

@@ -3,25 +3,93 @@
 //! pair to its last step. The run drives itself and reports [`RunEvent`]s;
 //! the page only asks it to start, pause, stop or resume. Loading another
 //! model pauses a training run (saved, to resume when that model is back) and
-//! stops one that is still encoding.
+//! stops one that is still encoding. A run trains a head on encoded features
+//! (on the engine's device) or BERT's layers with the classifier (on the
+//! CPU path, from the loaded model's weights).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use bertlab::browser::yield_now;
+use bertlab::classifier::math::CpuMath;
+use bertlab::classifier::ClassifierParams;
 use bertlab::finetune::features::extract_features;
+use bertlab::finetune::model_training::{ModelTraining, Pairs};
+use bertlab::finetune::progress::Progress;
 use bertlab::finetune::training::{Event, HeadBackend, RunSetup, Split, Training};
 use bertlab::finetune::TrainConfig;
 use bertlab::glue::Example;
 use bertlab::head::HeadSpec;
 use bertlab::protocol::{PauseReason, RunEnd, RunEvent, RunRecord, RunRequest, SplitName};
+use bertlab::{Model, ModelFiles};
 use wasm_bindgen_futures::spawn_local;
 
-use crate::engine_service::{self, SharedEngine};
-use crate::run_store::{self, Features};
+use crate::engine_service::{self, SharedEngine, TunedModel};
+use crate::run_store::{self, RunData};
 
 pub type Sink = Rc<dyn Fn(RunEvent)>;
+
+/// What a run trains.
+enum Trainer {
+    Head(Box<Training>),
+    /// With the files of the model it started from (to tokenize "Try it" and to export).
+    Model(Box<ModelTraining>, Rc<ModelFiles>),
+}
+
+impl Trainer {
+    fn progress(&self) -> &Progress {
+        match self {
+            Trainer::Head(t) => &t.progress,
+            Trainer::Model(t, _) => &t.progress,
+        }
+    }
+
+    fn total_steps(&self) -> usize {
+        match self {
+            Trainer::Head(t) => t.total_steps(),
+            Trainer::Model(t, _) => t.total_steps(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Trainer::Head(t) => t.backend.describe(),
+            Trainer::Model(t, _) => format!("CPU: {}", t.train_layers.describe(t.params().bert.layers.len())),
+        }
+    }
+
+    async fn advance(&mut self) -> bertlab::Result<Event> {
+        match self {
+            Trainer::Head(t) => t.advance().await,
+            Trainer::Model(t, _) => t.advance(),
+        }
+    }
+
+    async fn checkpoint(&self) -> bertlab::Result<Vec<u8>> {
+        match self {
+            Trainer::Head(t) => t.checkpoint().await,
+            Trainer::Model(t, _) => t.checkpoint(),
+        }
+    }
+
+    /// Makes what was trained so far the one "Try it" and Export use.
+    async fn publish(&self) {
+        match self {
+            Trainer::Head(t) => {
+                if let Ok(head) = t.head().await {
+                    engine_service::set_head(head);
+                }
+            }
+            Trainer::Model(t, files) => {
+                if let Ok(m) = Model::from_files(files) {
+                    let files = files.clone();
+                    engine_service::set_model(TunedModel { params: t.params().clone(), files, tokenizer: m.tokenizer });
+                }
+            }
+        }
+    }
+}
 
 /// The running run's controls.
 #[derive(Default)]
@@ -32,7 +100,7 @@ struct Controls {
 
 /// A run between a pause and its resume, still in memory.
 struct Paused {
-    training: Training,
+    training: Trainer,
     stored: Stored,
     engine: SharedEngine,
     /// Its last checkpoint made it to storage (so it can be let go).
@@ -160,38 +228,68 @@ struct Stored {
     refused: Option<String>,
 }
 
-/// Encodes both splits and sets the run up, saved as a new run.
-async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, sink: &Sink) -> Result<(Training, Stored), RunEvent> {
-    let c = req.config;
+/// Sets a run up and saves it as a new run: a head's data encoded first, or
+/// the pairs tokenized for a run that trains BERT's layers.
+async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, sink: &Sink) -> Result<(Trainer, Stored), RunEvent> {
+    let c = req.config.clone();
     let (identity, gpu) = {
         let e = engine.lock().await;
         (e.identity().clone(), e.gpu_context().cloned())
     };
-    let key = |split: &str, n: usize| format!("{}|{:?}|{}|{}|{split}|{n}", identity.fingerprint, c.head_input, c.max_seq_length, req.data);
-    let train_x = encode(engine, controls, key("train", req.train.len()), SplitName::Train, &req.train, &c, sink).await?;
-    let dev_x = encode(engine, controls, key("dev", req.dev.len()), SplitName::Validation, &req.dev, &c, sink).await?;
+    let failed = |e: bertlab::Error| RunEvent::Failed(e.to_string());
     let labels = |e: &[Example]| e.iter().map(|x| x.label).collect::<Vec<u8>>();
-    let features = Features { train: Split { x: train_x, labels: labels(&req.train) }, eval: Split { x: dev_x, labels: labels(&req.dev) } };
-    let spec = HeadSpec { input: c.head_input, in_dim: c.head_input.width(identity.hidden_size), hidden: c.mlp_hidden, classes: 2 };
-    let initial = spec.init(c.seed);
-    let setup = RunSetup { run_id: run_store::new_id(), model: identity.clone(), config: c.clone(), spec };
+    // BERT's layers start from the loaded model's weights (parsed again from its files: the engine keeps them packed)
+    let base = if c.trains_layers() {
+        let files = engine_service::loaded().map_err(RunEvent::Failed)?.1;
+        Some((Model::from_files(&files).map_err(failed)?, files))
+    } else {
+        None
+    };
+    let (data, checkpoint_bytes) = match &base {
+        Some((model, _)) => {
+            let train = Pairs::encode(&model.tokenizer, &req.train, c.max_seq_length).map_err(failed)?;
+            let eval = Pairs::encode(&model.tokenizer, &req.dev, c.max_seq_length).map_err(failed)?;
+            // a checkpoint holds each trained value three times (value and two moments)
+            let trained = ClassifierParams::new(model.weights.clone(), c.seed).counts(c.train_layers).1;
+            (RunData::Pairs { train, eval }, trained as f64 * 12.0)
+        }
+        None => {
+            let key = |split: &str, n: usize| format!("{}|{:?}|{}|{}|{split}|{n}", identity.fingerprint, c.head_input, c.max_seq_length, req.data);
+            let train_x = encode(engine, controls, key("train", req.train.len()), SplitName::Train, &req.train, &c, sink).await?;
+            let dev_x = encode(engine, controls, key("dev", req.dev.len()), SplitName::Validation, &req.dev, &c, sink).await?;
+            let train = Split { x: train_x, labels: labels(&req.train) };
+            (RunData::Features { train, eval: Split { x: dev_x, labels: labels(&req.dev) } }, 0.0)
+        }
+    };
     let record = RunRecord {
-        id: setup.run_id.clone(),
+        id: run_store::new_id(),
         created_ms: js_sys::Date::now(),
-        model: identity,
-        config: c,
+        model: identity.clone(),
+        config: c.clone(),
         data: req.data,
         train_pairs: req.train.len(),
         step: 0,
-        total_steps: 0,
+        total_steps: req.train.len().div_ceil(c.per_device_train_batch_size.max(1)) * c.num_train_epochs,
         best_accuracy: None,
         ended: None,
     };
-    let refused = run_store::save_new(&record, &features).await.err();
-    let backend = HeadBackend::new(spec, initial.clone(), gpu);
-    let training = Training::new(setup, backend, initial, features.train, features.eval).map_err(|e| RunEvent::Failed(e.to_string()))?;
-    let record = RunRecord { total_steps: training.total_steps(), ..record };
-    Ok((training, Stored { record, refused }))
+    let refused = run_store::save_new(&record, &data, checkpoint_bytes).await.err();
+    let trainer = match (data, base) {
+        (RunData::Pairs { train, eval }, Some((model, files))) => {
+            let params = ClassifierParams::new(model.weights, c.seed);
+            let t = ModelTraining::new(record.id.clone(), identity, params, c, CpuMath::Fast, train, eval).map_err(failed)?;
+            Trainer::Model(Box::new(t), files)
+        }
+        (RunData::Features { train, eval }, _) => {
+            let spec = HeadSpec { input: c.head_input, in_dim: c.head_input.width(identity.hidden_size), hidden: c.mlp_hidden, classes: 2 };
+            let initial = spec.init(c.seed);
+            let setup = RunSetup { run_id: record.id.clone(), model: identity, config: c, spec };
+            let backend = HeadBackend::new(spec, initial.clone(), gpu);
+            Trainer::Head(Box::new(Training::new(setup, backend, initial, train, eval).map_err(failed)?))
+        }
+        (RunData::Pairs { .. }, None) => return Err(RunEvent::Failed("a run of BERT's layers without its model".into())),
+    };
+    Ok((trainer, Stored { record, refused }))
 }
 
 /// Continues the run paused in memory.
@@ -212,13 +310,23 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
     PAUSED.with(|p| *p.borrow_mut() = None);
     spawn_local(async move {
         let resumed = async {
-            let (record, features, checkpoint) = run_store::load(&id).await?;
+            let (record, data, checkpoint) = run_store::load(&id).await?;
             let (identity, gpu) = {
                 let e = engine.lock().await;
                 (e.identity().clone(), e.gpu_context().cloned())
             };
             record.model.check_loaded("this run", &identity).map_err(|e| e.message().to_string())?;
-            let t = Training::resume(&checkpoint, gpu, features.train, features.eval).await.map_err(|e| e.to_string())?;
+            let t = match data {
+                RunData::Features { train, eval } => {
+                    Trainer::Head(Box::new(Training::resume(&checkpoint, gpu, train, eval).await.map_err(|e| e.to_string())?))
+                }
+                RunData::Pairs { train, eval } => {
+                    let files = engine_service::loaded()?.1;
+                    let base = Model::from_files(&files).map_err(|e| e.to_string())?;
+                    let t = ModelTraining::resume(&checkpoint, &identity.name, base.weights, CpuMath::Fast, train, eval).map_err(|e| e.to_string())?;
+                    Trainer::Model(Box::new(t), files)
+                }
+            };
             Ok::<_, String>((t, record))
         };
         match resumed.await {
@@ -233,21 +341,21 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
 }
 
 /// Saves the checkpoint and the record, and says how that went.
-async fn save(training: &Training, stored: &mut Stored, sink: &Sink) -> bool {
+async fn save(training: &Trainer, stored: &mut Stored, sink: &Sink) -> bool {
     if let Some(why) = &stored.refused {
         sink(RunEvent::NotSaved(why.clone()));
         return false;
     }
     let record = &mut stored.record;
-    record.step = training.progress.step;
-    record.best_accuracy = training.progress.metrics.iter().map(|m| m.accuracy).reduce(f64::max);
+    record.step = training.progress().step;
+    record.best_accuracy = training.progress().metrics.iter().map(|m| m.accuracy).reduce(f64::max);
     let saved = match training.checkpoint().await {
         Ok(bytes) => run_store::save_checkpoint(record, &bytes).await,
         Err(e) => Err(e.to_string()),
     };
     match saved {
         Ok(()) => {
-            sink(RunEvent::Saved { step: training.progress.step, total: training.total_steps() });
+            sink(RunEvent::Saved { step: training.progress().step, total: training.total_steps() });
             true
         }
         Err(e) => {
@@ -257,23 +365,21 @@ async fn save(training: &Training, stored: &mut Stored, sink: &Sink) -> bool {
     }
 }
 
-/// Ends a run: its head becomes the one "Try it" uses, its record says how it ended.
-async fn finish(training: Training, mut stored: Stored, end: RunEnd, sink: &Sink) {
-    if let Ok(head) = training.head().await {
-        engine_service::set_head(head);
-    }
+/// Ends a run: what it trained becomes what "Try it" and Export use, its record says how it ended.
+async fn finish(training: Trainer, mut stored: Stored, end: RunEnd, sink: &Sink) {
+    training.publish().await;
     stored.record.ended = Some(end);
     save(&training, &mut stored, sink).await;
 }
 
 /// Trains until done, paused, stopped or failed, saving at every epoch's end.
-async fn run(mut training: Training, mut stored: Stored, engine: SharedEngine, controls: Rc<Controls>, sink: Sink) {
-    let device = training.backend.describe();
+async fn run(mut training: Trainer, mut stored: Stored, engine: SharedEngine, controls: Rc<Controls>, sink: Sink) {
+    let device = training.describe();
     sink(RunEvent::Training {
         record: Box::new(stored.record.clone()),
         device,
-        losses: training.progress.losses.clone(),
-        metrics: training.progress.metrics.clone(),
+        losses: training.progress().losses.clone(),
+        metrics: training.progress().metrics.clone(),
     });
     let mut since_yield = 0;
     let end = loop {
@@ -282,9 +388,7 @@ async fn run(mut training: Training, mut stored: Stored, engine: SharedEngine, c
         }
         if let Some(reason) = controls.pause.get() {
             let saved = save(&training, &mut stored, &sink).await;
-            if let Ok(head) = training.head().await {
-                engine_service::set_head(head);
-            }
+            training.publish().await;
             // a model change lets a saved run go (its engine with it); otherwise it waits in memory
             let in_memory = !(reason == PauseReason::ModelChanged && saved);
             if in_memory {

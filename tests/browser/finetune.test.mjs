@@ -1,7 +1,9 @@
 // The Fine-tune page in headless Chromium with the tiny model from the mock hub
-// and the tests' GLUE-layout data (tests/fixtures/glue-tiny): a run on WebGPU
-// whose loss falls, pause, reload, resume, try it, export; a run that keeps its
-// model when another is loaded; runs saved as units; a full storage reported.
+// and the tests' GLUE-layout data (tests/fixtures/glue-tiny): a head run on
+// WebGPU whose loss falls, pause, reload, resume, try it, export; a run that
+// keeps its model when another is loaded; runs saved as units; a full storage
+// reported (for a run of BERT's top layers); the whole model fine-tuned on the
+// CPU path, paused, reloaded, resumed, exported and loaded in the explorer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -60,6 +62,8 @@ test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, e
 
   // the baseline row: always "paraphrase" scores 41/60 and F1 2·(41/60)/(1 + 41/60)
   assert.match(await text(page, 'baseline-row'), /majority baseline0\.\d{4}0\.68330\.8119/);
+  // a head on frozen features (the page suggests BERT's top two layers)
+  await page.selectOption('[data-testid=train-layers]', '0');
   await setParam(page, 'train-limit', 64);
   await setParam(page, 'lr', '0.01');
   await setParam(page, 'epochs', 60);
@@ -128,6 +132,7 @@ test('a run keeps its model; heads and saved runs refuse another; runs resume on
   const { page, errors } = await open(browser, url('backend=cpu&model=tiny/bert'));
   await waitForModel(page, 'tiny/bert');
   await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
+  await page.selectOption('[data-testid=train-layers]', '0');
   await setParam(page, 'train-limit', 64);
   await setParam(page, 'lr', '0.01');
   // long enough that it is still training when the model changes
@@ -215,9 +220,11 @@ test('a full browser storage is reported, never shown as saved', { timeout: 600_
   const used = await page.evaluate(async () => (await navigator.storage.estimate()).usage);
   const cdp = await context.newCDPSession(page);
   await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.base, quotaSize: used + 4096 });
+  // the page's suggestion: BERT's top two layers with the classifier
+  assert.equal(await page.inputValue('[data-testid=train-layers]'), '2');
   await setParam(page, 'train-limit', 32);
   await setParam(page, 'epochs', 1);
-  // a rate that leaves the head where it started: the page says it learned nothing
+  // a rate that leaves the model where it started: the page says it learned nothing
   await setParam(page, 'lr', '1e-7');
   await page.click('[data-testid=start]');
   await status(page, /^Done\.$/);
@@ -225,5 +232,77 @@ test('a full browser storage is reported, never shown as saved', { timeout: 600_
   assert.match(await text(page, 'save-state'), /^Not saved: the browser's storage is full/);
   await page.waitForFunction(() => /browser storage: .* used of /.test(document.querySelector('[data-testid=storage]')?.textContent), null, { timeout: LONG });
   assert.equal(await page.locator('[data-testid=saved-run]').count(), 0);
+  assert.deepEqual(errors, []);
+});
+
+test('fine-tune BERT itself on the CPU path: loss falls, pause, reload, resume, export, the folder loads in the explorer', { timeout: 900_000 }, async (t) => {
+  const browser = await launch(t, { webgpu: false });
+  const { page, errors } = await open(browser, url('backend=cpu&model=tiny/bert'));
+  await waitForModel(page, 'tiny/bert');
+  await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
+  await page.selectOption('[data-testid=train-layers]', 'all');
+  assert.equal(await page.inputValue('[data-testid=lr]'), '0.00002', "the Trainer's learning rate for the whole model");
+  assert.ok(await page.isDisabled('[data-testid=head-input]'), "BertForSequenceClassification's own head");
+  await setParam(page, 'train-limit', 64);
+  await setParam(page, 'lr', '0.001');
+  await setParam(page, 'epochs', 40);
+  // before Start: the steps, time and memory of each choice
+  await waitForText(page, 'estimate', /^Start trains the whole model for 160 steps ≈ \d+ (s|min) on this tab's CPU path, evaluating 60 validation pairs each epoch; the run holds about \d+ MB/);
+  assert.match(await page.textContent('[data-testid=train-layers] option[value=all]'), /the whole model · ≈ \d+ (s|min)/);
+  await page.click('[data-testid=start]');
+  await status(page, /Training on CPU: the whole model/);
+  await epochRows(page).first().waitFor({ timeout: LONG });
+  await page.click('[data-testid=pause]');
+  await status(page, /^Paused\.$/);
+  const pausedAt = (await losses(page)).length;
+  assert.ok(pausedAt >= 4 && pausedAt < 160, `paused after ${pausedAt} steps`);
+  await waitForText(page, 'save-state', new RegExp(`Saved in this browser at step ${pausedAt} of 160`));
+
+  // reload: the run resumes from its checkpoint (weights, AdamW's moments, position)
+  await page.reload();
+  await waitForModel(page, 'tiny/bert');
+  const run = page.locator('[data-testid=saved-run]');
+  await run.first().waitFor({ timeout: LONG });
+  assert.match(await run.first().textContent(), new RegExp(`tiny/bert · the whole model · lr 0.001 · .* step ${pausedAt} of 160 .*resumable`));
+  await run.first().locator('[data-testid=resume-run]').click();
+  await status(page, /^Done\.$/);
+  const all = await losses(page);
+  assert.equal(all.length, 160, 'every step, before and after the reload');
+  const mean = (xs) => xs.reduce((a, b) => a + b) / xs.length;
+  assert.ok(mean(all.slice(-16)) < 0.9 * mean(all.slice(0, 16)), `the loss fell: ${mean(all.slice(0, 16))} → ${mean(all.slice(-16))}`);
+  assert.equal(await epochRows(page).count(), 40);
+  await checkEpochRows(page, 60);
+  await page.click('[data-testid=try]');
+  await waitForText(page, 'try-answer', /^(paraphrase|not a paraphrase) · P\(paraphrase\) = (0\.\d{3}|1\.000)$/);
+
+  // export: a Hugging Face folder, one download per file
+  const dir = fs.mkdtempSync(path.join(artifacts, 'tuned-'));
+  const names = ['config.json', 'model.safetensors', 'vocab.txt', 'tokenizer_config.json'];
+  const downloads = [];
+  page.on('download', (d) => downloads.push(d));
+  assert.match(await text(page, 'export'), /Export model \(Hugging Face folder/);
+  await page.click('[data-testid=export]');
+  for (let i = 0; i < 100 && downloads.length < names.length; i++) await page.waitForTimeout(100);
+  assert.deepEqual(downloads.map((d) => d.suggestedFilename()).sort(), [...names].sort());
+  for (const d of downloads) await d.saveAs(path.join(dir, d.suggestedFilename()));
+  const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  assert.deepEqual(config.architectures, ['BertForSequenceClassification']);
+  assert.deepEqual(config.id2label, { 0: 'not_equivalent', 1: 'equivalent' });
+  const bytes = fs.readFileSync(path.join(dir, 'model.safetensors'));
+  const header = JSON.parse(bytes.subarray(8, 8 + Number(bytes.readBigUInt64LE(0))).toString());
+  assert.deepEqual(header['bert.encoder.layer.0.attention.self.query.weight'].shape, [32, 32]);
+  assert.deepEqual(header['classifier.weight'].shape, [2, 32]);
+
+  // the folder in the explorer: the fine-tuned encoder, not the one it started from
+  await page.click('[data-testid=tab-explore]');
+  const hidden = async () => JSON.parse(await page.inputValue('[data-testid=values-json]')).last_hidden_state;
+  await page.waitForFunction(() => document.querySelector('[data-testid=values-json]')?.value, null, { timeout: LONG });
+  const before = await hidden();
+  await page.setInputFiles('[data-testid=model-files]', names.map((f) => path.join(dir, f)));
+  await waitForModel(page, 'dropped files');
+  await page.waitForFunction((b) => {
+    const v = document.querySelector('[data-testid=values-json]')?.value;
+    return v && JSON.stringify(JSON.parse(v).last_hidden_state) !== b;
+  }, JSON.stringify(before), { timeout: LONG });
   assert.deepEqual(errors, []);
 });

@@ -1,10 +1,14 @@
-//! The Fine-tune page: MRPC (or the user's TSV), the Trainer's
-//! hyper-parameters, a run with encoding progress, a live loss curve and
-//! per-epoch validation, pause/resume (also across a reload, from the saved
-//! runs), "Try it", and export/import of the head.
+//! The Fine-tune page: MRPC (or the user's TSV), what trains (a head on
+//! frozen features, BERT's top layers, or the whole model) with each
+//! choice's time and memory, the Trainer's hyper-parameters, a run with
+//! encoding progress, a live loss curve and per-epoch validation,
+//! pause/resume (also across a reload, from the saved runs), "Try it", and
+//! export (a head, or a Hugging Face folder) and import of a head.
 
 mod state;
 
+use bertlab::classifier::cost::{forward_units, training_bytes};
+use bertlab::classifier::TrainLayers;
 use bertlab::finetune::{majority_baseline, Metrics, TrainConfig};
 use bertlab::glue::Dataset;
 use bertlab::head::HeadInput;
@@ -63,7 +67,7 @@ pub fn FinetunePage(loader: LoaderState, #[prop(into)] active: Signal<bool>) -> 
     view! {
         <div class="finetune">
             <DataPanel ft=ft/>
-            <ParamsPanel ft=ft/>
+            <ParamsPanel ft=ft loader=loader/>
             <Controls ft=ft loader=loader/>
             <SavedRuns ft=ft loader=loader/>
             <ResultsPanel ft=ft/>
@@ -242,9 +246,49 @@ const FIELDS: [Field; 9] = [
     },
 ];
 
+/// Seconds as people read them.
+fn duration(s: f64) -> String {
+    match s {
+        s if s < 90.0 => format!("{s:.0} s"),
+        s if s < 5400.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
+}
+
+/// A run's time at the measured speed (`ms` per pair forward), or nothing before it is measured.
+fn run_time(ft: Ft, t: TrainLayers, layers: usize) -> Option<String> {
+    let d = ft.data.get()?;
+    let (ms, _) = ft.speed.get()?;
+    let limit = match ft.train_limit.get() {
+        0 => usize::MAX,
+        n => n,
+    };
+    let c = ft.config.get();
+    let units = forward_units(t, layers, d.train.examples.len().min(limit), d.dev.examples.len(), c.num_train_epochs);
+    Some(duration(units * ms / 1e3))
+}
+
+fn what_trains(t: TrainLayers, layers: usize) -> String {
+    match t {
+        TrainLayers::Top(0) => "a head on frozen features".into(),
+        TrainLayers::Top(1) => "the top layer and the head".into(),
+        TrainLayers::Top(k) => format!("the top {} layers and the head", k.min(layers)),
+        TrainLayers::All => "the whole model".into(),
+    }
+}
+
 #[component]
-fn ParamsPanel(ft: Ft) -> impl IntoView {
+fn ParamsPanel(ft: Ft, loader: LoaderState) -> impl IntoView {
     let c = ft.config;
+    let layers = Memo::new(move |_| loader.info.with(|i| i.as_ref().map_or(6, |i| i.layers)));
+    let choices = move || {
+        let l = layers.get();
+        std::iter::once(TrainLayers::Top(0)).chain((1..l).map(TrainLayers::Top)).chain([TrainLayers::All]).collect::<Vec<_>>()
+    };
+    let value = |t: TrainLayers| match t {
+        TrainLayers::All => "all".to_string(),
+        TrainLayers::Top(k) => k.to_string(),
+    };
     let field = move |i: usize| {
         let f = &FIELDS[i];
         let error = Memo::new(move |_| ft.invalid.with(|m| m.get(FIELDS[i].id).cloned()));
@@ -253,6 +297,8 @@ fn ParamsPanel(ft: Ft) -> impl IntoView {
             <label class="param">{f.name}
                 <input type="text" inputmode="decimal" data-testid=f.id aria-describedby=message_id.clone()
                     aria-invalid=move || error.get().is_some().to_string()
+                    // BERT's layers train BertForSequenceClassification's Linear head
+                    disabled=move || FIELDS[i].id == "mlp" && c.get().trains_layers()
                     prop:value=move || (FIELDS[i].get)(&c.get())
                     on:input=move |ev| {
                         let v = event_target_value(&ev);
@@ -275,9 +321,20 @@ fn ParamsPanel(ft: Ft) -> impl IntoView {
         <section class="panel" aria-label="Hyper-parameters">
             <h2>"Hyper-parameters "<small>"(transformers' Trainer names)"</small></h2>
             <div class="params">
+                <label class="param what-trains">"what trains"
+                    <select data-testid="train-layers" on:change=move |ev| {
+                        if let Ok(t) = TrainLayers::parse(&event_target_value(&ev), layers.get_untracked()) { ft.set_train_layers(t) }
+                    }>
+                        {move || choices().into_iter().map(|t| view! {
+                            <option value=value(t) selected=move || c.get().train_layers == t>
+                                {move || format!("{}{}", what_trains(t, layers.get()), run_time(ft, t, layers.get()).map(|d| format!(" · ≈ {d}")).unwrap_or_default())}
+                            </option>
+                        }).collect_view()}
+                    </select>
+                </label>
                 {(0..FIELDS.len()).map(field).collect_view()}
                 <label class="param">"head input"
-                    <select data-testid="head-input" on:change=move |ev| { let v = event_target_value(&ev); c.update(|c| if let Some(h) = HeadInput::parse(&v) { c.head_input = h }) }>
+                    <select data-testid="head-input" disabled=move || c.get().trains_layers() on:change=move |ev| { let v = event_target_value(&ev); c.update(|c| if let Some(h) = HeadInput::parse(&v) { c.head_input = h }) }>
                         {HeadInput::ALL.map(|h| view! {
                             <option value=h.name() selected=move || c.get().head_input == h>{match h {
                                 HeadInput::Pooler => "pooler output (BertForSequenceClassification)",
@@ -298,22 +355,41 @@ fn ParamsPanel(ft: Ft) -> impl IntoView {
                     <span class="field-error" role="alert">{move || ft.invalid.with(|m| m.get("train-limit").map(|e| format!("train limit: {e}")))}</span>
                 </label>
             </div>
-            <p class="hint">"The encoder stays frozen: only the head trains, so the default learning rate is 1e-3 (the Trainer's 2e-5 is meant for the whole model and leaves a head at the majority class)."</p>
-            <Estimate ft=ft/>
+            <p class="hint">{move || if c.get().trains_layers() {
+                "BERT's layers train with BertForSequenceClassification's head (pooler → dropout → Linear), dropout from config.json, the Trainer's AdamW (no decay on biases and LayerNorm weights), gradients clipped to norm 1 and the linear schedule: the Trainer's 2e-5 is the learning rate to start from. On this tab's CPU path every layer costs minutes per epoch; the top two are the suggested start."
+            } else {
+                "The encoder stays frozen: only the head trains, so the default learning rate is 1e-3 (the Trainer's 2e-5 is meant for the whole model and leaves a head at the majority class)."
+            }}</p>
+            <Estimate ft=ft loader=loader/>
         </section>
     }
 }
 
 /// What Start will do and about how long it takes, before it is pressed:
-/// the pairs it encodes once, at the speed the engine just measured.
+/// the pairs a head encodes once, or the steps and memory of a run that
+/// trains BERT's layers, at the speed the engine just measured.
 #[component]
-fn Estimate(ft: Ft) -> impl IntoView {
+fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
     view! {
         <p class="estimate" data-testid="estimate">{move || {
             let d = ft.data.get()?;
             let limit = match ft.train_limit.get() { 0 => usize::MAX, n => n };
             let pairs = d.train.examples.len().min(limit) + d.dev.examples.len();
             let c = ft.config.get();
+            if c.trains_layers() {
+                let info = loader.info.get()?;
+                let steps = d.train.examples.len().min(limit).div_ceil(c.per_device_train_batch_size.max(1)) * c.num_train_epochs;
+                let config = bertlab::config::BertConfig {
+                    vocab_size: info.vocab, hidden_size: info.hidden, num_hidden_layers: info.layers, num_attention_heads: info.heads,
+                    max_position_embeddings: info.max_positions, intermediate_size: info.intermediate, ..bertlab::config::BertConfig::bert_base()
+                };
+                let memory = training_bytes(&config, c.train_layers, c.per_device_train_batch_size, c.max_seq_length.min(128));
+                let time = run_time(ft, c.train_layers, info.layers).map(|t| format!(" ≈ {t} on this tab's CPU path")).unwrap_or_default();
+                return Some(format!(
+                    "Start trains {} for {steps} steps{time}, evaluating {} validation pairs each epoch; the run holds about {:.0} MB (weights, gradients, AdamW's moments, activations).",
+                    what_trains(c.train_layers, info.layers), d.dev.examples.len(), memory / 1e6
+                ));
+            }
             // one forward per pair, or two when each sentence is encoded alone
             let forwards = pairs * if matches!(c.head_input, HeadInput::Mean | HeadInput::PairFeatures) { 2 } else { 1 };
             let steps = d.train.examples.len().min(limit).div_ceil(c.per_device_train_batch_size.max(1)) * c.num_train_epochs;
@@ -386,9 +462,12 @@ fn SavedRuns(ft: Ft, loader: LoaderState) -> impl IntoView {
                 <For each=move || ft.saved_runs.get() key=|r| (r.id.clone(), r.step, r.ended) let:r>
                     <li data-testid="saved-run" data-run-id=r.id.clone()>
                         <span>{format!(
-                            "{} · {} · {} head on {} · lr {} · {} · step {} of {}{}",
-                            local_time(r.created_ms), r.model.name, if r.config.mlp_hidden == 0 { "Linear" } else { "MLP" },
-                            r.config.head_input.name(), r.config.learning_rate, r.data, r.step, r.total_steps,
+                            "{} · {} · {} · lr {} · {} · step {} of {}{}",
+                            local_time(r.created_ms), r.model.name,
+                            if r.config.trains_layers() { what_trains(r.config.train_layers, usize::MAX) } else {
+                                format!("{} head on {}", if r.config.mlp_hidden == 0 { "Linear" } else { "MLP" }, r.config.head_input.name())
+                            },
+                            r.config.learning_rate, r.data, r.step, r.total_steps,
                             r.best_accuracy.map(|a| format!(" · best accuracy {:.1}%", 100.0 * a)).unwrap_or_default(),
                         )}</span>
                         " "
@@ -507,14 +586,20 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
             </div>
             <div class="row">
                 <button type="button" data-testid="export" disabled=move || ft.losses.get().is_empty() || ft.busy() on:click=move |_| spawn_local(async move {
-                    let result = match client::call(Request::ExportHead).await {
+                    let result = match client::call(Request::Export).await {
                         Reply::HeadExported { bytes, config } => fetch::download("head.safetensors", &bytes, "application/octet-stream")
                             .and_then(|_| fetch::download("head.config.json", config.as_bytes(), "application/json")),
+                        // a Hugging Face folder: its files, one download each, to put in one folder
+                        Reply::ModelExported { files } => files.iter().try_for_each(|f| fetch::download(&f.name, &f.bytes, "application/octet-stream")),
                         Reply::Failed { message, .. } => Err(message),
                         other => Err(format!("unexpected answer from the engine: {other:?}")),
                     };
                     export_error.set(result.err());
-                })>"Export head (safetensors)"</button>
+                })>{move || if ft.run.with(|r| r.as_ref().is_some_and(|r| r.config.trains_layers())) {
+                    "Export model (Hugging Face folder: config.json, model.safetensors, tokenizer)"
+                } else {
+                    "Export head (safetensors)"
+                }}</button>
                 <label>"Import head "<input type="file" accept=".safetensors" data-testid="import-head" on:change=import/></label>
             </div>
             {move || export_error.get().map(|e| view! { <p class="status error" role="alert">{e}</p> })}

@@ -2,7 +2,9 @@
 //! reports ([`RunEvent`]s applied to signals). The page never trains itself:
 //! it asks the engine worker to, and shows what comes back.
 
+use bertlab::classifier::TrainLayers;
 use bertlab::finetune::{Metrics, TrainConfig, HEAD_LEARNING_RATE};
+use bertlab::head::HeadInput;
 use bertlab::glue::Dataset;
 use bertlab::protocol::{Estimate, PauseReason, Reply, Request, RunEvent, RunRecord, RunRequest, SplitName};
 use std::collections::BTreeMap;
@@ -80,7 +82,8 @@ impl Ft {
             data: RwSignal::new(None),
             data_error: RwSignal::new(None),
             hub_progress: RwSignal::new(String::new()),
-            config: RwSignal::new(TrainConfig { learning_rate: HEAD_LEARNING_RATE, ..TrainConfig::default() }),
+            // the Trainer's settings on the top two layers: what the CPU path trains in minutes, not hours
+            config: RwSignal::new(TrainConfig { train_layers: TrainLayers::Top(2), ..TrainConfig::default() }),
             train_limit: RwSignal::new(0),
             status: RwSignal::new(Status::Idle),
             losses: RwSignal::new(Vec::new()),
@@ -211,6 +214,24 @@ impl Ft {
             self.losses.set(Vec::new());
             self.epochs.set(Vec::new());
             self.run.set(None);
+        });
+    }
+
+    /// Chooses what trains. A learning rate left at one kind's default moves
+    /// to the other's (a head needs about 1e-3, BERT's layers the Trainer's
+    /// 2e-5); layers train BertForSequenceClassification's own head.
+    pub fn set_train_layers(self, t: TrainLayers) {
+        self.config.update(|c| {
+            let default_lr = |c: &TrainConfig| if c.trains_layers() { TrainConfig::default().learning_rate } else { HEAD_LEARNING_RATE };
+            let at_default = c.learning_rate == default_lr(c);
+            c.train_layers = t;
+            if at_default {
+                c.learning_rate = default_lr(c);
+            }
+            if c.trains_layers() {
+                c.head_input = HeadInput::Pooler;
+                c.mlp_hidden = 0;
+            }
         });
     }
 
