@@ -137,6 +137,29 @@ fn fast_products_equal_the_reference_on_odd_shapes_and_whole_gradients() {
 }
 
 #[test]
+fn fast_attention_equals_the_reference_forward_and_backward_on_odd_shapes() {
+    use bertlab::kernels::attention::AttentionShape;
+    use bertlab::kernels::dropout::dropout_mask_cpu;
+    for (i, &(batch, seq, heads, head_dim)) in [(1, 1, 1, 4), (2, 7, 3, 5), (3, 17, 2, 8), (1, 33, 4, 3)].iter().enumerate() {
+        let s = AttentionShape { batch, seq, heads, head_dim };
+        let qkv = values(batch * seq * 3 * s.hidden(), i as u32, 2.0);
+        // each sequence has its own length; the first is always a real token
+        let mask: Vec<u32> = (0..batch * seq).map(|t| u32::from(t % seq < seq - (t / seq) % seq.max(1) / 2)).collect();
+        let d_ctx = values(batch * seq * s.hidden(), 10 + i as u32, 1.0);
+        let factors = dropout_mask_cpu(7 + i as u32, 0.3, batch * heads * seq * seq);
+        for dropout in [None, Some(factors.as_slice())] {
+            let (want_p, want_c) = CpuMath::Reference.attention(&qkv, &mask, dropout, s);
+            let (got_p, got_c) = CpuMath::Fast.attention(&qkv, &mask, dropout, s);
+            assert_close(&format!("probabilities {s:?}"), &got_p, &want_p, 1e-6);
+            assert_close(&format!("context {s:?}"), &got_c, &want_c, 1e-5);
+            let want = CpuMath::Reference.attention_backward(&qkv, &want_p, dropout, &d_ctx, s);
+            let got = CpuMath::Fast.attention_backward(&qkv, &want_p, dropout, &d_ctx, s);
+            assert_close(&format!("dqkv {s:?}"), &got, &want, 1e-5);
+        }
+    }
+}
+
+#[test]
 fn gradients_with_dropout_are_the_derivative_of_the_dropped_out_loss() {
     let c = case();
     let d = Dropout { hidden: 0.3, attention: 0.3, classifier: 0.3, ..Dropout::training(&c.params.bert.config, 11, 2) };

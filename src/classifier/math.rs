@@ -1,14 +1,15 @@
 //! Where training's heavy steps run: on the kernels' plain references, or
 //! fast: matrix products on the GEMM (rten-gemm, every core natively,
-//! simd128 in wasm), and attention and activations on the same references
-//! spread over the cores one sequence (or one chunk) at a time. The rest of
-//! the pass is per-row and cheap. tests/classifier.rs holds `Fast` against
+//! simd128 in wasm), attention as GEMMs per (sequence, head) across the
+//! cores (`fast_attention`), activations in chunks across the cores. The
+//! rest of the pass is per-row and cheap. tests/classifier.rs holds `Fast` against
 //! `Reference`.
 
 use rayon::prelude::*;
 use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions};
 use rten_tensor::NdTensorView;
 
+use crate::classifier::fast_attention::{attention_backward_fast, attention_fast};
 use crate::kernels::attention::{attention_backward_cpu, attention_context_cpu, attention_probs_cpu, AttentionShape};
 use crate::kernels::matmul::{activation_backward_cpu, column_sums_cpu, matmul_cpu, Epilogue, Layout};
 use crate::weights::Linear;
@@ -72,27 +73,16 @@ impl CpuMath {
     /// Attention probabilities `[batch, heads, seq, seq]` and the context made
     /// from them after `dropout` (factors shaped as the probabilities).
     pub fn attention(self, qkv: &[f32], mask: &[u32], dropout: Option<&[f32]>, s: AttentionShape) -> (Vec<f32>, Vec<f32>) {
-        let one = |qkv: &[f32], mask: &[u32], dropout: Option<&[f32]>, s: AttentionShape| {
-            let probs = attention_probs_cpu(qkv, mask, s);
-            let ctx = match dropout {
-                Some(f) => attention_context_cpu(qkv, &probs.iter().zip(f).map(|(p, f)| p * f).collect::<Vec<_>>(), s),
-                None => attention_context_cpu(qkv, &probs, s),
-            };
-            (probs, ctx)
-        };
         match self {
-            CpuMath::Reference => one(qkv, mask, dropout, s),
-            CpuMath::Fast => {
-                let parts: Vec<_> = (0..s.batch)
-                    .into_par_iter()
-                    .map(|b| {
-                        let (qkv, mask, dropout, s1) = sequence(qkv, mask, dropout, s, b);
-                        one(qkv, mask, dropout, s1)
-                    })
-                    .collect();
-                let (probs, ctx): (Vec<_>, Vec<_>) = parts.into_iter().unzip();
-                (probs.concat(), ctx.concat())
+            CpuMath::Reference => {
+                let probs = attention_probs_cpu(qkv, mask, s);
+                let ctx = match dropout {
+                    Some(f) => attention_context_cpu(qkv, &probs.iter().zip(f).map(|(p, f)| p * f).collect::<Vec<_>>(), s),
+                    None => attention_context_cpu(qkv, &probs, s),
+                };
+                (probs, ctx)
             }
+            CpuMath::Fast => attention_fast(qkv, mask, dropout, s),
         }
     }
 
@@ -100,21 +90,7 @@ impl CpuMath {
     pub fn attention_backward(self, qkv: &[f32], probs: &[f32], dropout: Option<&[f32]>, d_ctx: &[f32], s: AttentionShape) -> Vec<f32> {
         match self {
             CpuMath::Reference => attention_backward_cpu(qkv, probs, dropout, d_ctx, s),
-            CpuMath::Fast => {
-                let per_probs = s.heads * s.seq * s.seq;
-                let per_ctx = s.seq * s.hidden();
-                let parts: Vec<_> = (0..s.batch)
-                    .into_par_iter()
-                    .map(|b| {
-                        let probs = &probs[b * per_probs..][..per_probs];
-                        let d_ctx = &d_ctx[b * per_ctx..][..per_ctx];
-                        let dropout = dropout.map(|f| &f[b * per_probs..][..per_probs]);
-                        let (qkv, _, _, s1) = sequence(qkv, &[], None, s, b);
-                        attention_backward_cpu(qkv, probs, dropout, d_ctx, s1)
-                    })
-                    .collect();
-                parts.concat()
-            }
+            CpuMath::Fast => attention_backward_fast(qkv, probs, dropout, d_ctx, s),
         }
     }
 
@@ -135,20 +111,6 @@ impl CpuMath {
             }
         }
     }
-}
-
-/// Sequence `b` of a batch alone: its qkv rows, mask and dropout factors, and a one-sequence shape.
-fn sequence<'a>(
-    qkv: &'a [f32],
-    mask: &'a [u32],
-    dropout: Option<&'a [f32]>,
-    s: AttentionShape,
-    b: usize,
-) -> (&'a [f32], &'a [u32], Option<&'a [f32]>, AttentionShape) {
-    let rows = s.seq * 3 * s.hidden();
-    let per_probs = s.heads * s.seq * s.seq;
-    let mask = if mask.is_empty() { mask } else { &mask[b * s.seq..][..s.seq] };
-    (&qkv[b * rows..][..rows], mask, dropout.map(|f| &f[b * per_probs..][..per_probs]), AttentionShape { batch: 1, ..s })
 }
 
 /// `acc += x`, element by element.

@@ -9,6 +9,7 @@
 pub mod backprop;
 pub mod cost;
 pub mod export;
+mod fast_attention;
 pub mod math;
 pub mod optimizer;
 

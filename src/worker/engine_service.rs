@@ -18,7 +18,7 @@ use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::HeadBackend;
 use bertlab::glue::Example;
 use bertlab::head::softmax_rows;
-use bertlab::protocol::{ExportedFile, Exploration, ModelInfo, Reply, SentenceView, MAX_SENTENCES};
+use bertlab::protocol::{Exploration, ExportedFile, ModelInfo, Reply, SentenceView, MAX_SENTENCES};
 use bertlab::tokenize::BertTokenizer;
 use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, Pooling};
 use futures_util::lock::Mutex;

@@ -62,7 +62,11 @@ fn encode_data(id: &str, data: &RunData) -> Result<Vec<u8>, String> {
         RunData::Features { train, eval } => {
             for (name, s) in [("train", train), ("eval", eval)] {
                 let width = s.x.len() / s.labels.len().max(1);
-                w.tensor(format!("{name}_x"), &[s.labels.len(), width], &s.x).tensor(format!("{name}_y"), &[s.labels.len()], &floats(&s.labels));
+                w.tensor(format!("{name}_x"), &[s.labels.len(), width], &s.x).tensor(
+                    format!("{name}_y"),
+                    &[s.labels.len()],
+                    &floats(&s.labels),
+                );
             }
         }
         RunData::Pairs { train, eval } => {

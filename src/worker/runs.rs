@@ -254,7 +254,9 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
             (RunData::Pairs { train, eval }, trained as f64 * 12.0)
         }
         None => {
-            let key = |split: &str, n: usize| format!("{}|{:?}|{}|{}|{split}|{n}", identity.fingerprint, c.head_input, c.max_seq_length, req.data);
+            let key = |split: &str, n: usize| {
+                format!("{}|{:?}|{}|{}|{split}|{n}", identity.fingerprint, c.head_input, c.max_seq_length, req.data)
+            };
             let train_x = encode(engine, controls, key("train", req.train.len()), SplitName::Train, &req.train, &c, sink).await?;
             let dev_x = encode(engine, controls, key("dev", req.dev.len()), SplitName::Validation, &req.dev, &c, sink).await?;
             let train = Split { x: train_x, labels: labels(&req.train) };
@@ -323,7 +325,8 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
                 RunData::Pairs { train, eval } => {
                     let files = engine_service::loaded()?.1;
                     let base = Model::from_files(&files).map_err(|e| e.to_string())?;
-                    let t = ModelTraining::resume(&checkpoint, &identity.name, base.weights, CpuMath::Fast, train, eval).map_err(|e| e.to_string())?;
+                    let t = ModelTraining::resume(&checkpoint, &identity.name, base.weights, CpuMath::Fast, train, eval)
+                        .map_err(|e| e.to_string())?;
                     Trainer::Model(Box::new(t), files)
                 }
             };

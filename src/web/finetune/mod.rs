@@ -422,7 +422,14 @@ fn Controls(ft: Ft, loader: LoaderState) -> impl IntoView {
                     "Encoding {} pairs: {done}/{total} · {per_s:.1} pairs/s · {:.0} s left",
                     match split { SplitName::Train => "train", SplitName::Validation => "validation" },
                     (total - done) as f64 / per_s.max(1e-9)),
-                Status::Training => format!("Training on {}…", ft.device.get()),
+                Status::Training => {
+                    let total = ft.run.with(|r| r.as_ref().map_or(0, |r| r.total_steps));
+                    let speed = ft.steps_per_s.get().map(|r| {
+                        let left = total.saturating_sub(ft.losses.with(Vec::len)) as f64 / r.max(1e-9);
+                        format!(" · {r:.2} steps/s · {} left", duration(left))
+                    });
+                    format!("Training on {}…{}", ft.device.get(), speed.unwrap_or_default())
+                }
                 Status::Paused(PauseReason::Asked) => "Paused.".into(),
                 Status::Paused(PauseReason::ModelChanged) => format!(
                     "Paused: another model was loaded. The run is saved; load {} again and resume it from the saved runs.",

@@ -4,8 +4,8 @@
 
 use bertlab::classifier::TrainLayers;
 use bertlab::finetune::{Metrics, TrainConfig, HEAD_LEARNING_RATE};
-use bertlab::head::HeadInput;
 use bertlab::glue::Dataset;
+use bertlab::head::HeadInput;
 use bertlab::protocol::{Estimate, PauseReason, Reply, Request, RunEvent, RunRecord, RunRequest, SplitName};
 use std::collections::BTreeMap;
 
@@ -74,6 +74,15 @@ pub struct Ft {
     /// Losses received since the last frame: a head can take thousands of
     /// steps a second, and the chart is redrawn once a frame, not once a step.
     pending_losses: StoredValue<Vec<f32>>,
+    /// Steps per second since training (re)started, once a step is done.
+    pub steps_per_s: RwSignal<Option<f64>>,
+    /// When training (re)started: performance.now() and the steps done then.
+    clock: StoredValue<Option<(f64, usize)>>,
+}
+
+/// Milliseconds of the page's monotonic clock.
+fn now_ms() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
 impl Ft {
@@ -98,6 +107,8 @@ impl Ft {
             invalid: RwSignal::new(BTreeMap::new()),
             speed: RwSignal::new(None),
             pending_losses: StoredValue::new(Vec::new()),
+            steps_per_s: RwSignal::new(None),
+            clock: StoredValue::new(None),
         }
     }
 
@@ -110,11 +121,15 @@ impl Ft {
         self.status.with(Status::busy)
     }
 
-    /// Moves the losses received so far onto the chart.
+    /// Moves the losses received so far onto the chart, and updates the speed.
     fn flush_losses(self) {
         let new = self.pending_losses.try_update_value(std::mem::take).unwrap_or_default();
         if !new.is_empty() {
             self.losses.update(|l| l.extend(new));
+            if let Some((start, steps)) = self.clock.get_value() {
+                let done = self.losses.with_untracked(Vec::len) - steps;
+                self.steps_per_s.set(Some(done as f64 / ((now_ms() - start) / 1e3).max(1e-3)));
+            }
         }
     }
 
@@ -140,6 +155,8 @@ impl Ft {
                 self.config.set(record.config.clone());
                 self.run.set(Some(*record));
                 self.device.set(device);
+                self.clock.set_value(Some((now_ms(), losses.len())));
+                self.steps_per_s.set(None);
                 self.losses.set(losses);
                 self.epochs.set(metrics);
                 self.status.set(Status::Training);
