@@ -42,6 +42,9 @@ pub struct FinetuneArgs {
     pub(crate) learning_rate: Option<f32>,
     #[arg(long, default_value_t = 16)]
     pub(crate) per_device_train_batch_size: usize,
+    /// Batches per optimizer step (memory holds one batch's activations).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) gradient_accumulation_steps: usize,
     #[arg(long, default_value_t = 64)]
     pub(crate) per_device_eval_batch_size: usize,
     #[arg(long, default_value_t = 3)]
@@ -87,6 +90,7 @@ impl FinetuneArgs {
         TrainConfig {
             learning_rate: self.learning_rate.unwrap_or(default_lr),
             per_device_train_batch_size: self.per_device_train_batch_size,
+            gradient_accumulation_steps: self.gradient_accumulation_steps,
             per_device_eval_batch_size: self.per_device_eval_batch_size,
             num_train_epochs: self.num_train_epochs,
             weight_decay: self.weight_decay,

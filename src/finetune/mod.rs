@@ -28,6 +28,11 @@ pub const HEAD_LEARNING_RATE: f32 = 1e-3;
 pub struct TrainConfig {
     pub learning_rate: f32,
     pub per_device_train_batch_size: usize,
+    /// Batches whose gradients make one optimizer step (the Trainer's
+    /// name): a step sees `per_device_train_batch_size` × this many pairs
+    /// while memory holds one batch's activations.
+    #[serde(default = "one")]
+    pub gradient_accumulation_steps: usize,
     pub per_device_eval_batch_size: usize,
     pub num_train_epochs: usize,
     pub weight_decay: f32,
@@ -44,6 +49,10 @@ pub struct TrainConfig {
     pub train_layers: TrainLayers,
 }
 
+fn one() -> usize {
+    1
+}
+
 fn head_only() -> TrainLayers {
     TrainLayers::Top(0)
 }
@@ -53,6 +62,7 @@ impl Default for TrainConfig {
         TrainConfig {
             learning_rate: 2e-5,
             per_device_train_batch_size: 16,
+            gradient_accumulation_steps: 1,
             per_device_eval_batch_size: 64,
             num_train_epochs: 3,
             weight_decay: 0.01,
@@ -67,6 +77,16 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Pairs per optimizer step.
+    pub fn pairs_per_step(&self) -> usize {
+        self.per_device_train_batch_size.max(1) * self.gradient_accumulation_steps.max(1)
+    }
+
+    /// Optimizer steps of a run over `pairs` training pairs.
+    pub fn total_steps(&self, pairs: usize) -> usize {
+        pairs.div_ceil(self.pairs_per_step()) * self.num_train_epochs
+    }
+
     /// Whether BERT's layers train (else a head on frozen features).
     pub fn trains_layers(&self) -> bool {
         self.train_layers != TrainLayers::Top(0)
@@ -83,6 +103,7 @@ impl TrainConfig {
         }
         for (name, v) in [
             ("per_device_train_batch_size", self.per_device_train_batch_size),
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps),
             ("per_device_eval_batch_size", self.per_device_eval_batch_size),
             ("num_train_epochs", self.num_train_epochs),
         ] {

@@ -167,11 +167,11 @@ impl ModelTraining {
     }
 
     pub fn steps_per_epoch(&self) -> usize {
-        self.train.pairs.labels.len().div_ceil(self.config.per_device_train_batch_size)
+        self.train.pairs.labels.len().div_ceil(self.config.pairs_per_step())
     }
 
     pub fn total_steps(&self) -> usize {
-        self.steps_per_epoch() * self.config.num_train_epochs
+        self.config.total_steps(self.train.pairs.labels.len())
     }
 
     pub fn done(&self) -> bool {
@@ -183,16 +183,24 @@ impl ModelTraining {
         if self.done() {
             return Ok(Event::Done);
         }
-        let Some(idx) = self.progress.next_batch(&self.order, self.config.per_device_train_batch_size).map(<[usize]>::to_vec) else {
+        let Some(idx) = self.progress.next_batch(&self.order, self.config.pairs_per_step()).map(<[usize]>::to_vec) else {
             return self.end_epoch();
         };
-        let (batch, entry) = prepare_batch(&self.params, self.math, self.train_layers, &mut self.train, &idx)?;
-        let labels: Vec<u32> = idx.iter().map(|&i| u32::from(self.train.pairs.labels[i])).collect();
-
         let t = self.progress.step;
-        let dropout = Dropout::training(&self.params.bert.config, self.config.seed, t);
+        // one batch in memory at a time; each adds its share of the step's mean loss and gradients
         let mut grads = self.params.zeros_like();
-        let loss = loss_and_gradients(self.math, &self.params, &batch, &labels, self.train_layers, Some(&dropout), entry, 1.0, &mut grads);
+        let mut loss = 0.0;
+        for (part, chunk) in idx.chunks(self.config.per_device_train_batch_size.max(1)).enumerate() {
+            let (batch, entry) = prepare_batch(&self.params, self.math, self.train_layers, &mut self.train, chunk)?;
+            let labels: Vec<u32> = chunk.iter().map(|&i| u32::from(self.train.pairs.labels[i])).collect();
+            let share = chunk.len() as f32 / idx.len() as f32;
+            // dropout masks are drawn per batch of the run (the n-th batch, across steps)
+            let nth = t as usize * self.config.gradient_accumulation_steps.max(1) + part;
+            let dropout = Dropout::training(&self.params.bert.config, self.config.seed, nth as u32);
+            let l =
+                loss_and_gradients(self.math, &self.params, &batch, &labels, self.train_layers, Some(&dropout), entry, share, &mut grads);
+            loss += l * share;
+        }
         let loss = match check_loss(loss, t + 1) {
             Ok(l) => l,
             Err(e) => return Err(self.fail(e)),

@@ -156,11 +156,11 @@ impl Training {
     }
 
     pub fn steps_per_epoch(&self) -> usize {
-        self.train.labels.len().div_ceil(self.config().per_device_train_batch_size)
+        self.train.labels.len().div_ceil(self.config().pairs_per_step())
     }
 
     pub fn total_steps(&self) -> usize {
-        self.steps_per_epoch() * self.config().num_train_epochs
+        self.config().total_steps(self.train.labels.len())
     }
 
     pub fn done(&self) -> bool {
@@ -173,7 +173,8 @@ impl Training {
             return Ok(Event::Done);
         }
         let c = &self.setup.config;
-        let Some(idx) = self.progress.next_batch(&self.order, c.per_device_train_batch_size) else {
+        // a head's step fits in memory whole: accumulating its batches is the same math
+        let Some(idx) = self.progress.next_batch(&self.order, c.pairs_per_step()) else {
             return self.end_epoch().await;
         };
         let f = self.setup.spec.in_dim;

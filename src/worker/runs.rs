@@ -271,7 +271,7 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
         data: req.data,
         train_pairs: req.train.len(),
         step: 0,
-        total_steps: req.train.len().div_ceil(c.per_device_train_batch_size.max(1)) * c.num_train_epochs,
+        total_steps: c.total_steps(req.train.len()),
         best_accuracy: None,
         ended: None,
     };

@@ -194,7 +194,7 @@ fn count(v: &str, min: usize, max: usize) -> Result<usize, String> {
     }
 }
 
-const FIELDS: [Field; 9] = [
+const FIELDS: [Field; 10] = [
     Field {
         name: "learning_rate",
         id: "lr",
@@ -206,6 +206,12 @@ const FIELDS: [Field; 9] = [
         id: "train-bs",
         get: |c| c.per_device_train_batch_size.to_string(),
         set: |c, v| count(v, 1, 4096).map(|n| c.per_device_train_batch_size = n),
+    },
+    Field {
+        name: "gradient_accumulation_steps",
+        id: "accumulate",
+        get: |c| c.gradient_accumulation_steps.to_string(),
+        set: |c, v| count(v, 1, 1024).map(|n| c.gradient_accumulation_steps = n),
     },
     Field {
         name: "per_device_eval_batch_size",
@@ -281,6 +287,13 @@ fn what_trains(t: TrainLayers, layers: usize) -> String {
 fn ParamsPanel(ft: Ft, loader: LoaderState) -> impl IntoView {
     let c = ft.config;
     let layers = Memo::new(move |_| loader.info.with(|i| i.as_ref().map_or(6, |i| i.layers)));
+    // "the top k layers" of a model with k layers or fewer is the whole model
+    Effect::new(move |_| {
+        let l = layers.get();
+        if matches!(c.get_untracked().train_layers, TrainLayers::Top(k) if k >= l && k > 0) {
+            ft.set_train_layers(TrainLayers::All);
+        }
+    });
     let choices = move || {
         let l = layers.get();
         std::iter::once(TrainLayers::Top(0)).chain((1..l).map(TrainLayers::Top)).chain([TrainLayers::All]).collect::<Vec<_>>()
@@ -378,7 +391,7 @@ fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
             let c = ft.config.get();
             if c.trains_layers() {
                 let info = loader.info.get()?;
-                let steps = d.train.examples.len().min(limit).div_ceil(c.per_device_train_batch_size.max(1)) * c.num_train_epochs;
+                let steps = c.total_steps(d.train.examples.len().min(limit));
                 let config = bertlab::config::BertConfig {
                     vocab_size: info.vocab, hidden_size: info.hidden, num_hidden_layers: info.layers, num_attention_heads: info.heads,
                     max_position_embeddings: info.max_positions, intermediate_size: info.intermediate, ..bertlab::config::BertConfig::bert_base()
@@ -392,7 +405,7 @@ fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
             }
             // one forward per pair, or two when each sentence is encoded alone
             let forwards = pairs * if matches!(c.head_input, HeadInput::Mean | HeadInput::PairFeatures) { 2 } else { 1 };
-            let steps = d.train.examples.len().min(limit).div_ceil(c.per_device_train_batch_size.max(1)) * c.num_train_epochs;
+            let steps = c.total_steps(d.train.examples.len().min(limit));
             let speed = ft.speed.get().map(|(ms, backend)| {
                 let s = forwards as f64 * ms / 1e3;
                 format!(" ≈ {} on {backend}", if s < 90.0 { format!("{s:.0} s") } else { format!("{:.0} min", s / 60.0) })
