@@ -1,5 +1,5 @@
 //! The training chart: loss per step (raw and smoothed) on a step axis with
-//! epoch markers, validation loss and accuracy per epoch, the majority
+//! epoch markers, validation loss, accuracy and F1 per epoch, the majority
 //! baseline, and the values under the pointer. SVG, so it stays sharp.
 
 use bertlab::charts::{ema, nice_ticks, tick_label};
@@ -12,6 +12,11 @@ const LEFT: f64 = 52.0;
 const RIGHT: f64 = 52.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 40.0;
+
+/// A small triangle centred on (x, y): the F1 markers.
+fn triangle(x: f64, y: f64) -> String {
+    format!("{x},{} {},{} {},{}", y - 4.5, x + 4.0, y + 3.0, x - 4.0, y + 3.0)
+}
 
 /// Where a point lands: step and loss to pixels, accuracy on the right axis.
 #[derive(Clone, Copy, PartialEq)]
@@ -89,7 +94,7 @@ pub fn LossChart(
     view! {
         <div class="chart">
             <svg class="loss" viewBox=format!("0 0 {W} {H}") data-testid="loss-curve" role="img"
-                aria-label="training loss per step, validation loss and accuracy per epoch"
+                aria-label="training loss per step, validation loss, accuracy and F1 per epoch"
                 data-losses=move || serde_json::to_string(&losses.get()).unwrap_or_default()
                 on:mousemove=on_move on:mouseleave=move |_| hover.set(None)>
                 {move || {
@@ -113,7 +118,7 @@ pub fn LossChart(
                         </g>
                         <text class="axis-title" x=(LEFT + W - RIGHT) / 2.0 y=H - 6.0 text-anchor="middle">"optimizer step"</text>
                         <text class="axis-title" transform=format!("translate(12 {}) rotate(-90)", (TOP + H - BOTTOM) / 2.0) text-anchor="middle">"loss"</text>
-                        <text class="axis-title accuracy" transform=format!("translate({} {}) rotate(90)", W - 8.0, (TOP + H - BOTTOM) / 2.0) text-anchor="middle">"validation accuracy"</text>
+                        <text class="axis-title accuracy" transform=format!("translate({} {}) rotate(90)", W - 8.0, (TOP + H - BOTTOM) / 2.0) text-anchor="middle">"validation accuracy / F1"</text>
                         // epoch boundaries
                         {move || {
                             let per = steps_per_epoch.get();
@@ -134,11 +139,15 @@ pub fn LossChart(
                             let at = |i: usize| f.x((i + 1) as f64 * per);
                             view! {
                                 <polyline class="eval-accuracy" points=polyline(e.iter().enumerate().map(|(i, m)| (at(i), f.y_accuracy(m.accuracy))))/>
+                                <polyline class="eval-f1" points=polyline(e.iter().enumerate().map(|(i, m)| (at(i), f.y_accuracy(m.f1))))/>
                                 {e.iter().enumerate().map(|(i, m)| view! {
                                     <circle class="eval-loss" cx=at(i) cy=f.y(m.loss) r="4"><title>{format!("epoch {}: validation loss {:.4}", i + 1, m.loss)}</title></circle>
                                     <rect class="eval-accuracy" x=at(i) - 3.5 y=f.y_accuracy(m.accuracy) - 3.5 width="7" height="7">
                                         <title>{format!("epoch {}: validation accuracy {:.2}%", i + 1, 100.0 * m.accuracy)}</title>
                                     </rect>
+                                    <polygon class="eval-f1" points=triangle(at(i), f.y_accuracy(m.f1))>
+                                        <title>{format!("epoch {}: validation F1 {:.4}", i + 1, m.f1)}</title>
+                                    </polygon>
                                 }).collect_view()}
                             }
                         }}
@@ -151,6 +160,7 @@ pub fn LossChart(
                 <span class="key smooth">"smoothed (EMA)"</span>
                 <span class="key eval-loss">"validation loss"</span>
                 <span class="key eval-accuracy">"validation accuracy"</span>
+                <span class="key eval-f1">"validation F1 (paraphrase)"</span>
                 <span class="key baseline">"majority baseline (accuracy)"</span>
                 <label>"smoothing "
                     <input type="range" min="0" max="0.99" step="0.01" data-testid="smoothing" aria-label="smoothing"

@@ -103,6 +103,7 @@ test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, e
   assert.ok(await page.locator('[data-testid=loss-curve] .tick').count() >= 8);
   assert.equal(await page.locator('[data-testid=loss-curve] line.epoch').count(), 60);
   assert.equal(await page.locator('[data-testid=loss-curve] circle.eval-loss').count(), 60);
+  assert.equal(await page.locator('[data-testid=loss-curve] polygon.eval-f1').count(), 60);
   const box = await page.locator('[data-testid=loss-curve]').boundingBox();
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   await waitForText(page, 'loss-hover', /^step \d+ \(epoch \d+\.\d\d\): loss \d\.\d{4}, smoothed \d\.\d{4}$/);
