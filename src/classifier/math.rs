@@ -10,6 +10,7 @@ use rten_gemm::{GemmExecutor, GemmInputA, GemmInputB, GemmOptions};
 use rten_tensor::NdTensorView;
 
 use crate::classifier::fast_attention::{attention_backward_fast, attention_fast};
+use crate::fast_cpu::apply_activation;
 use crate::kernels::attention::{attention_backward_cpu, attention_context_cpu, attention_probs_cpu, AttentionShape};
 use crate::kernels::matmul::{activation_backward_cpu, column_sums_cpu, matmul_cpu, Epilogue, Layout};
 use crate::weights::Linear;
@@ -98,7 +99,12 @@ impl CpuMath {
     pub fn activation(self, pre: &[f32], act: Epilogue) -> Vec<f32> {
         match self {
             CpuMath::Reference => pre.iter().map(|&v| act.apply(v)).collect(),
-            CpuMath::Fast => pre.par_chunks(CHUNK).flat_map_iter(|c| c.iter().map(move |&v| act.apply(v))).collect(),
+            CpuMath::Fast => {
+                // the forward's vectorised epilogues (rten-vecmath)
+                let mut y = pre.to_vec();
+                apply_activation(act, &mut y);
+                y
+            }
         }
     }
 

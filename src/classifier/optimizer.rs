@@ -22,6 +22,17 @@ impl Moments {
     }
 }
 
+/// Zeroes the gradients of the tensors `train` trains (the others stay zero).
+pub fn zero_trained(grads: &mut ClassifierParams, train: TrainLayers) {
+    let layers = grads.bert.layers.len();
+    let layout = grads.layout();
+    for (info, g) in layout.iter().zip(grads.data_mut()) {
+        if train.trains(info.part, layers) {
+            g.fill(0.0);
+        }
+    }
+}
+
 /// The global L2 norm of the trained tensors' gradients (in f64, as one sum).
 pub fn grad_norm(grads: &ClassifierParams, train: TrainLayers) -> f64 {
     let layers = grads.bert.layers.len();

@@ -12,7 +12,7 @@ mod linear;
 
 pub use attention::attention_fast;
 pub use layernorm::layernorm_fast;
-pub use linear::PackedLinear;
+pub use linear::{apply as apply_activation, PackedLinear};
 
 use rayon::prelude::*;
 

@@ -11,7 +11,7 @@
 
 use crate::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dropout};
 use crate::classifier::math::CpuMath;
-use crate::classifier::optimizer::{step, Moments, MAX_GRAD_NORM};
+use crate::classifier::optimizer::{step, zero_trained, Moments, MAX_GRAD_NORM};
 use crate::classifier::{ClassifierParams, TrainLayers, CLASSES};
 use crate::error::{Error, Result};
 use crate::finetune::progress::{epoch_order, Progress};
@@ -117,6 +117,8 @@ pub struct ModelTraining {
     pub train_layers: TrainLayers,
     math: CpuMath,
     params: ClassifierParams,
+    /// The gradients, kept between steps (zeroed, not reallocated: 4 bytes a weight).
+    grads: ClassifierParams,
     moments: Moments,
     train: Split,
     eval: Split,
@@ -150,6 +152,7 @@ impl ModelTraining {
             run_id,
             model,
             moments: Moments::new(&params),
+            grads: params.zeros_like(),
             last_good: params.clone(),
             params,
             config,
@@ -188,7 +191,7 @@ impl ModelTraining {
         };
         let t = self.progress.step;
         // one batch in memory at a time; each adds its share of the step's mean loss and gradients
-        let mut grads = self.params.zeros_like();
+        zero_trained(&mut self.grads, self.train_layers);
         let mut loss = 0.0;
         for (part, chunk) in idx.chunks(self.config.per_device_train_batch_size.max(1)).enumerate() {
             let (batch, entry) = prepare_batch(&self.params, self.math, self.train_layers, &mut self.train, chunk)?;
@@ -197,8 +200,17 @@ impl ModelTraining {
             // dropout masks are drawn per batch of the run (the n-th batch, across steps)
             let nth = t as usize * self.config.gradient_accumulation_steps.max(1) + part;
             let dropout = Dropout::training(&self.params.bert.config, self.config.seed, nth as u32);
-            let l =
-                loss_and_gradients(self.math, &self.params, &batch, &labels, self.train_layers, Some(&dropout), entry, share, &mut grads);
+            let l = loss_and_gradients(
+                self.math,
+                &self.params,
+                &batch,
+                &labels,
+                self.train_layers,
+                Some(&dropout),
+                entry,
+                share,
+                &mut self.grads,
+            );
             loss += l * share;
         }
         let loss = match check_loss(loss, t + 1) {
@@ -207,7 +219,7 @@ impl ModelTraining {
         };
         let lr = learning_rate_at(t as usize, self.total_steps(), self.config.warmup_steps, self.config.learning_rate);
         let opt = AdamW::new(lr, self.config.weight_decay);
-        step(&mut self.params, &mut grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
+        step(&mut self.params, &mut self.grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
         self.progress.record_step(idx.len(), loss);
         Ok(Event::Step { step: t + 1, loss, learning_rate: lr })
     }
