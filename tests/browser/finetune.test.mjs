@@ -252,6 +252,10 @@ test('fine-tune BERT itself on the CPU path: loss falls, pause, reload, resume, 
   // before Start: the steps, time and memory of each choice
   await waitForText(page, 'estimate', /^Start trains the whole model for 160 steps ≈ \d+ (s|min) on this tab's CPU path, evaluating 60 validation pairs each epoch; the run holds about \d+ MB/);
   assert.match(await page.textContent('[data-testid=train-layers] option[value=all]'), /the whole model · ≈ \d+ (s|min)/);
+  // a batch too large for a tab: the estimate says so, and what to do
+  await setParam(page, 'train-bs', 4096);
+  await waitForText(page, 'estimate', /more than a tab holds: lower per_device_train_batch_size and raise gradient_accumulation_steps/);
+  await setParam(page, 'train-bs', 16);
   await page.click('[data-testid=start]');
   await status(page, /Training on CPU: the whole model/);
   await epochRows(page).first().waitFor({ timeout: LONG });

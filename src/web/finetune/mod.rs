@@ -252,6 +252,9 @@ const FIELDS: [Field; 10] = [
     },
 ];
 
+/// The memory a run may hold in a tab: wasm32 addresses 4 GB, the rest of the page needs room.
+const TAB_MEMORY: f64 = 3e9;
+
 /// Seconds as people read them.
 fn duration(s: f64) -> String {
     match s {
@@ -398,8 +401,14 @@ fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
                 };
                 let memory = training_bytes(&config, c.train_layers, c.per_device_train_batch_size, c.max_seq_length.min(128));
                 let time = run_time(ft, c.train_layers, info.layers).map(|t| format!(" ≈ {t} on this tab's CPU path")).unwrap_or_default();
+                // a tab's WebAssembly memory ends at 4 GB, and the page and the explorer need some of it
+                let too_big = if memory > TAB_MEMORY {
+                    " That is more than a tab holds: lower per_device_train_batch_size and raise gradient_accumulation_steps (the same steps, one smaller batch in memory at a time)."
+                } else {
+                    ""
+                };
                 return Some(format!(
-                    "Start trains {} for {steps} steps{time}, evaluating {} validation pairs each epoch; the run holds about {:.0} MB (weights, gradients, AdamW's moments, activations).",
+                    "Start trains {} for {steps} steps{time}, evaluating {} validation pairs each epoch; the run holds about {:.0} MB (weights, gradients, AdamW's moments, activations).{too_big}",
                     what_trains(c.train_layers, info.layers), d.dev.examples.len(), memory / 1e6
                 ));
             }
