@@ -200,8 +200,9 @@ fn add_norm(g: &mut LayerNorm, (dgamma, dbeta): (Vec<f32>, Vec<f32>)) {
 }
 
 /// Adds the gradients of the loss whose gradient with respect to the logits
-/// is `dlogits` into `grads` (for the tensors `f`'s `train` trains).
-pub fn backward(math: CpuMath, p: &ClassifierParams, f: &Forward, batch: &Batch, dlogits: &[f32], grads: &mut ClassifierParams) {
+/// is `dlogits` into `grads` (for the tensors `f`'s `train` trains). Each
+/// layer's activations are freed once its backward pass is done.
+pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Batch, dlogits: &[f32], grads: &mut ClassifierParams) {
     let c = &p.bert.config;
     let (shape, h, eps) = (f.shape, c.hidden_size, c.layer_norm_eps);
     let (b, s) = (shape.batch, shape.seq);
@@ -222,8 +223,8 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, f: &Forward, batch: &Batch,
     }
 
     let act: Epilogue = c.hidden_act.into();
-    for (i, t) in f.layers.iter().enumerate().rev() {
-        let l = f.first_layer + i;
+    while let Some(t) = f.layers.pop() {
+        let l = f.first_layer + f.layers.len();
         let (layer, g) = (&p.bert.layers[l], &mut grads.bert.layers[l]);
         let want_dx = l > 0 || f.embeddings.is_some();
         // out = LayerNorm(dropout(inter·W2ᵀ + b2) + x1)
@@ -281,6 +282,6 @@ pub fn loss_and_gradients(
     let f = forward(math, p, batch, train, dropout, entry);
     let rows = labels.len();
     let (losses, dlogits) = cross_entropy_cpu(&f.logits, labels, CLASSES, scale / rows as f32);
-    backward(math, p, &f, batch, &dlogits, grads);
+    backward(math, p, f, batch, &dlogits, grads);
     losses.iter().sum::<f32>() / rows as f32
 }
