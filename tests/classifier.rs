@@ -302,6 +302,11 @@ fn a_model_run_resumes_from_its_checkpoint_exactly() {
         let other = bertlab::weights::BertWeights::random(&model.config, 9);
         let e = resume(other).err().unwrap().to_string();
         assert!(e.contains("this run was made with tiny"), "{e}");
+        // damaged saved pairs are refused, not read out of the tables
+        let mut bad = glue_pairs(&model, "train.tsv", 40);
+        bad.rows[3].0[1] = model.config.vocab_size as u32;
+        let e = ModelTraining::resume(&bytes, "tiny", model.weights.clone(), CpuMath::Fast, bad, glue_pairs(&model, "dev.tsv", 16));
+        assert!(e.err().unwrap().to_string().contains("training pair 4 has token ids this model cannot read"));
     }
 }
 

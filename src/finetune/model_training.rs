@@ -13,6 +13,7 @@ use crate::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dr
 use crate::classifier::math::CpuMath;
 use crate::classifier::optimizer::{step, zero_trained, Moments, MAX_GRAD_NORM};
 use crate::classifier::{ClassifierParams, TrainLayers, CLASSES};
+use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::finetune::progress::{epoch_order, Progress};
 use crate::finetune::training::Event;
@@ -47,9 +48,24 @@ impl Pairs {
         Ok(Pairs { rows, labels })
     }
 
-    fn check(&self, what: &str) -> Result<()> {
+    /// Refuses pairs the model cannot read (saved data can be damaged): ids
+    /// outside its tables, more tokens than its positions, labels other than 0/1.
+    fn check(&self, what: &str, c: &BertConfig) -> Result<()> {
         if self.labels.is_empty() {
             return Err(Error::Input(format!("the {what} split has no pairs")));
+        }
+        if self.rows.len() != self.labels.len() {
+            return Err(Error::Input(format!("the {what} split has {} pairs for {} labels", self.rows.len(), self.labels.len())));
+        }
+        for (i, (ids, types)) in self.rows.iter().enumerate() {
+            let fits = !ids.is_empty()
+                && ids.len() == types.len()
+                && ids.len() <= c.max_position_embeddings
+                && ids.iter().all(|&t| (t as usize) < c.vocab_size)
+                && types.iter().all(|&t| (t as usize) < c.type_vocab_size);
+            if !fits {
+                return Err(Error::Input(format!("{what} pair {} has token ids this model cannot read", i + 1)));
+            }
         }
         if let Some(i) = self.labels.iter().position(|&y| y > 1) {
             return Err(Error::Input(format!("{what} pair {} has label {}; MRPC's are 0 and 1", i + 1, self.labels[i])));
@@ -144,8 +160,8 @@ impl ModelTraining {
         if !config.trains_layers() {
             return Err(Error::Input("a head alone trains on frozen features (finetune::training), not here".into()));
         }
-        train.check("training")?;
-        eval.check("validation")?;
+        train.check("training", &params.bert.config)?;
+        eval.check("validation", &params.bert.config)?;
         let split = |pairs: Pairs| Split { frozen: vec![None; pairs.rows.len()], pairs };
         let order = epoch_order(config.seed, 0, train.labels.len());
         Ok(ModelTraining {
@@ -332,7 +348,7 @@ fn predict(p: &ClassifierParams, math: CpuMath, train: TrainLayers, split: &mut 
 
 /// Metrics of a fine-tuned model on `pairs` (evaluation mode).
 pub fn evaluate_model(p: &ClassifierParams, math: CpuMath, pairs: Pairs, batch: usize) -> Result<Metrics> {
-    pairs.check("evaluation")?;
+    pairs.check("evaluation", &p.bert.config)?;
     let mut split = Split { frozen: vec![None; pairs.rows.len()], pairs };
     let probs = predict(p, math, TrainLayers::All, &mut split, batch)?;
     evaluate(&probs, &split.pairs.labels)
