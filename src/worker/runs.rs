@@ -384,7 +384,9 @@ async fn run(mut training: Trainer, mut stored: Stored, engine: SharedEngine, co
         losses: training.progress().losses.clone(),
         metrics: training.progress().metrics.clone(),
     });
-    let mut since_yield = 0;
+    // the worker also answers the explorer: let its requests in every few milliseconds
+    // (a head's steps take microseconds, a step of BERT's layers seconds)
+    let mut last_yield = web_time::Instant::now();
     let end = loop {
         if controls.stop.get() {
             break RunEvent::Stopped(None);
@@ -410,10 +412,9 @@ async fn run(mut training: Trainer, mut stored: Stored, engine: SharedEngine, co
             Ok(Event::Done) => break RunEvent::Done,
             Err(e) => break RunEvent::Failed(e.to_string()),
         }
-        since_yield += 1;
-        if since_yield >= 5 {
-            since_yield = 0;
+        if last_yield.elapsed().as_millis() >= 20 {
             yield_now().await;
+            last_yield = web_time::Instant::now();
         }
     };
     let how = match end {
