@@ -27,6 +27,8 @@ for (const choice of choices.length ? choices : ['2', 'all']) {
   await page.fill('[data-testid=epochs]', '1');
   await page.dispatchEvent('[data-testid=epochs]', 'input');
   await page.click('[data-testid=start]');
+  // the previous choice's curve is cleared before this run reports
+  await waitForText(page, 'train-status', /Training on/);
   await page.waitForFunction((n) => JSON.parse(document.querySelector('[data-testid=loss-curve]')?.dataset.losses || '[]').length >= n,
     steps, { timeout: 3_600_000, polling: 200 });
   const status = await page.textContent('[data-testid=train-status]');
