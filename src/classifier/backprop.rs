@@ -194,9 +194,24 @@ pub fn forward(
     Forward { logits, shape, embeddings, first_layer, layers, cls, pooled_pre, pooled, pooled_dropout }
 }
 
-fn add_norm(g: &mut LayerNorm, (dgamma, dbeta): (Vec<f32>, Vec<f32>)) {
-    add(&mut g.gamma, &dgamma);
-    add(&mut g.beta, &dbeta);
+/// The backward pass of `y = LayerNorm(dropout(branch) + residual)` given
+/// dy: adds the norm's gradients into `grad`, and returns the gradients of the
+/// residual and of the branch (before its dropout).
+fn residual_norm_backward(
+    sum: &[f32],
+    norm: &LayerNorm,
+    grad: &mut LayerNorm,
+    dy: &[f32],
+    dropout: &Option<Vec<f32>>,
+    h: usize,
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let (d_sum, dgamma, dbeta) = layernorm_backward_cpu(sum, &norm.gamma, dy, h, eps);
+    add(&mut grad.gamma, &dgamma);
+    add(&mut grad.beta, &dbeta);
+    let mut d_branch = d_sum.clone();
+    apply(&mut d_branch, dropout);
+    (d_sum, d_branch)
 }
 
 /// Adds the gradients of the loss whose gradient with respect to the logits
@@ -228,21 +243,13 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Bat
         let (layer, g) = (&p.bert.layers[l], &mut grads.bert.layers[l]);
         let want_dx = l > 0 || f.embeddings.is_some();
         // out = LayerNorm(dropout(inter·W2ᵀ + b2) + x1)
-        let (ds2, dgamma, dbeta) = layernorm_backward_cpu(&t.s2, &layer.ffn_norm.gamma, &dx, h, eps);
-        add_norm(&mut g.ffn_norm, (dgamma, dbeta));
-        let mut dx1 = ds2.clone();
-        let mut d_o = ds2;
-        apply(&mut d_o, &t.out_dropout);
+        let (mut dx1, d_o) = residual_norm_backward(&t.s2, &layer.ffn_norm, &mut g.ffn_norm, &dx, &t.out_dropout, h, eps);
         let d_inter = math.linear_backward(&t.inter, &d_o, rows, &layer.ffn_out, &mut g.ffn_out, true).unwrap_or_default();
         let d_inter_pre = math.activation_backward(&t.inter_pre, &d_inter, act);
         let d_x1 = math.linear_backward(&t.x1, &d_inter_pre, rows, &layer.ffn_in, &mut g.ffn_in, true).unwrap_or_default();
         add(&mut dx1, &d_x1);
         // x1 = LayerNorm(dropout(ctx·Woᵀ + bo) + x)
-        let (ds1, dgamma, dbeta) = layernorm_backward_cpu(&t.s1, &layer.attn_norm.gamma, &dx1, h, eps);
-        add_norm(&mut g.attn_norm, (dgamma, dbeta));
-        let mut dx_in = ds1.clone();
-        let mut d_a = ds1;
-        apply(&mut d_a, &t.attn_dropout);
+        let (mut dx_in, d_a) = residual_norm_backward(&t.s1, &layer.attn_norm, &mut g.attn_norm, &dx1, &t.attn_dropout, h, eps);
         let d_ctx = math.linear_backward(&t.ctx, &d_a, rows, &layer.attn_out, &mut g.attn_out, true).unwrap_or_default();
         let dqkv = math.attention_backward(&t.qkv, &t.probs, t.probs_dropout.as_deref(), &d_ctx, shape);
         if let Some(d) = math.linear_backward(&t.x, &dqkv, rows, &layer.qkv, &mut g.qkv, want_dx) {
@@ -256,7 +263,8 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Bat
         apply(&mut dx, mask);
         let w = &p.bert;
         let (d_sum, dgamma, dbeta) = layernorm_backward_cpu(sum, &w.embeddings_norm.gamma, &dx, h, eps);
-        add_norm(&mut grads.bert.embeddings_norm, (dgamma, dbeta));
+        add(&mut grads.bert.embeddings_norm.gamma, &dgamma);
+        add(&mut grads.bert.embeddings_norm.beta, &dbeta);
         let sizes = (c.vocab_size, c.max_position_embeddings, c.type_vocab_size);
         let (dw, dp, dt) = embeddings_backward_cpu(&batch.input_ids, &batch.token_type_ids, s, &d_sum, sizes, h);
         add(&mut grads.bert.word_embeddings, &dw);

@@ -69,11 +69,13 @@ impl TrainLayers {
         }
     }
 
-    pub fn describe(self, layers: usize) -> String {
+    /// What trains, in words (the page's choices, the CLI's first line, a saved run).
+    pub fn describe(self) -> String {
         match self {
-            TrainLayers::All => "the whole model".into(),
             TrainLayers::Top(0) => "a head on frozen features".into(),
-            TrainLayers::Top(k) => format!("the top {} of {layers} layers, the pooler and classifier", k.min(layers)),
+            TrainLayers::Top(1) => "the top layer and the head".into(),
+            TrainLayers::Top(k) => format!("the top {k} layers and the head"),
+            TrainLayers::All => "the whole model".into(),
         }
     }
 }

@@ -176,7 +176,25 @@ pub(crate) fn report(event: &Event, steps_per_epoch: usize, json: bool) {
     }
 }
 
-pub(crate) fn print_confusion(m: &Metrics) {
+/// `--eval-only`'s answer: the metrics of `pairs` pairs of `--data`.
+pub(crate) fn print_scores(a: &FinetuneArgs, pairs: usize, m: &Metrics) {
+    if a.json {
+        println!("{}", metrics_json(m));
+    } else {
+        println!("{}: {pairs} pairs; accuracy {:.4}, F1 {:.4}, loss {:.4}", a.data.display(), m.accuracy, m.f1, m.loss);
+        print_confusion(m);
+    }
+}
+
+/// The end of a run in words: its last epoch's confusion matrix beside the
+/// majority baseline, for `what` ("this head", "this model").
+pub(crate) fn print_summary(last: &Metrics, majority: f64, what: &str) {
+    print_confusion(last);
+    println!("majority-class baseline on validation: accuracy {majority:.4} (always \"equivalent\")");
+    println!("{what} on validation: accuracy {:.4}, F1 {:.4}", last.accuracy, last.f1);
+}
+
+fn print_confusion(m: &Metrics) {
     let c = m.confusion;
     println!("confusion matrix (rows: true label, columns: predicted)");
     println!("             pred 0  pred 1");
@@ -288,9 +306,7 @@ fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), S
             .collect();
         println!("{}", serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "logistic_regression": lr}));
     } else {
-        print_confusion(&last);
-        println!("majority-class baseline on validation: accuracy {majority:.4} (always \"equivalent\")");
-        println!("this head on validation: accuracy {:.4}, F1 {:.4}", last.accuracy, last.f1);
+        print_summary(&last, majority, "this head");
         for (c, b) in &baselines {
             println!("logistic regression (C={c}) on the same features: accuracy {:.4}, F1 {:.4}", b.accuracy, b.f1);
         }
@@ -323,11 +339,6 @@ fn eval_only(a: &FinetuneArgs, engine: &mut Engine, cache: &FeatureCache) -> Res
     let probs =
         pollster::block_on(predict_batched(&mut backend, &x, head.spec.in_dim, a.per_device_eval_batch_size)).map_err(|e| e.to_string())?;
     let m = evaluate(&probs, &data.labels()).map_err(|e| e.to_string())?;
-    if a.json {
-        println!("{}", metrics_json(&m));
-    } else {
-        println!("{}: {} pairs; accuracy {:.4}, F1 {:.4}, loss {:.4}", a.data.display(), data.examples.len(), m.accuracy, m.f1, m.loss);
-        print_confusion(&m);
-    }
+    print_scores(a, data.examples.len(), &m);
     Ok(())
 }

@@ -13,7 +13,7 @@ use bertlab::finetune::training::Event;
 use bertlab::finetune::TrainConfig;
 use bertlab::{Model, ModelIdentity};
 
-use crate::finetune::{metrics_json, print_confusion, read_tsv, report, FinetuneArgs};
+use crate::finetune::{metrics_json, print_scores, print_summary, read_tsv, report, FinetuneArgs};
 use crate::BackendArg;
 
 pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
@@ -35,7 +35,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
     if !a.json {
         println!(
             "fine-tuning {} of {}: {trained} of {all} parameters, on the CPU ({} threads)",
-            layers.describe(params.bert.layers.len()),
+            layers.describe(),
             model.name,
             FastCpuEncoder::threads()
         );
@@ -88,9 +88,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
         println!("{}", serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "speed": speed}));
     } else {
         eprintln!();
-        print_confusion(&last);
-        println!("majority-class baseline on validation: accuracy {majority:.4} (always \"equivalent\")");
-        println!("this model on validation: accuracy {:.4}, F1 {:.4}", last.accuracy, last.f1);
+        print_summary(&last, majority, "this model");
         println!("{pairs_per_second:.1} training pairs/s ({step_seconds:.0} s of steps, {total_seconds:.0} s with evaluation)");
     }
     if let Some(out) = &a.out {
@@ -109,12 +107,7 @@ pub fn eval_only(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<
     let data = read_tsv(&a.data)?;
     let pairs = Pairs::encode(&model.tokenizer, &data.examples, config.max_seq_length).map_err(|e| e.to_string())?;
     let m = evaluate_model(&params, CpuMath::Fast, pairs, config.per_device_eval_batch_size).map_err(|e| e.to_string())?;
-    if a.json {
-        println!("{}", metrics_json(&m));
-    } else {
-        println!("{}: {} pairs; accuracy {:.4}, F1 {:.4}, loss {:.4}", a.data.display(), data.examples.len(), m.accuracy, m.f1, m.loss);
-        print_confusion(&m);
-    }
+    print_scores(a, data.examples.len(), &m);
     Ok(())
 }
 

@@ -31,7 +31,7 @@ pub type SharedEngine = Rc<Mutex<Engine>>;
 pub struct TunedModel {
     pub params: ClassifierParams,
     pub files: Rc<ModelFiles>,
-    pub tokenizer: BertTokenizer,
+    pub tokenizer: Rc<BertTokenizer>,
 }
 
 /// What "Try it" and Export use: the last run's head or model, or an imported head.

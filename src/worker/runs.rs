@@ -22,6 +22,7 @@ use bertlab::finetune::TrainConfig;
 use bertlab::glue::Example;
 use bertlab::head::HeadSpec;
 use bertlab::protocol::{PauseReason, RunEnd, RunEvent, RunRecord, RunRequest, SplitName};
+use bertlab::tokenize::BertTokenizer;
 use bertlab::{Model, ModelFiles};
 use wasm_bindgen_futures::spawn_local;
 
@@ -33,43 +34,43 @@ pub type Sink = Rc<dyn Fn(RunEvent)>;
 /// What a run trains.
 enum Trainer {
     Head(Box<Training>),
-    /// With the files of the model it started from (to tokenize "Try it" and to export).
-    Model(Box<ModelTraining>, Rc<ModelFiles>),
+    /// With the files and tokenizer of the model it started from (to export, and to tokenize "Try it").
+    Model(Box<ModelTraining>, Rc<ModelFiles>, Rc<BertTokenizer>),
 }
 
 impl Trainer {
     fn progress(&self) -> &Progress {
         match self {
             Trainer::Head(t) => &t.progress,
-            Trainer::Model(t, _) => &t.progress,
+            Trainer::Model(t, ..) => &t.progress,
         }
     }
 
     fn total_steps(&self) -> usize {
         match self {
             Trainer::Head(t) => t.total_steps(),
-            Trainer::Model(t, _) => t.total_steps(),
+            Trainer::Model(t, ..) => t.total_steps(),
         }
     }
 
     fn describe(&self) -> String {
         match self {
             Trainer::Head(t) => t.backend.describe(),
-            Trainer::Model(t, _) => format!("CPU: {}", t.train_layers.describe(t.params().bert.layers.len())),
+            Trainer::Model(t, ..) => format!("CPU: {}", t.train_layers.describe()),
         }
     }
 
     async fn advance(&mut self) -> bertlab::Result<Event> {
         match self {
             Trainer::Head(t) => t.advance().await,
-            Trainer::Model(t, _) => t.advance(),
+            Trainer::Model(t, ..) => t.advance(),
         }
     }
 
     async fn checkpoint(&self) -> bertlab::Result<Vec<u8>> {
         match self {
             Trainer::Head(t) => t.checkpoint().await,
-            Trainer::Model(t, _) => t.checkpoint(),
+            Trainer::Model(t, ..) => t.checkpoint(),
         }
     }
 
@@ -81,11 +82,8 @@ impl Trainer {
                     engine_service::set_head(head);
                 }
             }
-            Trainer::Model(t, files) => {
-                if let Ok(m) = Model::from_files(files) {
-                    let files = files.clone();
-                    engine_service::set_model(TunedModel { params: t.params().clone(), files, tokenizer: m.tokenizer });
-                }
+            Trainer::Model(t, files, tokenizer) => {
+                engine_service::set_model(TunedModel { params: t.params().clone(), files: files.clone(), tokenizer: tokenizer.clone() });
             }
         }
     }
@@ -241,17 +239,17 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
     // BERT's layers start from the loaded model's weights (parsed again from its files: the engine keeps them packed)
     let base = if c.trains_layers() {
         let files = engine_service::loaded().map_err(RunEvent::Failed)?.1;
-        Some((Model::from_files(&files).map_err(failed)?, files))
+        let model = Model::from_files(&files).map_err(failed)?;
+        Some((ClassifierParams::new(model.weights, c.seed), files, Rc::new(model.tokenizer)))
     } else {
         None
     };
     let (data, checkpoint_bytes) = match &base {
-        Some((model, _)) => {
-            let train = Pairs::encode(&model.tokenizer, &req.train, c.max_seq_length).map_err(failed)?;
-            let eval = Pairs::encode(&model.tokenizer, &req.dev, c.max_seq_length).map_err(failed)?;
+        Some((params, _, tokenizer)) => {
+            let train = Pairs::encode(tokenizer, &req.train, c.max_seq_length).map_err(failed)?;
+            let eval = Pairs::encode(tokenizer, &req.dev, c.max_seq_length).map_err(failed)?;
             // a checkpoint holds each trained value three times (value and two moments)
-            let trained = ClassifierParams::new(model.weights.clone(), c.seed).counts(c.train_layers).1;
-            (RunData::Pairs { train, eval }, trained as f64 * 12.0)
+            (RunData::Pairs { train, eval }, params.counts(c.train_layers).1 as f64 * 12.0)
         }
         None => {
             let key = |split: &str, n: usize| {
@@ -277,10 +275,9 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
     };
     let refused = run_store::save_new(&record, &data, checkpoint_bytes).await.err();
     let trainer = match (data, base) {
-        (RunData::Pairs { train, eval }, Some((model, files))) => {
-            let params = ClassifierParams::new(model.weights, c.seed);
+        (RunData::Pairs { train, eval }, Some((params, files, tokenizer))) => {
             let t = ModelTraining::new(record.id.clone(), identity, params, c, CpuMath::Fast, train, eval).map_err(failed)?;
-            Trainer::Model(Box::new(t), files)
+            Trainer::Model(Box::new(t), files, tokenizer)
         }
         (RunData::Features { train, eval }, _) => {
             let spec = HeadSpec { input: c.head_input, in_dim: c.head_input.width(identity.hidden_size), hidden: c.mlp_hidden, classes: 2 };
@@ -327,7 +324,7 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
                     let base = Model::from_files(&files).map_err(|e| e.to_string())?;
                     let t = ModelTraining::resume(&checkpoint, &identity.name, base.weights, CpuMath::Fast, train, eval)
                         .map_err(|e| e.to_string())?;
-                    Trainer::Model(Box::new(t), files)
+                    Trainer::Model(Box::new(t), files, Rc::new(base.tokenizer))
                 }
             };
             Ok::<_, String>((t, record))

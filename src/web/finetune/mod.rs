@@ -277,15 +277,6 @@ fn run_time(ft: Ft, t: TrainLayers, layers: usize) -> Option<String> {
     Some(duration(units * ms / 1e3))
 }
 
-fn what_trains(t: TrainLayers, layers: usize) -> String {
-    match t {
-        TrainLayers::Top(0) => "a head on frozen features".into(),
-        TrainLayers::Top(1) => "the top layer and the head".into(),
-        TrainLayers::Top(k) => format!("the top {} layers and the head", k.min(layers)),
-        TrainLayers::All => "the whole model".into(),
-    }
-}
-
 #[component]
 fn ParamsPanel(ft: Ft, loader: LoaderState) -> impl IntoView {
     let c = ft.config;
@@ -343,7 +334,7 @@ fn ParamsPanel(ft: Ft, loader: LoaderState) -> impl IntoView {
                     }>
                         {move || choices().into_iter().map(|t| view! {
                             <option value=value(t) selected=move || c.get().train_layers == t>
-                                {move || format!("{}{}", what_trains(t, layers.get()), run_time(ft, t, layers.get()).map(|d| format!(" · ≈ {d}")).unwrap_or_default())}
+                                {move || format!("{}{}", t.describe(), run_time(ft, t, layers.get()).map(|d| format!(" · ≈ {d}")).unwrap_or_default())}
                             </option>
                         }).collect_view()}
                     </select>
@@ -409,7 +400,7 @@ fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
                 };
                 return Some(format!(
                     "Start trains {} for {steps} steps{time}, evaluating {} validation pairs each epoch; the run holds about {:.0} MB (weights, gradients, AdamW's moments, activations).{too_big}",
-                    what_trains(c.train_layers, info.layers), d.dev.examples.len(), memory / 1e6
+                    c.train_layers.describe(), d.dev.examples.len(), memory / 1e6
                 ));
             }
             // one forward per pair, or two when each sentence is encoded alone
@@ -493,7 +484,7 @@ fn SavedRuns(ft: Ft, loader: LoaderState) -> impl IntoView {
                         <span>{format!(
                             "{} · {} · {} · lr {} · {} · step {} of {}{}",
                             local_time(r.created_ms), r.model.name,
-                            if r.config.trains_layers() { what_trains(r.config.train_layers, usize::MAX) } else {
+                            if r.config.trains_layers() { r.config.train_layers.describe() } else {
                                 format!("{} head on {}", if r.config.mlp_hidden == 0 { "Linear" } else { "MLP" }, r.config.head_input.name())
                             },
                             r.config.learning_rate, r.data, r.step, r.total_steps,
