@@ -22,3 +22,20 @@ fn activate(v: f32, act: u32) -> f32 {
         default: { return v; }
     }
 }
+
+// d act(v) / dv at the pre-activation v (for the backward pass).
+fn derivative(v: f32, act: u32) -> f32 {
+    switch act {
+        case 1u: {
+            // Φ(v) + v·φ(v)
+            return 0.5 * (1.0 + erf(v * 0.70710678118654752)) + v * exp(-0.5 * v * v) * 0.39894228040143268;
+        }
+        case 2u: {
+            let t = tanh_safe(0.79788456080286536 * (v + 0.044715 * v * v * v));
+            return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * 0.79788456080286536 * (1.0 + 3.0 * 0.044715 * v * v);
+        }
+        case 3u: { return select(0.0, 1.0, v > 0.0); }
+        case 4u: { let t = tanh_safe(v); return 1.0 - t * t; }
+        default: { return 1.0; }
+    }
+}

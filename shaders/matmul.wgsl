@@ -2,7 +2,7 @@
 // its backward pass needs (dW = dYᵀ·X, dX = dY·W) through operand strides.
 //   A(i, kk) = a[i·a_rs + kk·a_cs]   for i < m, kk < k
 //   W(j, kk) = w[j·w_rs + kk·w_cs]   for j < n   (PyTorch's Linear: w_rs = k, w_cs = 1)
-//   bias: [n] when has_bias, C: [m, n] row-major
+//   bias: [n] when has_bias, C: [m, n] row-major (added into when accumulate)
 // (a_rs > k gathers rows, e.g. every sequence's [CLS] row for the pooler.)
 // Tiles of 64×64 outputs per workgroup, 16×16 threads, 4×4 outputs each,
 // k in steps of 16 through workgroup memory. Out-of-range loads read 0.
@@ -17,6 +17,7 @@ struct Params {
     w_rs: u32,
     w_cs: u32,
     has_bias: u32,
+    accumulate: u32, // 1: C += A·Wᵀ (a gradient summed into; act none, no bias)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -77,7 +78,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
             if (row < p.m && col < p.n) {
                 var v = acc[i][j];
                 if (p.has_bias != 0u) { v += bias[col]; }
-                c[row * p.n + col] = activate(v, p.act);
+                v = activate(v, p.act);
+                if (p.accumulate != 0u) { v += c[row * p.n + col]; }
+                c[row * p.n + col] = v;
             }
         }
     }

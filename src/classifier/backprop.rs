@@ -11,6 +11,7 @@ use crate::classifier::math::{add, CpuMath};
 use crate::classifier::{ClassifierParams, TrainLayers, CLASSES};
 use crate::config::BertConfig;
 use crate::kernels::attention::AttentionShape;
+use crate::kernels::cls_gradient::cls_gradient_cpu;
 use crate::kernels::cross_entropy::cross_entropy_cpu;
 use crate::kernels::dropout::{dropout_mask_cpu, site_seed};
 use crate::kernels::embeddings::{embeddings_backward_cpu, embeddings_cpu};
@@ -232,10 +233,7 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Bat
     if f.layers.is_empty() {
         return;
     }
-    let mut dx = vec![0.0f32; rows * h];
-    for r in 0..b {
-        dx[r * s * h..][..h].copy_from_slice(&d_cls[r * h..][..h]);
-    }
+    let mut dx = cls_gradient_cpu(&d_cls, b, s, h);
 
     let act: Epilogue = c.hidden_act.into();
     while let Some(t) = f.layers.pop() {

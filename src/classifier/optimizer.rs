@@ -4,6 +4,7 @@
 
 use crate::classifier::{ClassifierParams, TrainLayers};
 use crate::kernels::adamw::{adamw_cpu, AdamW};
+use crate::kernels::sum_squares::sum_squares_cpu;
 
 /// The Trainer's default `max_grad_norm`.
 pub const MAX_GRAD_NORM: f32 = 1.0;
@@ -37,20 +38,16 @@ pub fn zero_trained(grads: &mut ClassifierParams, train: TrainLayers) {
 pub fn grad_norm(grads: &ClassifierParams, train: TrainLayers) -> f64 {
     let layers = grads.bert.layers.len();
     let layout = grads.layout();
-    let sq: f64 = layout
-        .iter()
-        .zip(grads.data())
-        .filter(|(info, _)| train.trains(info.part, layers))
-        .map(|(_, g)| g.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
-        .sum();
+    let sq: f64 =
+        layout.iter().zip(grads.data()).filter(|(info, _)| train.trains(info.part, layers)).map(|(_, g)| sum_squares_cpu(g)).sum();
     sq.sqrt()
 }
 
 /// One optimizer step `t` (from 1) with `opt`'s learning rate and decay.
-/// Clips `grads` in place; returns their norm before clipping.
+/// Clips the gradients (inside the update); returns their norm before clipping.
 pub fn step(
     params: &mut ClassifierParams,
-    grads: &mut ClassifierParams,
+    grads: &ClassifierParams,
     moments: &mut Moments,
     train: TrainLayers,
     opt: &AdamW,
@@ -62,15 +59,13 @@ pub fn step(
     // torch.nn.utils.clip_grad_norm_: scale by max/(norm + 1e-6) when that is below 1
     let clip = (f64::from(max_grad_norm) / (norm + 1e-6)).min(1.0) as f32;
     let layout = params.layout();
-    let tensors = params.data_mut().into_iter().zip(grads.data_mut()).zip(moments.m.data_mut()).zip(moments.v.data_mut());
+    let tensors = params.data_mut().into_iter().zip(grads.data()).zip(moments.m.data_mut()).zip(moments.v.data_mut());
     for (info, (((p, g), m), v)) in layout.iter().zip(tensors) {
         if !train.trains(info.part, layers) {
             continue;
         }
-        if clip < 1.0 {
-            g.iter_mut().for_each(|x| *x *= clip);
-        }
-        let opt = if info.decays() { *opt } else { AdamW { weight_decay: 0.0, ..*opt } };
+        let weight_decay = if info.decays() { opt.weight_decay } else { 0.0 };
+        let opt = AdamW { weight_decay, grad_scale: clip, ..*opt };
         adamw_cpu(&opt, t, p, g, m, v);
     }
     norm

@@ -235,7 +235,7 @@ impl ModelTraining {
         };
         let lr = learning_rate_at(t as usize, self.total_steps(), self.config.warmup_steps, self.config.learning_rate);
         let opt = AdamW::new(lr, self.config.weight_decay);
-        step(&mut self.params, &mut self.grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
+        step(&mut self.params, &self.grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
         self.progress.record_step(idx.len(), loss);
         Ok(Event::Step { step: t + 1, loss, learning_rate: lr })
     }

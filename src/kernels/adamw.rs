@@ -9,12 +9,16 @@ pub struct AdamW {
     pub beta2: f32,
     pub eps: f32,
     pub weight_decay: f32,
+    /// What each gradient is multiplied by first: 1, or the clipping
+    /// coefficient of `clip_grad_norm_` (scaling inside the update is the
+    /// same arithmetic as scaling the gradients before it).
+    pub grad_scale: f32,
 }
 
 impl AdamW {
     /// transformers' Trainer defaults (betas 0.9/0.999, eps 1e-8).
     pub fn new(lr: f32, weight_decay: f32) -> Self {
-        AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }
+        AdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay, grad_scale: 1.0 }
     }
 
     /// (1 − β1ᵗ, 1 − β2ᵗ) for step `t` (from 1).
@@ -27,7 +31,7 @@ impl AdamW {
 pub fn adamw_cpu(opt: &AdamW, t: u32, param: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
     let (bc1, bc2) = opt.bias_corrections(t);
     for i in 0..param.len() {
-        let g = grad[i];
+        let g = grad[i] * opt.grad_scale;
         let x = param[i] * (1.0 - opt.lr * opt.weight_decay);
         m[i] = opt.beta1 * m[i] + (1.0 - opt.beta1) * g;
         v[i] = opt.beta2 * v[i] + (1.0 - opt.beta2) * g * g;
@@ -47,6 +51,8 @@ struct Params {
     weight_decay: f32,
     bias_correction1: f32,
     bias_correction2: f32,
+    grad_scale: f32,
+    _pad: [u32; 3],
 }
 
 pub struct AdamWKernel {
@@ -90,6 +96,8 @@ impl AdamWKernel {
             weight_decay: opt.weight_decay,
             bias_correction1: bc1,
             bias_correction2: bc2,
+            grad_scale: opt.grad_scale,
+            _pad: [0; 3],
         }
     }
 }

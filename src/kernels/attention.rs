@@ -3,7 +3,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::gpu::{Dispatch, GpuContext};
+use crate::gpu::{grid, Dispatch, GpuContext};
+use crate::kernels::dropout::{Mask, DROPOUT_WGSL};
 
 /// The shape of one attention call.
 #[derive(Debug, Clone, Copy)]
@@ -275,5 +276,108 @@ impl FlashAttentionKernel {
 impl Default for FlashAttentionKernel {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ByElementParams {
+    rows: u32,
+    seq: u32,
+    heads: u32,
+    head_dim: u32,
+    seed: u32,
+    p: f32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ByQueryParams {
+    seq: u32,
+    heads: u32,
+    head_dim: u32,
+    scale: f32,
+    seed: u32,
+    p: f32,
+    _pad: [u32; 2],
+}
+
+/// Training's attention: the context from kept probabilities through their
+/// dropout (shaders/attention_context.wgsl; reference
+/// [`attention_context_cpu`] on the dropped-out probabilities), and the
+/// backward pass (shaders/attention_backward_query.wgsl, then
+/// attention_backward_key.wgsl; reference [`attention_backward_cpu`]).
+/// The probabilities come from [`AttentionProbsKernel`] for every row.
+pub struct AttentionTrainingKernels {
+    context: wgpu::ComputePipeline,
+    by_query: wgpu::ComputePipeline,
+    by_key: wgpu::ComputePipeline,
+}
+
+impl AttentionTrainingKernels {
+    pub fn new(ctx: &GpuContext) -> Self {
+        let with_hash = |src: &str| [DROPOUT_WGSL, src].concat();
+        AttentionTrainingKernels {
+            context: ctx.pipeline("attention_context", &with_hash(include_str!("../../shaders/attention_context.wgsl"))),
+            by_query: ctx.pipeline("attention_backward_query", &with_hash(include_str!("../../shaders/attention_backward_query.wgsl"))),
+            by_key: ctx.pipeline("attention_backward_key", &with_hash(include_str!("../../shaders/attention_backward_key.wgsl"))),
+        }
+    }
+
+    fn elementwise(s: AttentionShape, mask: Mask) -> ByElementParams {
+        ByElementParams {
+            rows: (s.batch * s.seq) as u32,
+            seq: s.seq as u32,
+            heads: s.heads as u32,
+            head_dim: s.head_dim as u32,
+            seed: mask.seed,
+            p: mask.p,
+            _pad: [0; 2],
+        }
+    }
+
+    /// `ctx` `[batch·seq, hidden]` from `probs` `[batch, heads, seq, seq]` through `mask`.
+    pub fn context(
+        &self,
+        ctx: &GpuContext,
+        qkv: &wgpu::Buffer,
+        probs: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        s: AttentionShape,
+        mask: Mask,
+    ) -> Dispatch {
+        let len = s.batch * s.seq * s.hidden();
+        ctx.dispatch(&self.context, &Self::elementwise(s, mask), &[qkv, probs, out], grid(len.div_ceil(64)))
+    }
+
+    /// `dqkv` from `d_ctx`; `d_scores` `[batch, heads, seq, seq]` is scratch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        ctx: &GpuContext,
+        qkv: &wgpu::Buffer,
+        probs: &wgpu::Buffer,
+        d_ctx: &wgpu::Buffer,
+        d_scores: &wgpu::Buffer,
+        dqkv: &wgpu::Buffer,
+        s: AttentionShape,
+        mask: Mask,
+    ) -> [Dispatch; 2] {
+        debug_assert!(s.seq <= AttentionProbsKernel::MAX_SEQ, "the query kernel keeps a row of scores in workgroup memory");
+        let by_query = ByQueryParams {
+            seq: s.seq as u32,
+            heads: s.heads as u32,
+            head_dim: s.head_dim as u32,
+            scale: 1.0 / (s.head_dim as f32).sqrt(),
+            seed: mask.seed,
+            p: mask.p,
+            _pad: [0; 2],
+        };
+        let len = s.batch * s.seq * s.hidden();
+        [
+            ctx.dispatch(&self.by_query, &by_query, &[qkv, probs, d_ctx, d_scores, dqkv], [s.seq as u32, s.heads as u32, s.batch as u32]),
+            ctx.dispatch(&self.by_key, &Self::elementwise(s, mask), &[qkv, probs, d_ctx, d_scores, dqkv], grid(len.div_ceil(64))),
+        ]
     }
 }

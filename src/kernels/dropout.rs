@@ -2,6 +2,12 @@
 //! depends only on (seed, i), so the CPU and GPU paths draw the same masks and
 //! a backward pass recomputes a mask instead of storing it.
 
+use crate::gpu::{grid, Dispatch, GpuContext};
+
+/// The hash and the factor in WGSL (shaders/dropout_hash.wgsl), prepended to
+/// every kernel that draws a mask.
+pub const DROPOUT_WGSL: &str = include_str!("../../shaders/dropout_hash.wgsl");
+
 /// A 32-bit integer hash with good avalanche (Chris Wellons' "lowbias32"):
 /// plain u32 arithmetic, the same in Rust and WGSL.
 pub fn hash32(mut x: u32) -> u32 {
@@ -34,6 +40,43 @@ pub fn dropout_factor(seed: u32, i: u32, p: f32) -> f32 {
 /// CPU reference: the factors of a mask of `len` elements.
 pub fn dropout_mask_cpu(seed: u32, p: f32, len: usize) -> Vec<f32> {
     (0..len).map(|i| dropout_factor(seed, i as u32, p)).collect()
+}
+
+/// One dropout site's mask: its seed (from [`site_seed`]) and probability.
+/// `p` = 0 draws no mask (every factor is 1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mask {
+    pub seed: u32,
+    pub p: f32,
+}
+
+impl Mask {
+    pub const NONE: Mask = Mask { seed: 0, p: 0.0 };
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    seed: u32,
+    p: f32,
+    _pad: u32,
+}
+
+/// `x ⊙= dropout_mask_cpu(mask)`, in place (shaders/dropout.wgsl).
+pub struct DropoutKernel {
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl DropoutKernel {
+    pub fn new(ctx: &GpuContext) -> Self {
+        DropoutKernel { pipeline: ctx.pipeline("dropout", &[DROPOUT_WGSL, include_str!("../../shaders/dropout.wgsl")].concat()) }
+    }
+
+    pub fn bind(&self, ctx: &GpuContext, x: &wgpu::Buffer, len: usize, mask: Mask) -> Dispatch {
+        let params = Params { len: len as u32, seed: mask.seed, p: mask.p, _pad: 0 };
+        ctx.dispatch(&self.pipeline, &params, &[x], grid(len.div_ceil(256)))
+    }
 }
 
 #[cfg(test)]

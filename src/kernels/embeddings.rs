@@ -97,3 +97,90 @@ impl EmbeddingsKernel {
         )
     }
 }
+
+/// A batch's tokens grouped by the table row they read, for
+/// [`EmbeddingsBackwardKernel`]: `order` lists token indices sorted stably by
+/// row (so each group keeps token order), group `s` is
+/// `order[starts[s]..starts[s + 1]]` and reads row `rows[s]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segments {
+    pub order: Vec<u32>,
+    pub starts: Vec<u32>,
+    pub rows: Vec<u32>,
+}
+
+impl Segments {
+    /// Groups token `t` under `row_of[t]`.
+    pub fn of(row_of: &[u32]) -> Self {
+        let mut order: Vec<u32> = (0..row_of.len() as u32).collect();
+        order.sort_by_key(|&t| row_of[t as usize]);
+        let (mut starts, mut rows) = (Vec::new(), Vec::new());
+        for (k, &t) in order.iter().enumerate() {
+            let row = row_of[t as usize];
+            if rows.last() != Some(&row) {
+                starts.push(k as u32);
+                rows.push(row);
+            }
+        }
+        starts.push(order.len() as u32);
+        Segments { order, starts, rows }
+    }
+
+    /// The batch's three groupings: by word id, by position (`t mod seq`), by token type.
+    pub fn of_batch(input_ids: &[u32], token_type_ids: &[u32], seq: usize) -> [Segments; 3] {
+        let positions: Vec<u32> = (0..input_ids.len()).map(|t| (t % seq) as u32).collect();
+        [Segments::of(input_ids), Segments::of(&positions), Segments::of(token_type_ids)]
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BackwardParams {
+    segments: u32,
+    hidden: u32,
+    _pad: [u32; 2],
+}
+
+/// The segments of one table on the GPU.
+pub struct SegmentBuffers {
+    order: wgpu::Buffer,
+    starts: wgpu::Buffer,
+    rows: wgpu::Buffer,
+    count: usize,
+}
+
+impl SegmentBuffers {
+    pub fn new(ctx: &GpuContext, s: &Segments) -> Self {
+        SegmentBuffers {
+            order: ctx.storage_u32("segment order", &s.order),
+            starts: ctx.storage_u32("segment starts", &s.starts),
+            rows: ctx.storage_u32("segment rows", &s.rows),
+            count: s.rows.len(),
+        }
+    }
+}
+
+/// One table's part of [`embeddings_backward_cpu`] (shaders/embeddings_backward.wgsl):
+/// each token's gradient row added into the row it read, in token order, no atomics.
+pub struct EmbeddingsBackwardKernel {
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl EmbeddingsBackwardKernel {
+    pub fn new(ctx: &GpuContext) -> Self {
+        EmbeddingsBackwardKernel { pipeline: ctx.pipeline("embeddings_backward", include_str!("../../shaders/embeddings_backward.wgsl")) }
+    }
+
+    /// Adds `d_out` `[tokens, hidden]`'s rows into `table_grad` by `segments`.
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        segments: &SegmentBuffers,
+        d_out: &wgpu::Buffer,
+        table_grad: &wgpu::Buffer,
+        hidden: usize,
+    ) -> Dispatch {
+        let params = BackwardParams { segments: segments.count as u32, hidden: hidden as u32, _pad: [0; 2] };
+        ctx.dispatch(&self.pipeline, &params, &[&segments.order, &segments.starts, &segments.rows, d_out, table_grad], grid(segments.count))
+    }
+}

@@ -1,6 +1,7 @@
 //! `LayerNorm(x + residual)` over each row (shaders/layernorm.wgsl).
 
 use crate::gpu::{grid, Dispatch, GpuContext};
+use crate::kernels::dropout::{Mask, DROPOUT_WGSL};
 use crate::weights::LayerNorm;
 
 /// CPU reference: normalises each `hidden`-wide row of `x + residual`
@@ -89,5 +90,66 @@ impl LayerNormKernel {
         // Without a residual the binding still needs a buffer; x is read-only there too.
         let residual = residual.unwrap_or(x);
         ctx.dispatch(&self.pipeline, &params, &[x, residual, gamma_beta.0, gamma_beta.1, out], grid(rows))
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BackwardParams {
+    rows: u32,
+    hidden: u32,
+    eps: f32,
+    has_residual: u32,
+    seed: u32,
+    p: f32,
+    _pad: [u32; 2],
+}
+
+/// Where [`LayerNormBackwardKernel`] writes: the gradient of `x + residual`,
+/// that gradient through the branch's dropout mask, and `dy·x̂` (whose column
+/// sums are gamma's gradient; dy's are beta's).
+pub struct LayerNormGradients<'a> {
+    pub d_sum: &'a wgpu::Buffer,
+    pub d_branch: &'a wgpu::Buffer,
+    pub g_xhat: &'a wgpu::Buffer,
+}
+
+/// The backward pass of [`LayerNormKernel`] (shaders/layernorm_backward.wgsl);
+/// its reference is [`layernorm_backward_cpu`].
+pub struct LayerNormBackwardKernel {
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl LayerNormBackwardKernel {
+    pub fn new(ctx: &GpuContext) -> Self {
+        let src = [DROPOUT_WGSL, include_str!("../../shaders/layernorm_backward.wgsl")].concat();
+        LayerNormBackwardKernel { pipeline: ctx.pipeline("layernorm_backward", &src) }
+    }
+
+    /// `x` (+ `residual`) is what the forward pass normalised, `dy` the
+    /// output's gradient, `branch` the mask `x` went through before the sum.
+    #[allow(clippy::too_many_arguments)]
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        x: &wgpu::Buffer,
+        residual: Option<&wgpu::Buffer>,
+        gamma: &wgpu::Buffer,
+        dy: &wgpu::Buffer,
+        out: LayerNormGradients,
+        (rows, hidden, eps): (usize, usize, f32),
+        branch: Mask,
+    ) -> Dispatch {
+        let params = BackwardParams {
+            rows: rows as u32,
+            hidden: hidden as u32,
+            eps,
+            has_residual: residual.is_some() as u32,
+            seed: branch.seed,
+            p: branch.p,
+            _pad: [0; 2],
+        };
+        let residual = residual.unwrap_or(x);
+        ctx.dispatch(&self.pipeline, &params, &[x, residual, gamma, dy, out.d_sum, out.d_branch, out.g_xhat], grid(rows))
     }
 }

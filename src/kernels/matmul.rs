@@ -147,7 +147,8 @@ struct Params {
     w_rs: u32,
     w_cs: u32,
     has_bias: u32,
-    _pad: [u32; 3],
+    accumulate: u32,
+    _pad: [u32; 2],
 }
 
 /// The epilogues' WGSL, prepended to every matmul kernel.
@@ -177,8 +178,28 @@ impl MatmulKernel {
         w: Operand,
         bias: Option<&wgpu::Buffer>,
         y: &wgpu::Buffer,
+        mnk: (usize, usize, usize),
+        act: Epilogue,
+    ) -> Dispatch {
+        self.bind_with(ctx, a, w, bias, y, mnk, act, false)
+    }
+
+    /// `y += A·Wᵀ`: how the backward pass adds a product into a gradient.
+    pub fn accumulate(&self, ctx: &GpuContext, a: Operand, w: Operand, y: &wgpu::Buffer, mnk: (usize, usize, usize)) -> Dispatch {
+        self.bind_with(ctx, a, w, None, y, mnk, Epilogue::None, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn bind_with(
+        &self,
+        ctx: &GpuContext,
+        a: Operand,
+        w: Operand,
+        bias: Option<&wgpu::Buffer>,
+        y: &wgpu::Buffer,
         (m, n, k): (usize, usize, usize),
         act: Epilogue,
+        accumulate: bool,
     ) -> Dispatch {
         let params = Params {
             m: m as u32,
@@ -190,7 +211,8 @@ impl MatmulKernel {
             w_rs: w.1.row_stride as u32,
             w_cs: w.1.col_stride as u32,
             has_bias: bias.is_some() as u32,
-            _pad: [0; 3],
+            accumulate: accumulate as u32,
+            _pad: [0; 2],
         };
         let groups = [n.div_ceil(Self::TILE) as u32, m.div_ceil(Self::TILE) as u32, 1];
         // an unused bias binding still needs a buffer that is not written here
@@ -212,5 +234,69 @@ impl MatmulKernel {
         act: Epilogue,
     ) -> Dispatch {
         self.bind(ctx, (x, Layout::rows(k)), (w, Layout::rows(k)), Some(bias), y, (rows, n, k), act)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MapParams {
+    len: u32,
+    act: u32,
+    backward: u32,
+    _pad: u32,
+}
+
+/// An activation on its own (shaders/activation_map.wgsl), for training,
+/// which keeps the pre-activation: forward as [`Epilogue::apply`], backward
+/// as [`activation_backward_cpu`].
+pub struct ActivationKernel {
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl ActivationKernel {
+    pub fn new(ctx: &GpuContext) -> Self {
+        ActivationKernel {
+            pipeline: ctx.pipeline("activation_map", &[ACTIVATION_WGSL, include_str!("../../shaders/activation_map.wgsl")].concat()),
+        }
+    }
+
+    /// `out = act(pre)`.
+    pub fn forward(&self, ctx: &GpuContext, pre: &wgpu::Buffer, out: &wgpu::Buffer, len: usize, act: Epilogue) -> Dispatch {
+        self.bind(ctx, pre, out, len, act, false)
+    }
+
+    /// `grad ⊙= act'(pre)`, in place: `grad` holds dy and becomes dx.
+    pub fn backward(&self, ctx: &GpuContext, pre: &wgpu::Buffer, grad: &wgpu::Buffer, len: usize, act: Epilogue) -> Dispatch {
+        self.bind(ctx, pre, grad, len, act, true)
+    }
+
+    fn bind(&self, ctx: &GpuContext, x: &wgpu::Buffer, out: &wgpu::Buffer, len: usize, act: Epilogue, backward: bool) -> Dispatch {
+        let params = MapParams { len: len as u32, act: act.code(), backward: backward as u32, _pad: 0 };
+        ctx.dispatch(&self.pipeline, &params, &[x, out], crate::gpu::grid(len.div_ceil(256)))
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SumsParams {
+    rows: u32,
+    n: u32,
+    _pad: [u32; 2],
+}
+
+/// `sums += column_sums_cpu(x)` (shaders/column_sums.wgsl): a bias's gradient.
+pub struct ColumnSumsKernel {
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl ColumnSumsKernel {
+    pub fn new(ctx: &GpuContext) -> Self {
+        ColumnSumsKernel { pipeline: ctx.pipeline("column_sums", include_str!("../../shaders/column_sums.wgsl")) }
+    }
+
+    /// Adds the column sums of `x` `[rows, n]` into `sums` `[n]`.
+    pub fn bind(&self, ctx: &GpuContext, x: &wgpu::Buffer, sums: &wgpu::Buffer, rows: usize, n: usize) -> Dispatch {
+        let params = SumsParams { rows: rows as u32, n: n as u32, _pad: [0; 2] };
+        ctx.dispatch(&self.pipeline, &params, &[x, sums], crate::gpu::grid(n.div_ceil(16)))
     }
 }

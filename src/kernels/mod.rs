@@ -5,6 +5,7 @@
 
 pub mod adamw;
 pub mod attention;
+pub mod cls_gradient;
 pub mod cross_entropy;
 pub mod dropout;
 pub mod embeddings;
@@ -12,3 +13,4 @@ pub mod layernorm;
 pub mod linear;
 pub mod matmul;
 pub mod relu_backward;
+pub mod sum_squares;
