@@ -208,6 +208,17 @@ impl GpuContext {
         Dispatch { pipeline: pipeline.clone(), bind_group, params, workgroups }
     }
 
+    /// Zeroes `buffers` (a step's gradients), in one submission.
+    pub fn clear(&self, buffers: &[&wgpu::Buffer]) -> Result<()> {
+        self.check()?;
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        for b in buffers {
+            encoder.clear_buffer(b, 0, None);
+        }
+        self.queue.submit([encoder.finish()]);
+        Ok(())
+    }
+
     /// Records `dispatches` in order into one compute pass, then copies
     /// `outputs` to a mappable buffer, submits once and reads them back.
     pub async fn run(&self, dispatches: &[Dispatch], outputs: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {

@@ -3,12 +3,14 @@
 //! from tests/reference/make_training_fixture.py, dropout off), the fast
 //! matrix products against the plain reference, dropout's backward against
 //! finite differences, top-k runs against the whole model's gradients, and
-//! the exported folder read back.
+//! the exported folder read back; the GPU path (`gpu_backprop`) against
+//! PyTorch's gradients and steps and against the CPU path with dropout.
 
 mod common;
 
 use bertlab::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dropout};
 use bertlab::classifier::export::{export_folder, hf_tensors};
+use bertlab::classifier::gpu_backprop::GpuTraining;
 use bertlab::classifier::math::CpuMath;
 use bertlab::classifier::optimizer::{step, Moments, MAX_GRAD_NORM};
 use bertlab::classifier::{ClassifierParams, TrainLayers, CLASSES};
@@ -20,7 +22,7 @@ use bertlab::kernels::matmul::Layout;
 use bertlab::tensor_file::TensorReader;
 use bertlab::tokenize::Batch;
 use bertlab::Model;
-use common::{assert_close, f32s, fixtures, max_abs_diff, read_json, tiny_dir, values};
+use common::{assert_close, f32s, fixtures, gpu, max_abs_diff, read_json, tiny_dir, values};
 use serde_json::Value;
 
 struct Case {
@@ -350,4 +352,65 @@ fn accumulated_batches_make_the_same_step_as_one_batch() {
             assert_close(&info.name, a, b, 5e-5);
         }
     }
+}
+
+fn gpu_gradients(c: &Case, train: TrainLayers, dropout: Option<&Dropout>) -> (f32, ClassifierParams) {
+    let g = GpuTraining::new(gpu(), &c.params, &Moments::new(&c.params), train).unwrap();
+    g.zero_gradients().unwrap();
+    let loss = pollster::block_on(g.loss_and_gradients(&c.batch, &c.labels, dropout, None, 1.0)).unwrap();
+    (loss, pollster::block_on(g.gradients()).unwrap())
+}
+
+#[test]
+fn gpu_logits_loss_and_every_gradient_equal_pytorch_autograd() {
+    let c = case();
+    let g = GpuTraining::new(gpu(), &c.params, &Moments::new(&c.params), TrainLayers::All).unwrap();
+    let logits = pollster::block_on(g.logits(&c.batch, None)).unwrap();
+    assert_close("GPU logits", &logits, &f32s(&c.json["logits"]), 1e-5);
+    let (loss, grads) = gpu_gradients(&c, TrainLayers::All, None);
+    assert!((loss - c.json["loss"].as_f64().unwrap() as f32).abs() < 1e-5, "GPU loss {loss}");
+    assert_matches_file("GPU gradient", &grads, "grads.safetensors", 1e-4, |_| None);
+}
+
+#[test]
+fn gpu_gradients_with_dropout_and_top_k_equal_the_cpu_path() {
+    let c = case();
+    let d = Dropout::training(&c.params.bert.config, 7, 3);
+    assert!(d.hidden > 0.0 && d.attention > 0.0, "the tiny model's config has dropout");
+    for train in [TrainLayers::All, TrainLayers::Top(1), TrainLayers::Top(0)] {
+        let (want_loss, want) = gradients(&c, CpuMath::Reference, train, Some(&d));
+        let (loss, got) = gpu_gradients(&c, train, Some(&d));
+        assert!((loss - want_loss).abs() < 1e-5, "{train:?}: GPU loss {loss}, CPU {want_loss}");
+        let layers = c.params.bert.layers.len();
+        for ((info, g), w) in c.params.layout().iter().zip(got.data()).zip(want.data()) {
+            let scale = w.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            let err = max_abs_diff(g, w);
+            assert!(err <= 1e-4 * scale, "{train:?} `{}`: GPU vs CPU gradient error {err:e} (largest {scale:e})", info.name);
+            if !train.trains(info.part, layers) {
+                assert!(g.iter().all(|&v| v == 0.0), "{train:?}: frozen `{}` got a gradient", info.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn three_gpu_trainer_steps_equal_pytorch_parameters() {
+    let c = case();
+    let s = &c.json["settings"];
+    let lr = s["learning_rate"].as_f64().unwrap() as f32;
+    let (total, warmup) = (s["total_steps"].as_u64().unwrap() as usize, s["warmup_steps"].as_u64().unwrap() as usize);
+    let steps = s["steps"].as_u64().unwrap() as usize;
+    let g = GpuTraining::new(gpu(), &c.params, &Moments::new(&c.params), TrainLayers::All).unwrap();
+    for t in 0..steps {
+        g.zero_gradients().unwrap();
+        let loss = pollster::block_on(g.loss_and_gradients(&c.batch, &c.labels, None, None, 1.0)).unwrap();
+        let want = c.json["step_losses"][t].as_f64().unwrap() as f32;
+        assert!((loss - want).abs() < 1e-5, "GPU step {t}: loss {loss}, PyTorch {want}");
+        let opt = AdamW::new(learning_rate_at(t, total, warmup, lr), s["weight_decay"].as_f64().unwrap() as f32);
+        let norm = pollster::block_on(g.step(&opt, t as u32 + 1, MAX_GRAD_NORM)).unwrap();
+        assert!(t > 0 || norm > 1.0, "the first step's gradients need clipping (norm {norm})");
+    }
+    let (params, _) = pollster::block_on(g.download()).unwrap();
+    let key_bias = |name: &str| name.ends_with("key.bias").then_some(2.0 * lr * steps as f32);
+    assert_matches_file("GPU parameter after 3 steps", &params, "after.safetensors", 2e-5, key_bias);
 }

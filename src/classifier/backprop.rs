@@ -13,7 +13,7 @@ use crate::config::BertConfig;
 use crate::kernels::attention::AttentionShape;
 use crate::kernels::cls_gradient::cls_gradient_cpu;
 use crate::kernels::cross_entropy::cross_entropy_cpu;
-use crate::kernels::dropout::{dropout_mask_cpu, site_seed};
+use crate::kernels::dropout::{dropout_mask_cpu, site_seed, Mask};
 use crate::kernels::embeddings::{embeddings_backward_cpu, embeddings_cpu};
 use crate::kernels::layernorm::{layernorm_backward_cpu, layernorm_cpu};
 use crate::kernels::matmul::{activation_backward_cpu, Epilogue};
@@ -42,14 +42,20 @@ impl Dropout {
         }
     }
 
+    /// Site `site`'s mask with probability `p`.
+    pub fn site(&self, site: u32, p: f32) -> Mask {
+        Mask { seed: site_seed(self.seed, self.step, site), p }
+    }
+
     /// The factors of site `site`'s mask, or `None` where nothing is dropped.
     fn mask(&self, site: u32, p: f32, len: usize) -> Option<Vec<f32>> {
-        (p > 0.0).then(|| dropout_mask_cpu(site_seed(self.seed, self.step, site), p, len))
+        let m = self.site(site, p);
+        (p > 0.0).then(|| dropout_mask_cpu(m.seed, p, len))
     }
 }
 
 /// Mask sites: the embeddings' is 0, layer `l` has three from `1 + 3l`, the classifier's is last.
-fn layer_site(l: usize) -> u32 {
+pub(crate) fn layer_site(l: usize) -> u32 {
     1 + 3 * l as u32
 }
 
@@ -97,7 +103,7 @@ pub struct Forward {
     pooled_dropout: Option<Vec<f32>>,
 }
 
-fn shape_of(c: &BertConfig, batch: &Batch) -> AttentionShape {
+pub(crate) fn shape_of(c: &BertConfig, batch: &Batch) -> AttentionShape {
     AttentionShape { batch: batch.batch_size, seq: batch.seq_len, heads: c.num_attention_heads, head_dim: c.head_dim() }
 }
 

@@ -3,13 +3,15 @@
 //!
 //! [`backprop`] runs it forward keeping what the backward pass needs, and
 //! back; [`math`] is where its matrix products run (the plain reference or
-//! the fast GEMM); [`optimizer`] is the Trainer's AdamW; [`export`] writes a
+//! the fast GEMM); [`gpu_backprop`] is the same on the GPU's kernels;
+//! [`optimizer`] is the Trainer's AdamW; [`export`] writes a
 //! folder `from_pretrained` loads.
 
 pub mod backprop;
 pub mod cost;
 pub mod export;
 mod fast_attention;
+pub mod gpu_backprop;
 pub mod math;
 pub mod optimizer;
 
