@@ -24,6 +24,8 @@ pub struct ModelInfo {
     pub vocab: usize,
     pub max_positions: usize,
     pub backend: String,
+    /// Whether the engine runs on a GPU (then model runs train there too).
+    pub on_gpu: bool,
 }
 
 /// One sentence as the explorer shows it (padding removed).

@@ -23,6 +23,7 @@ use bertlab::tensor_file::TensorReader;
 use bertlab::tokenize::Batch;
 use bertlab::Model;
 use common::{assert_close, f32s, fixtures, gpu, max_abs_diff, read_json, tiny_dir, values};
+use pollster::block_on;
 use serde_json::Value;
 
 struct Case {
@@ -273,7 +274,7 @@ fn a_model_run_resumes_from_its_checkpoint_exactly() {
             ModelTraining::new("run-1".into(), identity.clone(), params, config.clone(), CpuMath::Fast, train, dev).unwrap()
         };
         let finish = |t: &mut ModelTraining| {
-            while !matches!(t.advance().unwrap(), Event::Done) {}
+            while !matches!(block_on(t.advance()).unwrap(), Event::Done) {}
         };
         let mut whole = start();
         finish(&mut whole);
@@ -281,9 +282,9 @@ fn a_model_run_resumes_from_its_checkpoint_exactly() {
 
         let mut first = start();
         for _ in 0..7 {
-            first.advance().unwrap(); // 5 steps, the first epoch's evaluation, 1 step
+            block_on(first.advance()).unwrap(); // 5 steps, the first epoch's evaluation, 1 step
         }
-        let bytes = first.checkpoint().unwrap();
+        let bytes = block_on(first.checkpoint()).unwrap();
         assert_eq!(ModelTraining::peek(&bytes).unwrap(), ("run-1".to_string(), 6));
         let resume = |base| {
             ModelTraining::resume(
@@ -298,7 +299,8 @@ fn a_model_run_resumes_from_its_checkpoint_exactly() {
         let mut resumed = resume(model.weights.clone()).unwrap();
         finish(&mut resumed);
         assert_eq!(resumed.progress, whole.progress, "{layers:?}");
-        for (a, b) in resumed.params().data().into_iter().zip(whole.params().data()) {
+        let (got, want) = (block_on(resumed.params()).unwrap().clone(), block_on(whole.params()).unwrap());
+        for (a, b) in got.data().into_iter().zip(want.data()) {
             assert_eq!(a, b, "{layers:?}: parameters after resuming");
         }
         let other = bertlab::weights::BertWeights::random(&model.config, 9);
@@ -309,6 +311,63 @@ fn a_model_run_resumes_from_its_checkpoint_exactly() {
         bad.rows[3].0[1] = model.config.vocab_size as u32;
         let e = ModelTraining::resume(&bytes, "tiny", model.weights.clone(), CpuMath::Fast, bad, glue_pairs(&model, "dev.tsv", 16));
         assert!(e.err().unwrap().to_string().contains("training pair 4 has token ids this model cannot read"));
+    }
+}
+
+/// A run on the GPU follows the CPU run (the same batches and dropout masks;
+/// only rounding differs), and a GPU run checkpointed mid-epoch and resumed
+/// on the GPU goes on exactly as one that never stopped.
+#[test]
+fn a_gpu_run_follows_the_cpu_run_and_resumes_exactly() {
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let identity = bertlab::ModelIdentity::of("tiny", &model.weights);
+    let config = TrainConfig { learning_rate: 1e-3, num_train_epochs: 2, per_device_train_batch_size: 8, ..Default::default() };
+    assert_eq!(config.train_layers, TrainLayers::Top(0), "the default trains a head; this test sets what trains");
+    for layers in [TrainLayers::All, TrainLayers::Top(1)] {
+        let config = TrainConfig { train_layers: layers, ..config.clone() };
+        let start = |gpu_run: bool| {
+            let params = ClassifierParams::new(model.weights.clone(), config.seed);
+            let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 16));
+            let t = ModelTraining::new("run-g".into(), identity.clone(), params, config.clone(), CpuMath::Fast, train, dev).unwrap();
+            if gpu_run {
+                t.on_gpu(gpu()).unwrap()
+            } else {
+                t
+            }
+        };
+        let finish = |t: &mut ModelTraining| while !matches!(block_on(t.advance()).unwrap(), Event::Done) {};
+        let (mut cpu, mut on_gpu) = (start(false), start(true));
+        assert!(on_gpu.on_device() && !cpu.on_device());
+        finish(&mut cpu);
+        finish(&mut on_gpu);
+        assert_eq!(on_gpu.progress.losses.len(), 10);
+        for (step, (a, b)) in on_gpu.progress.losses.iter().zip(&cpu.progress.losses).enumerate() {
+            assert!((a - b).abs() < 1e-3, "{layers:?} step {step}: GPU loss {a}, CPU {b}");
+        }
+        for (a, b) in on_gpu.progress.metrics.iter().zip(&cpu.progress.metrics) {
+            assert!((a.loss - b.loss).abs() < 1e-3, "{layers:?}: GPU eval loss {}, CPU {}", a.loss, b.loss);
+        }
+        let (gpu_params, cpu_params) = (block_on(on_gpu.params()).unwrap().clone(), block_on(cpu.params()).unwrap());
+        let moved =
+            max_abs_diff(&gpu_params.classifier.weight, &ClassifierParams::new(model.weights.clone(), config.seed).classifier.weight);
+        assert!(moved > 1e-3, "{layers:?}: the GPU run did not train (moved {moved})");
+        for ((info, a), b) in gpu_params.layout().iter().zip(gpu_params.data()).zip(cpu_params.data()) {
+            let err = max_abs_diff(a, b);
+            // ten Adam steps of lr 1e-3: rounding differences move a value by a few lr at most
+            assert!(err < 5e-3, "{layers:?} `{}`: GPU and CPU runs differ by {err:e}", info.name);
+        }
+
+        let mut first = start(true);
+        for _ in 0..7 {
+            block_on(first.advance()).unwrap();
+        }
+        let bytes = block_on(first.checkpoint()).unwrap();
+        let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 16));
+        let mut resumed =
+            ModelTraining::resume(&bytes, "tiny", model.weights.clone(), CpuMath::Fast, train, dev).unwrap().on_gpu(gpu()).unwrap();
+        finish(&mut resumed);
+        assert_eq!(resumed.progress, on_gpu.progress, "{layers:?}: a resumed GPU run");
+        assert_eq!(block_on(resumed.params()).unwrap().data(), gpu_params.data(), "{layers:?}: parameters after resuming on the GPU");
     }
 }
 
@@ -333,14 +392,15 @@ fn accumulated_batches_make_the_same_step_as_one_batch() {
         let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 8));
         let mut t = ModelTraining::new("acc".into(), identity.clone(), params, config, CpuMath::Fast, train, dev).unwrap();
         assert_eq!(t.total_steps(), 3);
-        while !matches!(t.advance().unwrap(), Event::Done) {}
+        while !matches!(block_on(t.advance()).unwrap(), Event::Done) {}
         t
     };
-    let (one, two) = (run(16, 1), run(8, 2));
+    let (mut one, mut two) = (run(16, 1), run(8, 2));
     for (a, b) in one.progress.losses.iter().zip(&two.progress.losses) {
         assert!((a - b).abs() < 1e-5, "step losses {a} and {b}");
     }
-    for ((info, a), b) in one.params().layout().iter().zip(one.params().data()).zip(two.params().data()) {
+    let (one_p, two_p) = (block_on(one.params()).unwrap().clone(), block_on(two.params()).unwrap());
+    for ((info, a), b) in one_p.layout().iter().zip(one_p.data()).zip(two_p.data()) {
         if info.name.ends_with("qkv.bias") {
             // the key bias's gradient is rounding noise that Adam scales up to lr a step (see above)
             let third = a.len() / 3;
@@ -357,8 +417,10 @@ fn accumulated_batches_make_the_same_step_as_one_batch() {
 fn gpu_gradients(c: &Case, train: TrainLayers, dropout: Option<&Dropout>) -> (f32, ClassifierParams) {
     let g = GpuTraining::new(gpu(), &c.params, &Moments::new(&c.params), train).unwrap();
     g.zero_gradients().unwrap();
-    let loss = pollster::block_on(g.loss_and_gradients(&c.batch, &c.labels, dropout, None, 1.0)).unwrap();
-    (loss, pollster::block_on(g.gradients()).unwrap())
+    let layers = c.params.bert.layers.len();
+    let entry = (train != TrainLayers::All).then(|| frozen_hidden(CpuMath::Fast, &c.params, &c.batch, train.first_trained_layer(layers)));
+    let loss = pollster::block_on(g.loss_and_gradients(&c.batch, &c.labels, dropout, entry, 1.0)).unwrap();
+    (loss, pollster::block_on(g.gradients(&c.params)).unwrap())
 }
 
 #[test]
@@ -410,7 +472,7 @@ fn three_gpu_trainer_steps_equal_pytorch_parameters() {
         let norm = pollster::block_on(g.step(&opt, t as u32 + 1, MAX_GRAD_NORM)).unwrap();
         assert!(t > 0 || norm > 1.0, "the first step's gradients need clipping (norm {norm})");
     }
-    let (params, _) = pollster::block_on(g.download()).unwrap();
+    let (params, _) = pollster::block_on(g.download(&c.params)).unwrap();
     let key_bias = |name: &str| name.ends_with("key.bias").then_some(2.0 * lr * steps as f32);
     assert_matches_file("GPU parameter after 3 steps", &params, "after.safetensors", 2e-5, key_bias);
 }

@@ -6,8 +6,7 @@
 //! one more (the gradient norm read back to clip). Dropout draws the same
 //! masks as the CPU path, so the two paths compute the same run.
 
-use crate::classifier::backprop::{frozen_hidden, layer_site, shape_of, Dropout};
-use crate::classifier::math::CpuMath;
+use crate::classifier::backprop::{layer_site, shape_of, Dropout};
 use crate::classifier::optimizer::Moments;
 use crate::classifier::{ClassifierParams, TensorInfo, TrainLayers, CLASSES};
 use crate::config::BertConfig;
@@ -76,8 +75,6 @@ pub struct GpuTraining {
     config: BertConfig,
     layout: Vec<TensorInfo>,
     train: TrainLayers,
-    /// What the frozen layers run on (their outputs come from the host).
-    frozen: ClassifierParams,
     params: Vec<wgpu::Buffer>,
     grads: Vec<wgpu::Buffer>,
     m: Vec<wgpu::Buffer>,
@@ -139,7 +136,6 @@ impl GpuTraining {
             config: c.clone(),
             layout: params.layout(),
             train,
-            frozen: params.clone(),
             params: upload("parameter", params),
             grads: upload("gradient", &params.zeros_like()),
             m: upload("adam m", &moments.m),
@@ -166,7 +162,8 @@ impl GpuTraining {
     }
 
     /// The batch's mean cross-entropy; its gradients, scaled by `scale`, are
-    /// added into the device's. `entry` as `backprop::forward`'s.
+    /// added into the device's. `entry`: `backprop::frozen_hidden` of the
+    /// batch when the run trains the top layers only.
     pub async fn loss_and_gradients(
         &self,
         batch: &Batch,
@@ -242,7 +239,8 @@ impl GpuTraining {
                 d.push(k.dropout.bind(ctx, &x, rows * h, site(0, |d| d.hidden)));
                 (x, Some(sum))
             }
-            None => (ctx.storage_f32("hidden", &frozen_hidden(CpuMath::Fast, &self.frozen, batch, first_layer)), None),
+            // the frozen layers run once per pair, on the host (as `backprop::frozen_hidden`), and are cached there
+            None => return Err(Error::Input("a run of the top layers starts from the frozen layers' outputs".into())),
         };
 
         let kept = AttentionProbsKernel::kept(ctx);
@@ -435,7 +433,7 @@ impl GpuTraining {
         self.layout[i].shape.iter().product()
     }
 
-    /// The tensors of `set` read back, shaped as `like`.
+    /// The tensors of `set` read back, shaped as `like` (the run's model on the host).
     async fn read(&self, set: &[wgpu::Buffer], like: &ClassifierParams) -> Result<ClassifierParams> {
         let mut out = like.clone();
         // one tensor at a time: a readback buffer as large as the model may exceed the device's limit
@@ -445,17 +443,16 @@ impl GpuTraining {
         Ok(out)
     }
 
-    /// The parameters and moments as they stand on the device.
-    pub async fn download(&self) -> Result<(ClassifierParams, Moments)> {
-        let like = &self.frozen;
+    /// The parameters and moments as they stand on the device (`like`: the run's model on the host).
+    pub async fn download(&self, like: &ClassifierParams) -> Result<(ClassifierParams, Moments)> {
         let params = self.read(&self.params, like).await?;
         let moments = Moments { m: self.read(&self.m, like).await?, v: self.read(&self.v, like).await? };
         Ok((params, moments))
     }
 
     /// The gradients as they stand on the device (for tests).
-    pub async fn gradients(&self) -> Result<ClassifierParams> {
-        self.read(&self.grads, &self.frozen).await
+    pub async fn gradients(&self, like: &ClassifierParams) -> Result<ClassifierParams> {
+        self.read(&self.grads, like).await
     }
 }
 

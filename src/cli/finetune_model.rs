@@ -1,6 +1,6 @@
 //! `bertlab finetune --train-layers all|N`: BERT itself fine-tuned with the
-//! classifier on the CPU path, reported as the head runs are, written out as
-//! a Hugging Face folder.
+//! classifier on the CPU path or the GPU, reported as the head runs are,
+//! written out as a Hugging Face folder.
 
 use std::path::Path;
 
@@ -11,6 +11,7 @@ use bertlab::fast_cpu::FastCpuEncoder;
 use bertlab::finetune::model_training::{evaluate_model, ModelTraining, Pairs};
 use bertlab::finetune::training::Event;
 use bertlab::finetune::TrainConfig;
+use bertlab::gpu::GpuContext;
 use bertlab::{Model, ModelIdentity};
 
 use crate::finetune::{metrics_json, print_scores, print_summary, read_tsv, report, FinetuneArgs};
@@ -18,9 +19,6 @@ use crate::BackendArg;
 
 pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
     let layers = config.train_layers;
-    if a.backend == BackendArg::Gpu {
-        return Err("fine-tuning encoder layers runs on the CPU path for now: use --backend cpu (or auto), or --train-layers 0 for a head on the GPU".into());
-    }
     let mut train = read_tsv(&a.data.join("train.tsv"))?;
     let dev = read_tsv(&a.data.join("dev.tsv"))?;
     if let Some(n) = a.train_limit {
@@ -32,13 +30,13 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
     let identity = ModelIdentity::of(&model.name, &model.weights);
     let params = ClassifierParams::new(model.weights, config.seed);
     let (all, trained) = params.counts(layers);
+    let gpu = training_device(a.backend)?;
     if !a.json {
-        println!(
-            "fine-tuning {} of {}: {trained} of {all} parameters, on the CPU ({} threads)",
-            layers.describe(),
-            model.name,
-            FastCpuEncoder::threads()
-        );
+        let on = match &gpu {
+            Some(ctx) => format!("on {}", ctx.describe()),
+            None => format!("on the CPU ({} threads)", FastCpuEncoder::threads()),
+        };
+        println!("fine-tuning {} of {}: {trained} of {all} parameters, {on}", layers.describe(), model.name);
         println!(
             "train: {} pairs ({} positive), validation: {} pairs ({} positive)",
             train.examples.len(),
@@ -49,20 +47,23 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
     }
     let mut t =
         ModelTraining::new("cli".into(), identity, params, config, CpuMath::Fast, train_pairs, dev_pairs).map_err(|e| e.to_string())?;
+    if let Some(ctx) = gpu {
+        t = t.on_gpu(ctx).map_err(|e| e.to_string())?;
+    }
     let (steps_per_epoch, total) = (t.steps_per_epoch(), t.total_steps());
     let start = web_time::Instant::now();
     // time in training steps alone (evaluation excluded), for pairs/s as PyTorch's Trainer counts them
     let mut step_seconds = 0.0;
     loop {
         let before = web_time::Instant::now();
-        let event = t.advance();
+        let event = pollster::block_on(t.advance());
         if matches!(event, Ok(Event::Step { .. })) {
             step_seconds += before.elapsed().as_secs_f64();
         }
         match event {
             Err(e) => {
                 if let Some(out) = &a.out {
-                    write_folder(out, &a.model, t.params())?;
+                    write_folder(out, &a.model, pollster::block_on(t.params()).map_err(|e| e.to_string())?)?;
                     eprintln!("wrote the last good model to {}", out.display());
                 }
                 return Err(e.to_string());
@@ -92,7 +93,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
         println!("{pairs_per_second:.1} training pairs/s ({step_seconds:.0} s of steps, {total_seconds:.0} s with evaluation)");
     }
     if let Some(out) = &a.out {
-        write_folder(out, &a.model, t.params())?;
+        write_folder(out, &a.model, pollster::block_on(t.params()).map_err(|e| e.to_string())?)?;
         if !a.json {
             println!("wrote {} (BertForSequenceClassification.from_pretrained loads it)", out.display());
         }
@@ -106,9 +107,20 @@ pub fn eval_only(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<
     let params = ClassifierParams::from_checkpoint(model.weights, &bytes).map_err(|e| e.to_string())?;
     let data = read_tsv(&a.data)?;
     let pairs = Pairs::encode(&model.tokenizer, &data.examples, config.max_seq_length).map_err(|e| e.to_string())?;
-    let m = evaluate_model(&params, CpuMath::Fast, pairs, config.per_device_eval_batch_size).map_err(|e| e.to_string())?;
+    let m =
+        pollster::block_on(evaluate_model(&params, CpuMath::Fast, pairs, config.per_device_eval_batch_size)).map_err(|e| e.to_string())?;
     print_scores(a, data.examples.len(), &m);
     Ok(())
+}
+
+/// Where a layer run's steps run: `gpu` on any adapter, `auto` on a
+/// hardware GPU (a software one is slower than the CPU path), `cpu` never.
+fn training_device(backend: BackendArg) -> Result<Option<GpuContext>, String> {
+    match backend {
+        BackendArg::Cpu => Ok(None),
+        BackendArg::Gpu => pollster::block_on(GpuContext::new()).map(Some).map_err(|e| e.to_string()),
+        BackendArg::Auto => Ok(pollster::block_on(GpuContext::new()).ok().filter(|ctx| !ctx.is_software())),
+    }
 }
 
 /// The fine-tuned model as a Hugging Face folder, with the base model's config and tokenizer files.

@@ -2,14 +2,17 @@
 //! with the classifier, as the Trainer does: shuffled batches of tokenized
 //! pairs padded per batch, dropout from config.json, gradients clipped to
 //! norm 1, AdamW with the linear schedule, evaluation each epoch. It runs on
-//! the CPU ([`CpuMath`]) and advances one step per call, like the head's
-//! [`crate::finetune::training::Training`].
+//! the CPU ([`CpuMath`]) or, after [`ModelTraining::on_gpu`], on the GPU
+//! ([`GpuTraining`]: the model stays on the device, the host copy is brought
+//! up to date at each epoch's end and for a checkpoint), and advances one
+//! step per call, like the head's [`crate::finetune::training::Training`].
 //!
 //! Layers below the first trained one are frozen: their outputs for a pair
 //! are computed once (evaluation mode, no dropout) and kept, so a top-k step
 //! costs the top k layers only.
 
 use crate::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dropout};
+use crate::classifier::gpu_backprop::GpuTraining;
 use crate::classifier::math::CpuMath;
 use crate::classifier::optimizer::{step, zero_trained, Moments, MAX_GRAD_NORM};
 use crate::classifier::{ClassifierParams, TrainLayers, CLASSES};
@@ -19,6 +22,7 @@ use crate::finetune::progress::{epoch_order, Progress};
 use crate::finetune::training::Event;
 use crate::finetune::{evaluate, learning_rate_at, Metrics, TrainConfig};
 use crate::glue::Example;
+use crate::gpu::GpuContext;
 use crate::head::{check_loss, softmax_rows};
 use crate::kernels::adamw::AdamW;
 use crate::model::ModelIdentity;
@@ -142,6 +146,9 @@ pub struct ModelTraining {
     order: Vec<usize>,
     /// The model at the last epoch end (or the start): kept when training fails.
     last_good: ClassifierParams,
+    /// Where steps run when not on the CPU; `params` and `moments` then hold
+    /// the device's values as of the last [`ModelTraining::sync`].
+    gpu: Option<Box<GpuTraining>>,
 }
 
 impl ModelTraining {
@@ -178,11 +185,32 @@ impl ModelTraining {
             eval: split(eval),
             progress: Progress::default(),
             order,
+            gpu: None,
         })
     }
 
-    pub fn params(&self) -> &ClassifierParams {
-        &self.params
+    /// Moves the run's steps (and evaluation) onto `ctx`'s device.
+    pub fn on_gpu(mut self, ctx: GpuContext) -> Result<Self> {
+        self.gpu = Some(Box::new(GpuTraining::new(ctx, &self.params, &self.moments, self.train_layers)?));
+        Ok(self)
+    }
+
+    pub fn on_device(&self) -> bool {
+        self.gpu.is_some()
+    }
+
+    /// Brings the host's parameters and moments up to the device's.
+    async fn sync(&mut self) -> Result<()> {
+        if let Some(g) = &self.gpu {
+            (self.params, self.moments) = g.download(&self.params).await?;
+        }
+        Ok(())
+    }
+
+    /// The model as it stands.
+    pub async fn params(&mut self) -> Result<&ClassifierParams> {
+        self.sync().await?;
+        Ok(&self.params)
     }
 
     pub fn steps_per_epoch(&self) -> usize {
@@ -198,16 +226,19 @@ impl ModelTraining {
     }
 
     /// One training step, or the evaluation at an epoch's end.
-    pub fn advance(&mut self) -> Result<Event> {
+    pub async fn advance(&mut self) -> Result<Event> {
         if self.done() {
             return Ok(Event::Done);
         }
         let Some(idx) = self.progress.next_batch(&self.order, self.config.pairs_per_step()).map(<[usize]>::to_vec) else {
-            return self.end_epoch();
+            return self.end_epoch().await;
         };
         let t = self.progress.step;
         // one batch in memory at a time; each adds its share of the step's mean loss and gradients
-        zero_trained(&mut self.grads, self.train_layers);
+        match &self.gpu {
+            Some(g) => g.zero_gradients()?,
+            None => zero_trained(&mut self.grads, self.train_layers),
+        }
         let mut loss = 0.0;
         for (part, chunk) in idx.chunks(self.config.per_device_train_batch_size.max(1)).enumerate() {
             let (batch, entry) = prepare_batch(&self.params, self.math, self.train_layers, &mut self.train, chunk)?;
@@ -216,17 +247,20 @@ impl ModelTraining {
             // dropout masks are drawn per batch of the run (the n-th batch, across steps)
             let nth = t as usize * self.config.gradient_accumulation_steps.max(1) + part;
             let dropout = Dropout::training(&self.params.bert.config, self.config.seed, nth as u32);
-            let l = loss_and_gradients(
-                self.math,
-                &self.params,
-                &batch,
-                &labels,
-                self.train_layers,
-                Some(&dropout),
-                entry,
-                share,
-                &mut self.grads,
-            );
+            let l = match &self.gpu {
+                Some(g) => g.loss_and_gradients(&batch, &labels, Some(&dropout), entry, share).await?,
+                None => loss_and_gradients(
+                    self.math,
+                    &self.params,
+                    &batch,
+                    &labels,
+                    self.train_layers,
+                    Some(&dropout),
+                    entry,
+                    share,
+                    &mut self.grads,
+                ),
+            };
             loss += l * share;
         }
         let loss = match check_loss(loss, t + 1) {
@@ -235,7 +269,14 @@ impl ModelTraining {
         };
         let lr = learning_rate_at(t as usize, self.total_steps(), self.config.warmup_steps, self.config.learning_rate);
         let opt = AdamW::new(lr, self.config.weight_decay);
-        step(&mut self.params, &self.grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
+        match &self.gpu {
+            Some(g) => {
+                g.step(&opt, t + 1, MAX_GRAD_NORM).await?;
+            }
+            None => {
+                step(&mut self.params, &self.grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
+            }
+        }
         self.progress.record_step(idx.len(), loss);
         Ok(Event::Step { step: t + 1, loss, learning_rate: lr })
     }
@@ -244,12 +285,17 @@ impl ModelTraining {
     fn fail(&mut self, e: Error) -> Error {
         self.params = self.last_good.clone();
         self.moments = Moments::new(&self.params);
+        // the run is over; the device's copy is what failed
+        self.gpu = None;
         self.progress.epoch = self.config.num_train_epochs;
         e
     }
 
-    fn end_epoch(&mut self) -> Result<Event> {
-        let metrics = match self.evaluate() {
+    async fn end_epoch(&mut self) -> Result<Event> {
+        if let Err(e) = self.sync().await {
+            return Err(self.fail(e));
+        }
+        let metrics = match self.evaluate().await {
             Ok(m) => m,
             Err(e) => return Err(self.fail(e)),
         };
@@ -268,7 +314,8 @@ impl ModelTraining {
     /// Everything needed to continue later: the trained tensors and their
     /// AdamW moments, and the run's setup and position (in the metadata).
     /// Frozen tensors are left out: they are the loaded model's.
-    pub fn checkpoint(&self) -> Result<Vec<u8>> {
+    pub async fn checkpoint(&mut self) -> Result<Vec<u8>> {
+        self.sync().await?;
         let layers = self.params.bert.layers.len();
         let mut w = TensorWriter::new();
         let layout = self.params.layout();
@@ -323,23 +370,35 @@ impl ModelTraining {
     }
 
     /// Metrics on the validation pairs (evaluation mode).
-    pub fn evaluate(&mut self) -> Result<Metrics> {
-        let probs = predict(&self.params, self.math, self.train_layers, &mut self.eval, self.config.per_device_eval_batch_size)?;
+    pub async fn evaluate(&mut self) -> Result<Metrics> {
+        let on = Evaluation { math: self.math, gpu: self.gpu.as_deref() };
+        let probs = predict(&self.params, on, self.train_layers, &mut self.eval, self.config.per_device_eval_batch_size).await?;
         evaluate(&probs, &self.eval.pairs.labels)
     }
 }
 
+/// Where evaluation runs: the GPU when the run is there (frozen layers' outputs on the CPU, as in training).
+#[derive(Clone, Copy)]
+struct Evaluation<'a> {
+    math: CpuMath,
+    gpu: Option<&'a GpuTraining>,
+}
+
 /// Class probabilities `[n, CLASSES]` of a split's pairs in evaluation mode,
 /// in batches of `batch` sorted by length (less padding).
-fn predict(p: &ClassifierParams, math: CpuMath, train: TrainLayers, split: &mut Split, batch: usize) -> Result<Vec<f32>> {
+async fn predict(p: &ClassifierParams, on: Evaluation<'_>, train: TrainLayers, split: &mut Split, batch: usize) -> Result<Vec<f32>> {
+    let math = on.math;
     let n = split.pairs.labels.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| split.pairs.rows[i].0.len());
     let mut probs = vec![0.0f32; n * CLASSES];
     for chunk in order.chunks(batch.max(1)) {
         let (b, entry) = prepare_batch(p, math, train, split, chunk)?;
-        let f = forward(math, p, &b, train, None, entry);
-        for (r, row) in softmax_rows(&f.logits, CLASSES).chunks(CLASSES).enumerate() {
+        let logits = match on.gpu {
+            Some(g) => g.logits(&b, entry).await?,
+            None => forward(math, p, &b, train, None, entry).logits,
+        };
+        for (r, row) in softmax_rows(&logits, CLASSES).chunks(CLASSES).enumerate() {
             probs[chunk[r] * CLASSES..][..CLASSES].copy_from_slice(row);
         }
     }
@@ -347,9 +406,10 @@ fn predict(p: &ClassifierParams, math: CpuMath, train: TrainLayers, split: &mut 
 }
 
 /// Metrics of a fine-tuned model on `pairs` (evaluation mode).
-pub fn evaluate_model(p: &ClassifierParams, math: CpuMath, pairs: Pairs, batch: usize) -> Result<Metrics> {
+pub async fn evaluate_model(p: &ClassifierParams, math: CpuMath, pairs: Pairs, batch: usize) -> Result<Metrics> {
     pairs.check("evaluation", &p.bert.config)?;
     let mut split = Split { frozen: vec![None; pairs.rows.len()], pairs };
-    let probs = predict(p, math, TrainLayers::All, &mut split, batch)?;
+    let on = Evaluation { math, gpu: None };
+    let probs = predict(p, on, TrainLayers::All, &mut split, batch).await?;
     evaluate(&probs, &split.pairs.labels)
 }

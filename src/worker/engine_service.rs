@@ -74,6 +74,7 @@ pub async fn load(files: ModelFiles, backend: BackendChoice) -> Result<ModelInfo
         vocab: c.vocab_size,
         max_positions: c.max_position_embeddings,
         backend: engine.backend().to_string(),
+        on_gpu: engine.gpu_context().is_some(),
     };
     ENGINE.with(|e| *e.borrow_mut() = Some((Rc::new(Mutex::new(engine)), files)));
     Ok(info)

@@ -56,26 +56,26 @@ impl Trainer {
     fn describe(&self) -> String {
         match self {
             Trainer::Head(t) => t.backend.describe(),
-            Trainer::Model(t, ..) => format!("CPU: {}", t.train_layers.describe()),
+            Trainer::Model(t, ..) => format!("{}: {}", if t.on_device() { "GPU" } else { "CPU" }, t.train_layers.describe()),
         }
     }
 
     async fn advance(&mut self) -> bertlab::Result<Event> {
         match self {
             Trainer::Head(t) => t.advance().await,
-            Trainer::Model(t, ..) => t.advance(),
+            Trainer::Model(t, ..) => t.advance().await,
         }
     }
 
-    async fn checkpoint(&self) -> bertlab::Result<Vec<u8>> {
+    async fn checkpoint(&mut self) -> bertlab::Result<Vec<u8>> {
         match self {
             Trainer::Head(t) => t.checkpoint().await,
-            Trainer::Model(t, ..) => t.checkpoint(),
+            Trainer::Model(t, ..) => t.checkpoint().await,
         }
     }
 
     /// Makes what was trained so far the one "Try it" and Export use.
-    async fn publish(&self) {
+    async fn publish(&mut self) {
         match self {
             Trainer::Head(t) => {
                 if let Ok(head) = t.head().await {
@@ -83,7 +83,9 @@ impl Trainer {
                 }
             }
             Trainer::Model(t, files, tokenizer) => {
-                engine_service::set_model(TunedModel { params: t.params().clone(), files: files.clone(), tokenizer: tokenizer.clone() });
+                if let Ok(params) = t.params().await {
+                    engine_service::set_model(TunedModel { params: params.clone(), files: files.clone(), tokenizer: tokenizer.clone() });
+                }
             }
         }
     }
@@ -276,7 +278,11 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
     let refused = run_store::save_new(&record, &data, checkpoint_bytes).await.err();
     let trainer = match (data, base) {
         (RunData::Pairs { train, eval }, Some((params, files, tokenizer))) => {
-            let t = ModelTraining::new(record.id.clone(), identity, params, c, CpuMath::Fast, train, eval).map_err(failed)?;
+            let mut t = ModelTraining::new(record.id.clone(), identity, params, c, CpuMath::Fast, train, eval).map_err(failed)?;
+            // on the engine's GPU when it has one (the whole model trains there in minutes, not hours)
+            if let Some(ctx) = gpu {
+                t = t.on_gpu(ctx).map_err(failed)?;
+            }
             Trainer::Model(Box::new(t), files, tokenizer)
         }
         (RunData::Features { train, eval }, _) => {
@@ -322,8 +328,11 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
                 RunData::Pairs { train, eval } => {
                     let files = engine_service::loaded()?.1;
                     let base = Model::from_files(&files).map_err(|e| e.to_string())?;
-                    let t = ModelTraining::resume(&checkpoint, &identity.name, base.weights, CpuMath::Fast, train, eval)
+                    let mut t = ModelTraining::resume(&checkpoint, &identity.name, base.weights, CpuMath::Fast, train, eval)
                         .map_err(|e| e.to_string())?;
+                    if let Some(ctx) = gpu {
+                        t = t.on_gpu(ctx).map_err(|e| e.to_string())?;
+                    }
                     Trainer::Model(Box::new(t), files, Rc::new(base.tokenizer))
                 }
             };
@@ -341,7 +350,7 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
 }
 
 /// Saves the checkpoint and the record, and says how that went.
-async fn save(training: &Trainer, stored: &mut Stored, sink: &Sink) -> bool {
+async fn save(training: &mut Trainer, stored: &mut Stored, sink: &Sink) -> bool {
     if let Some(why) = &stored.refused {
         sink(RunEvent::NotSaved(why.clone()));
         return false;
@@ -366,10 +375,10 @@ async fn save(training: &Trainer, stored: &mut Stored, sink: &Sink) -> bool {
 }
 
 /// Ends a run: what it trained becomes what "Try it" and Export use, its record says how it ended.
-async fn finish(training: Trainer, mut stored: Stored, end: RunEnd, sink: &Sink) {
+async fn finish(mut training: Trainer, mut stored: Stored, end: RunEnd, sink: &Sink) {
     training.publish().await;
     stored.record.ended = Some(end);
-    save(&training, &mut stored, sink).await;
+    save(&mut training, &mut stored, sink).await;
 }
 
 /// Trains until done, paused, stopped or failed, saving at every epoch's end.
@@ -389,7 +398,7 @@ async fn run(mut training: Trainer, mut stored: Stored, engine: SharedEngine, co
             break RunEvent::Stopped(None);
         }
         if let Some(reason) = controls.pause.get() {
-            let saved = save(&training, &mut stored, &sink).await;
+            let saved = save(&mut training, &mut stored, &sink).await;
             training.publish().await;
             // a model change lets a saved run go (its engine with it); otherwise it waits in memory
             let in_memory = !(reason == PauseReason::ModelChanged && saved);
@@ -404,7 +413,7 @@ async fn run(mut training: Trainer, mut stored: Stored, engine: SharedEngine, co
             Ok(Event::Step { loss, .. }) => sink(RunEvent::Step { loss }),
             Ok(Event::Epoch { metrics, .. }) => {
                 sink(RunEvent::Epoch { metrics });
-                save(&training, &mut stored, &sink).await;
+                save(&mut training, &mut stored, &sink).await;
             }
             Ok(Event::Done) => break RunEvent::Done,
             Err(e) => break RunEvent::Failed(e.to_string()),

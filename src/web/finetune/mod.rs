@@ -281,11 +281,18 @@ fn run_time(ft: Ft, t: TrainLayers, layers: usize) -> Option<String> {
 fn ParamsPanel(ft: Ft, loader: LoaderState) -> impl IntoView {
     let c = ft.config;
     let layers = Memo::new(move |_| loader.info.with(|i| i.as_ref().map_or(6, |i| i.layers)));
-    // "the top k layers" of a model with k layers or fewer is the whole model
+    // What each loaded model suggests: the whole model on a GPU; on the CPU
+    // path the top 2 layers (a whole-model run there takes hours), which for
+    // a model of 2 layers or fewer is the whole model.
+    let on_gpu = Memo::new(move |_| loader.info.with(|i| i.as_ref().map(|i| i.on_gpu)));
     Effect::new(move |_| {
-        let l = layers.get();
-        if matches!(c.get_untracked().train_layers, TrainLayers::Top(k) if k >= l && k > 0) {
-            ft.set_train_layers(TrainLayers::All);
+        let (l, gpu) = (layers.get(), on_gpu.get());
+        if gpu.is_none() {
+            return;
+        }
+        let suggested = if gpu == Some(true) || l <= 2 { TrainLayers::All } else { TrainLayers::Top(2) };
+        if c.get_untracked().trains_layers() {
+            ft.set_train_layers(suggested);
         }
     });
     let choices = move || {
@@ -391,7 +398,8 @@ fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
                     max_position_embeddings: info.max_positions, intermediate_size: info.intermediate, ..bertlab::config::BertConfig::bert_base()
                 };
                 let memory = training_bytes(&config, c.train_layers, c.per_device_train_batch_size, c.max_seq_length.min(128));
-                let time = run_time(ft, c.train_layers, info.layers).map(|t| format!(" ≈ {t} on this tab's CPU path")).unwrap_or_default();
+                let backend = if info.on_gpu { "this tab's GPU" } else { "this tab's CPU path" };
+                let time = run_time(ft, c.train_layers, info.layers).map(|t| format!(" ≈ {t} on {backend}")).unwrap_or_default();
                 // a tab's WebAssembly memory ends at 4 GB, and the page and the explorer need some of it
                 let too_big = if memory > TAB_MEMORY {
                     " That is more than a tab holds: lower per_device_train_batch_size and raise gradient_accumulation_steps (the same steps, one smaller batch in memory at a time)."
