@@ -219,6 +219,27 @@ impl GpuContext {
         Ok(())
     }
 
+    /// Records `dispatches` in order into one compute pass and submits it,
+    /// without waiting (a failure shows at the next [`Self::check`] or run).
+    pub fn submit(&self, dispatches: &[Dispatch]) -> Result<()> {
+        self.check()?;
+        self.queue.submit([self.record(dispatches).finish()]);
+        Ok(())
+    }
+
+    fn record(&self, dispatches: &[Dispatch]) -> wgpu::CommandEncoder {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for d in dispatches {
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            }
+        }
+        encoder
+    }
+
     /// Records `dispatches` in order into one compute pass, then copies
     /// `outputs` to a mappable buffer, submits once and reads them back.
     pub async fn run(&self, dispatches: &[Dispatch], outputs: &[(&wgpu::Buffer, usize)]) -> Result<Vec<Vec<f32>>> {
@@ -231,15 +252,7 @@ impl GpuContext {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for d in dispatches {
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &d.bind_group, &[]);
-                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
-            }
-        }
+        let mut encoder = self.record(dispatches);
         let mut offset = 0u64;
         for (buf, n) in outputs {
             let bytes = (*n * 4) as u64;

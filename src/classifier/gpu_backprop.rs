@@ -425,7 +425,8 @@ impl GpuTraining {
                 self.k.adamw.bind(&self.ctx, &o, t, &self.grads[i], &self.params[i], &self.m[i], &self.v[i], self.len(i))
             })
             .collect();
-        self.ctx.run(&d, &[]).await?;
+        // nothing to read back: the next batch's submission waits behind it
+        self.ctx.submit(&d)?;
         Ok(norm)
     }
 
@@ -433,12 +434,28 @@ impl GpuTraining {
         self.layout[i].shape.iter().product()
     }
 
-    /// The tensors of `set` read back, shaped as `like` (the run's model on the host).
+    /// The tensors of `set` read back, shaped as `like` (the run's model on
+    /// the host): in as few readbacks as fit 64 MB each (every readback
+    /// waits for the device; one buffer as large as the model may exceed its limit).
     async fn read(&self, set: &[wgpu::Buffer], like: &ClassifierParams) -> Result<ClassifierParams> {
+        const GROUP: usize = 16 << 20;
         let mut out = like.clone();
-        // one tensor at a time: a readback buffer as large as the model may exceed the device's limit
-        for (i, t) in out.data_mut().into_iter().enumerate() {
-            *t = self.ctx.run(&[], &[(&set[i], t.len())]).await?.remove(0);
+        let mut tensors = out.data_mut().into_iter().zip(set).peekable();
+        while tensors.peek().is_some() {
+            let mut group = Vec::new();
+            let mut floats = 0;
+            while let Some((t, _)) = tensors.peek() {
+                if !group.is_empty() && floats + t.len() > GROUP {
+                    break;
+                }
+                floats += t.len();
+                group.push(tensors.next().expect("peeked"));
+            }
+            let outputs: Vec<(&wgpu::Buffer, usize)> = group.iter().map(|(t, b)| (*b, t.len())).collect();
+            let values = self.ctx.run(&[], &outputs).await?;
+            for ((t, _), v) in group.into_iter().zip(values) {
+                *t = v;
+            }
         }
         Ok(out)
     }

@@ -2,8 +2,9 @@
 // and the tests' GLUE-layout data (tests/fixtures/glue-tiny): a head run on
 // WebGPU whose loss falls, pause, reload, resume, try it, export; a run that
 // keeps its model when another is loaded; runs saved as units; a full storage
-// reported (for a run of BERT's top layers); the whole model fine-tuned on the
-// CPU path, paused, reloaded, resumed, exported and loaded in the explorer.
+// reported (for a run of BERT's top layers); the whole model fine-tuned on
+// WebGPU and on the CPU path, paused, reloaded, resumed, exported and loaded
+// in the explorer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -62,7 +63,8 @@ test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, e
 
   // the baseline row: always "paraphrase" scores 41/60 and F1 2·(41/60)/(1 + 41/60)
   assert.match(await text(page, 'baseline-row'), /majority baseline0\.\d{4}0\.68330\.8119/);
-  // a head on frozen features (the page suggests BERT's top two layers)
+  // a head on frozen features (on a GPU the page suggests the whole model)
+  assert.equal(await page.inputValue('[data-testid=train-layers]'), 'all');
   await page.selectOption('[data-testid=train-layers]', '0');
   await setParam(page, 'train-limit', 64);
   await setParam(page, 'lr', '0.01');
@@ -238,46 +240,60 @@ test('a full browser storage is reported, never shown as saved', { timeout: 600_
   assert.deepEqual(errors, []);
 });
 
-test('fine-tune BERT itself on the CPU path: loss falls, pause, reload, resume, export, the folder loads in the explorer', { timeout: 900_000 }, async (t) => {
-  const browser = await launch(t, { webgpu: false });
-  const { page, errors } = await open(browser, url('backend=cpu&model=tiny/bert'));
+for (const gpu of [false, true]) {
+  const where = gpu ? 'WebGPU' : 'the CPU path';
+  test(`fine-tune BERT itself on ${where}: loss falls, pause, reload, resume, export, the folder loads in the explorer`, { timeout: 900_000 }, async (t) => {
+    await wholeModelRun(t, gpu);
+  });
+}
+
+async function wholeModelRun(t, gpu) {
+  const browser = await launch(t, { webgpu: gpu });
+  const { page, errors } = await open(browser, url(`backend=${gpu ? 'gpu' : 'cpu'}&model=tiny/bert`));
   await waitForModel(page, 'tiny/bert');
   await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
-  await page.selectOption('[data-testid=train-layers]', 'all');
+  // the page's suggestion: the whole model (on a GPU; on the CPU path the top two layers, which is all of the tiny model)
+  await page.waitForFunction(() => document.querySelector('[data-testid=train-layers]')?.value === 'all', null, { timeout: LONG });
   assert.equal(await page.inputValue('[data-testid=lr]'), '0.00002', "the Trainer's learning rate for the whole model");
   assert.ok(await page.isDisabled('[data-testid=head-input]'), "BertForSequenceClassification's own head");
-  await setParam(page, 'train-limit', 64);
-  await setParam(page, 'lr', '0.001');
-  await setParam(page, 'epochs', 40);
+  // SwiftShader (headless Chromium's WebGPU) emulates a GPU on the CPU at ~0.1 s a dispatch,
+  // and a step is ~90 dispatches: the WebGPU run is shorter
+  const [pairs, epochs, lr] = gpu ? [32, 6, '0.01'] : [64, 40, '0.001'];
+  const steps = (pairs / 16) * epochs;
+  await setParam(page, 'train-limit', pairs);
+  await setParam(page, 'lr', lr);
+  await setParam(page, 'epochs', epochs);
   // before Start: the steps, time and memory of each choice
-  await waitForText(page, 'estimate', /^Start trains the whole model for 160 steps ≈ \d+ (s|min) on this tab's CPU path, evaluating 60 validation pairs each epoch; the run holds about \d+ MB/);
+  const on = gpu ? "this tab's GPU" : "this tab's CPU path";
+  await waitForText(page, 'estimate', new RegExp(`^Start trains the whole model for ${steps} steps ≈ \\d+ (s|min) on ${on}, evaluating 60 validation pairs each epoch; the run holds about \\d+ MB`));
   assert.match(await page.textContent('[data-testid=train-layers] option[value=all]'), /the whole model · ≈ \d+ (s|min)/);
   // a batch too large for a tab: the estimate says so, and what to do
   await setParam(page, 'train-bs', 4096);
   await waitForText(page, 'estimate', /more than a tab holds: lower per_device_train_batch_size and raise gradient_accumulation_steps/);
   await setParam(page, 'train-bs', 16);
   await page.click('[data-testid=start]');
-  await status(page, /Training on CPU: the whole model/);
+  await status(page, gpu ? /Training on GPU: the whole model/ : /Training on CPU: the whole model/);
   await epochRows(page).first().waitFor({ timeout: LONG });
   await page.click('[data-testid=pause]');
   await status(page, /^Paused\.$/);
   const pausedAt = (await losses(page)).length;
-  assert.ok(pausedAt >= 4 && pausedAt < 160, `paused after ${pausedAt} steps`);
-  await waitForText(page, 'save-state', new RegExp(`Saved in this browser at step ${pausedAt} of 160`));
+  assert.ok(pausedAt >= pairs / 16 && pausedAt < steps, `paused after ${pausedAt} steps`);
+  await waitForText(page, 'save-state', new RegExp(`Saved in this browser at step ${pausedAt} of ${steps}`));
 
   // reload: the run resumes from its checkpoint (weights, AdamW's moments, position)
   await page.reload();
   await waitForModel(page, 'tiny/bert');
   const run = page.locator('[data-testid=saved-run]');
   await run.first().waitFor({ timeout: LONG });
-  assert.match(await run.first().textContent(), new RegExp(`tiny/bert · the whole model · lr 0.001 · .* step ${pausedAt} of 160 .*resumable`));
+  assert.match(await run.first().textContent(), new RegExp(`tiny/bert · the whole model · lr ${lr} · .* step ${pausedAt} of ${steps} .*resumable`));
   await run.first().locator('[data-testid=resume-run]').click();
   await status(page, /^Done\.$/);
   const all = await losses(page);
-  assert.equal(all.length, 160, 'every step, before and after the reload');
+  assert.equal(all.length, steps, 'every step, before and after the reload');
   const mean = (xs) => xs.reduce((a, b) => a + b) / xs.length;
-  assert.ok(mean(all.slice(-16)) < 0.9 * mean(all.slice(0, 16)), `the loss fell: ${mean(all.slice(0, 16))} → ${mean(all.slice(-16))}`);
-  assert.equal(await epochRows(page).count(), 40);
+  const q = steps / 4;
+  assert.ok(mean(all.slice(-q)) < 0.9 * mean(all.slice(0, q)), `the loss fell: ${mean(all.slice(0, q))} → ${mean(all.slice(-q))}`);
+  assert.equal(await epochRows(page).count(), epochs);
   await checkEpochRows(page, 60);
   await page.click('[data-testid=try]');
   await waitForText(page, 'try-answer', /^(paraphrase|not a paraphrase) · P\(paraphrase\) = (0\.\d{3}|1\.000)$/);
@@ -312,4 +328,4 @@ test('fine-tune BERT itself on the CPU path: loss falls, pause, reload, resume, 
     return v && JSON.stringify(JSON.parse(v).last_hidden_state) !== b;
   }, JSON.stringify(before), { timeout: LONG });
   assert.deepEqual(errors, []);
-});
+}
