@@ -4,7 +4,9 @@
 //! parameters, their gradients and AdamW's moments live on the device for a
 //! whole run; a batch is one submission (its loss the only readback), a step
 //! one more (the gradient norm read back to clip). Dropout draws the same
-//! masks as the CPU path, so the two paths compute the same run.
+//! masks as the CPU path, so the two paths compute the same run. Forward
+//! Linears run on the inference encoder's kernels (`LinearKernel`: tiled, or
+//! few-rows); the backward products on the generic strided one.
 
 use crate::classifier::backprop::{layer_site, shape_of, Dropout};
 use crate::classifier::optimizer::Moments;
@@ -19,7 +21,8 @@ use crate::kernels::cross_entropy::CrossEntropyKernel;
 use crate::kernels::dropout::{DropoutKernel, Mask};
 use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsBackwardKernel, EmbeddingsKernel, SegmentBuffers, Segments};
 use crate::kernels::layernorm::{LayerNormBackwardKernel, LayerNormGradients, LayerNormKernel};
-use crate::kernels::matmul::{ActivationKernel, ColumnSumsKernel, Epilogue, Layout, MatmulKernel};
+use crate::kernels::linear::{padded_rows, LinearKernel};
+use crate::kernels::matmul::{ActivationKernel, ColumnSumsKernel, Epilogue, Layout};
 use crate::kernels::sum_squares::SumSquaresKernel;
 use crate::tokenize::Batch;
 
@@ -52,7 +55,7 @@ mod index {
 }
 
 struct Kernels {
-    matmul: MatmulKernel,
+    linear: LinearKernel,
     activation: ActivationKernel,
     column_sums: ColumnSumsKernel,
     dropout: DropoutKernel,
@@ -116,7 +119,7 @@ impl GpuTraining {
         let c = &params.bert.config;
         let upload = |what: &str, p: &ClassifierParams| p.data().iter().map(|t| ctx.storage_f32(what, t)).collect::<Vec<_>>();
         let k = Kernels {
-            matmul: MatmulKernel::new(&ctx),
+            linear: LinearKernel::new(&ctx),
             activation: ActivationKernel::new(&ctx),
             column_sums: ColumnSumsKernel::new(&ctx),
             dropout: DropoutKernel::new(&ctx),
@@ -197,9 +200,17 @@ impl GpuTraining {
         Ok(self.ctx.run(&f.dispatches, &[(&f.logits, batch.batch_size * CLASSES)]).await?.remove(0))
     }
 
+    /// A forward Linear on the inference encoder's kernels (tiled, or few-rows);
+    /// `x` is an [`Self::input`] buffer.
     fn linear(&self, x: &wgpu::Buffer, rows: usize, at: usize, y: &wgpu::Buffer) -> Dispatch {
         let (out, inp) = (self.layout[at].shape[0], self.layout[at].shape[1]);
-        self.k.matmul.linear(&self.ctx, x, rows, &self.params[at], &self.params[at + 1], y, (out, inp), Epilogue::None)
+        let (w, b) = (&self.params[at], &self.params[at + 1]);
+        self.k.linear.bind(&self.ctx, x, padded_rows(rows), w, b, y, (rows, out, inp), Epilogue::None)
+    }
+
+    /// A buffer of `rows` rows that a Linear reads: padded to whole tiles, as the tiled kernel reads them.
+    fn input(&self, label: &str, rows: usize, width: usize) -> wgpu::Buffer {
+        self.ctx.scratch(label, padded_rows(rows) * width)
     }
 
     fn forward(&self, batch: &Batch, dropout: Option<&Dropout>, entry: Option<Vec<f32>>) -> Result<Forward> {
@@ -222,7 +233,11 @@ impl GpuTraining {
 
         let mask = ctx.storage_u32("attention mask", &batch.attention_mask);
         let (x, embeddings) = match entry {
-            Some(x) => (ctx.storage_f32("hidden", &x), None),
+            Some(x) => {
+                let buf = self.input("hidden", rows, h);
+                ctx.queue.write_buffer(&buf, 0, bytemuck::cast_slice(&x));
+                (buf, None)
+            }
             None if self.train == TrainLayers::All => {
                 let ids = ctx.storage_u32("input ids", &batch.input_ids);
                 let types = ctx.storage_u32("token types", &batch.token_type_ids);
@@ -233,7 +248,7 @@ impl GpuTraining {
                     token_type: &self.params[index::TOKEN_TYPE],
                 };
                 d.push(k.embeddings.bind(ctx, &ids, &types, tables, &sum, rows, s, h));
-                let x = ctx.scratch("hidden", rows * h);
+                let x = self.input("hidden", rows, h);
                 let norm = (&self.params[index::EMBEDDINGS_NORM], &self.params[index::EMBEDDINGS_NORM + 1]);
                 d.push(k.layernorm.bind(ctx, &sum, None, norm, &x, rows, h, eps));
                 d.push(k.dropout.bind(ctx, &x, rows * h, site(0, |d| d.hidden)));
@@ -255,15 +270,15 @@ impl GpuTraining {
             let t = LayerTape {
                 qkv: ctx.scratch("qkv", rows * 3 * h),
                 probs: ctx.scratch("probs", b * shape.heads * s * s),
-                ctx: ctx.scratch("context", rows * h),
+                ctx: self.input("context", rows, h),
                 a: ctx.scratch("attention output", rows * h),
-                x1: ctx.scratch("x1", rows * h),
+                x1: self.input("x1", rows, h),
                 inter_pre: ctx.scratch("intermediate", rows * i_dim),
-                inter: ctx.scratch("activation", rows * i_dim),
+                inter: self.input("activation", rows, i_dim),
                 o: ctx.scratch("output", rows * h),
                 x,
             };
-            let out = ctx.scratch("hidden", rows * h);
+            let out = self.input("hidden", rows, h);
             d.push(self.linear(&t.x, rows, at(index::QKV), &t.qkv));
             d.push(k.probs.bind(ctx, &t.qkv, &mask, ProbsSlot { buffer: &t.probs, layer: 0, layers: 1 }, &kept, b, shape));
             d.push(k.attention.context(ctx, &t.qkv, &t.probs, &t.ctx, shape, site(base, |d| d.attention)));
@@ -284,8 +299,8 @@ impl GpuTraining {
         let pooled_pre = ctx.scratch("pooled", b * h);
         let cls = Layout { row_stride: s * h, col_stride: 1 };
         let pooler_w = (&self.params[pooler], Layout::rows(h));
-        d.push(k.matmul.bind(ctx, (&x, cls), pooler_w, Some(&self.params[pooler + 1]), &pooled_pre, (b, h, h), Epilogue::None));
-        let pooled = ctx.scratch("pooled", b * h);
+        d.push(k.linear.generic().bind(ctx, (&x, cls), pooler_w, Some(&self.params[pooler + 1]), &pooled_pre, (b, h, h), Epilogue::None));
+        let pooled = self.input("pooled", b, h);
         d.push(k.activation.forward(ctx, &pooled_pre, &pooled, b * h, Epilogue::Tanh));
         d.push(k.dropout.bind(ctx, &pooled, b * h, site(layer_site(self.layers()), |d| d.classifier)));
         let logits = ctx.scratch("logits", b * CLASSES);
@@ -299,7 +314,7 @@ impl GpuTraining {
         let (out, inp) = (self.layout[at].shape[0], self.layout[at].shape[1]);
         // dW += dYᵀ·X, db += Σ dY
         let xt = Layout { row_stride: x.1.col_stride, col_stride: x.1.row_stride };
-        d.push(self.k.matmul.accumulate(&self.ctx, (dy, Layout::transposed(out)), (x.0, xt), &self.grads[at], (out, inp, rows)));
+        d.push(self.k.linear.generic().accumulate(&self.ctx, (dy, Layout::transposed(out)), (x.0, xt), &self.grads[at], (out, inp, rows)));
         d.push(self.k.column_sums.bind(&self.ctx, dy, &self.grads[at + 1], rows, out));
     }
 
@@ -308,9 +323,9 @@ impl GpuTraining {
         let (out, inp) = (self.layout[at].shape[0], self.layout[at].shape[1]);
         let (a, w) = ((dy, Layout::rows(out)), (&self.params[at], Layout::transposed(inp)));
         if accumulate {
-            self.k.matmul.accumulate(&self.ctx, a, w, dx, (rows, inp, out))
+            self.k.linear.generic().accumulate(&self.ctx, a, w, dx, (rows, inp, out))
         } else {
-            self.k.matmul.bind(&self.ctx, a, w, None, dx, (rows, inp, out), Epilogue::None)
+            self.k.linear.generic().bind(&self.ctx, a, w, None, dx, (rows, inp, out), Epilogue::None)
         }
     }
 
