@@ -14,7 +14,7 @@ use crate::kernels::attention::AttentionShape;
 use crate::kernels::cls_gradient::cls_gradient_cpu;
 use crate::kernels::cross_entropy::cross_entropy_cpu;
 use crate::kernels::dropout::{dropout_mask_cpu, site_seed, Mask};
-use crate::kernels::embeddings::{embeddings_backward_cpu, embeddings_cpu};
+use crate::kernels::embeddings::embeddings_cpu;
 use crate::kernels::layernorm::{layernorm_backward_cpu, layernorm_cpu};
 use crate::kernels::matmul::{activation_backward_cpu, Epilogue};
 use crate::tokenize::Batch;
@@ -269,11 +269,9 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Bat
         let (d_sum, dgamma, dbeta) = layernorm_backward_cpu(sum, &w.embeddings_norm.gamma, &dx, h, eps);
         add(&mut grads.bert.embeddings_norm.gamma, &dgamma);
         add(&mut grads.bert.embeddings_norm.beta, &dbeta);
-        let sizes = (c.vocab_size, c.max_position_embeddings, c.type_vocab_size);
-        let (dw, dp, dt) = embeddings_backward_cpu(&batch.input_ids, &batch.token_type_ids, s, &d_sum, sizes, h);
-        add(&mut grads.bert.word_embeddings, &dw);
-        add(&mut grads.bert.position_embeddings, &dp);
-        add(&mut grads.bert.token_type_embeddings, &dt);
+        let g = &mut grads.bert;
+        let tables = (&mut g.word_embeddings, &mut g.position_embeddings, &mut g.token_type_embeddings);
+        math.embeddings_backward(batch, &d_sum, tables, h);
     }
 }
 

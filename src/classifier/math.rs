@@ -12,7 +12,9 @@ use rten_tensor::NdTensorView;
 use crate::classifier::fast_attention::{attention_backward_fast, attention_fast};
 use crate::fast_cpu::apply_activation;
 use crate::kernels::attention::{attention_backward_cpu, attention_context_cpu, attention_probs_cpu, AttentionShape};
+use crate::kernels::embeddings::embeddings_backward_cpu;
 use crate::kernels::matmul::{activation_backward_cpu, column_sums_cpu, matmul_cpu, Epilogue, Layout};
+use crate::tokenize::Batch;
 use crate::weights::Linear;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +120,35 @@ impl CpuMath {
         }
     }
 }
+
+impl CpuMath {
+    /// Adds each token's row of `d_out` into the rows of the three embedding
+    /// tables' gradients (word, position, token type) it read.
+    pub fn embeddings_backward(self, batch: &Batch, d_out: &[f32], (word, position, token_type): EmbeddingGrads, hidden: usize) {
+        let (ids, types, seq) = (&batch.input_ids, &batch.token_type_ids, batch.seq_len);
+        match self {
+            CpuMath::Reference => {
+                let sizes = (word.len() / hidden, position.len() / hidden, token_type.len() / hidden);
+                let (dw, dp, dt) = embeddings_backward_cpu(ids, types, seq, d_out, sizes, hidden);
+                add(word, &dw);
+                add(position, &dp);
+                add(token_type, &dt);
+            }
+            CpuMath::Fast => {
+                // straight into the rows read: no table-sized temporaries (the word table is most of the model)
+                for (t, g) in d_out.chunks_exact(hidden).enumerate() {
+                    let rows = [(&mut *word, ids[t] as usize), (&mut *position, t % seq), (&mut *token_type, types[t] as usize)];
+                    for (table, row) in rows {
+                        add(&mut table[row * hidden..][..hidden], g);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The gradients of the word, position and token-type tables.
+pub type EmbeddingGrads<'a> = (&'a mut Vec<f32>, &'a mut Vec<f32>, &'a mut Vec<f32>);
 
 /// `acc += x`, element by element.
 pub fn add(acc: &mut [f32], x: &[f32]) {

@@ -2,9 +2,14 @@
 //! (`max_grad_norm`, as `clip_grad_norm_`), then AdamW on every trained
 //! tensor, with no weight decay on biases and LayerNorm weights.
 
+use rayon::prelude::*;
+
 use crate::classifier::{ClassifierParams, TrainLayers};
 use crate::kernels::adamw::{adamw_cpu, AdamW};
 use crate::kernels::sum_squares::sum_squares_cpu;
+
+/// Elements of a tensor one core updates at a time.
+const CHUNK: usize = 1 << 16;
 
 /// The Trainer's default `max_grad_norm`.
 pub const MAX_GRAD_NORM: f32 = 1.0;
@@ -29,7 +34,7 @@ pub fn zero_trained(grads: &mut ClassifierParams, train: TrainLayers) {
     let layout = grads.layout();
     for (info, g) in layout.iter().zip(grads.data_mut()) {
         if train.trains(info.part, layers) {
-            g.fill(0.0);
+            g.par_chunks_mut(CHUNK).for_each(|c| c.fill(0.0));
         }
     }
 }
@@ -66,7 +71,9 @@ pub fn step(
         }
         let weight_decay = if info.decays() { opt.weight_decay } else { 0.0 };
         let opt = AdamW { weight_decay, grad_scale: clip, ..*opt };
-        adamw_cpu(&opt, t, p, g, m, v);
+        // element by element, so chunks across the cores give the same values
+        let chunks = p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK));
+        chunks.for_each(|(((p, g), m), v)| adamw_cpu(&opt, t, p, g, m, v));
     }
     norm
 }
