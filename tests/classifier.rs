@@ -418,7 +418,12 @@ fn gpu_gradients(c: &Case, train: TrainLayers, dropout: Option<&Dropout>) -> (f3
     let g = GpuTraining::new(gpu(), &c.params, &Moments::new(&c.params), train).unwrap();
     g.zero_gradients().unwrap();
     let layers = c.params.bert.layers.len();
-    let entry = (train != TrainLayers::All).then(|| frozen_hidden(CpuMath::Fast, &c.params, &c.batch, train.first_trained_layer(layers)));
+    let first = train.first_trained_layer(layers);
+    let entry = (train != TrainLayers::All).then(|| frozen_hidden(CpuMath::Reference, &c.params, &c.batch, first));
+    if let Some(want) = &entry {
+        let got = pollster::block_on(g.frozen_hidden(&c.batch, first)).unwrap();
+        assert_close(&format!("GPU frozen states below layer {first}"), &got, want, 1e-5);
+    }
     let loss = pollster::block_on(g.loss_and_gradients(&c.batch, &c.labels, dropout, entry, 1.0)).unwrap();
     (loss, pollster::block_on(g.gradients(&c.params)).unwrap())
 }

@@ -213,25 +213,111 @@ impl GpuTraining {
         self.ctx.scratch(label, padded_rows(rows) * width)
     }
 
-    fn forward(&self, batch: &Batch, dropout: Option<&Dropout>, entry: Option<Vec<f32>>) -> Result<Forward> {
-        let (ctx, k, c) = (&self.ctx, &self.k, &self.config);
-        let shape = shape_of(c, batch);
-        if shape.seq > AttentionProbsKernel::MAX_SEQ {
-            // the attention kernels keep a row of scores in workgroup memory
+    /// Refuses what the attention kernels cannot hold (a row of scores in workgroup memory).
+    fn check_length(&self, batch: &Batch) -> Result<()> {
+        if batch.seq_len > AttentionProbsKernel::MAX_SEQ {
             return Err(Error::Input(format!(
                 "training on the GPU takes up to {} tokens a pair, not {}",
                 AttentionProbsKernel::MAX_SEQ,
-                shape.seq
+                batch.seq_len
             )));
         }
-        let (b, s, h, i_dim) = (shape.batch, shape.seq, c.hidden_size, c.intermediate_size);
+        Ok(())
+    }
+
+    /// The embeddings' sum, and the hidden states after their LayerNorm and dropout `mask`.
+    fn embed(&self, d: &mut Vec<Dispatch>, batch: &Batch, mask: Mask) -> (wgpu::Buffer, wgpu::Buffer) {
+        let (ctx, k, c) = (&self.ctx, &self.k, &self.config);
+        let (rows, h) = (batch.batch_size * batch.seq_len, c.hidden_size);
+        let ids = ctx.storage_u32("input ids", &batch.input_ids);
+        let types = ctx.storage_u32("token types", &batch.token_type_ids);
+        let sum = ctx.scratch("embeddings", rows * h);
+        let tables = EmbeddingTables {
+            word: &self.params[index::WORD],
+            position: &self.params[index::POSITION],
+            token_type: &self.params[index::TOKEN_TYPE],
+        };
+        d.push(k.embeddings.bind(ctx, &ids, &types, tables, &sum, rows, batch.seq_len, h));
+        let x = self.input("hidden", rows, h);
+        let norm = (&self.params[index::EMBEDDINGS_NORM], &self.params[index::EMBEDDINGS_NORM + 1]);
+        d.push(k.layernorm.bind(ctx, &sum, None, norm, &x, rows, h, c.layer_norm_eps));
+        d.push(k.dropout.bind(ctx, &x, rows * h, mask));
+        (sum, x)
+    }
+
+    /// The attention mask's buffer and the uniform that has the probabilities kernel write every row.
+    fn attention_inputs(&self, batch: &Batch) -> (wgpu::Buffer, wgpu::Buffer) {
+        let mask = self.ctx.storage_u32("attention mask", &batch.attention_mask);
+        let kept = AttentionProbsKernel::kept(&self.ctx);
+        self.ctx.queue.write_buffer(&kept, 0, bytemuck::cast_slice(&AttentionProbsKernel::kept_rows(0, batch.batch_size)));
+        (mask, kept)
+    }
+
+    /// Encoder layer `l` on `x`: its output, and what its backward pass needs.
+    fn layer(
+        &self,
+        d: &mut Vec<Dispatch>,
+        l: usize,
+        x: wgpu::Buffer,
+        (mask, kept): (&wgpu::Buffer, &wgpu::Buffer),
+        shape: AttentionShape,
+        dropout: Option<&Dropout>,
+    ) -> (wgpu::Buffer, LayerTape) {
+        let (ctx, k, c) = (&self.ctx, &self.k, &self.config);
+        let (b, s, h, i_dim, eps) = (shape.batch, shape.seq, c.hidden_size, c.intermediate_size, c.layer_norm_eps);
         let rows = b * s;
-        let eps = c.layer_norm_eps;
-        let site = |site: u32, p: fn(&Dropout) -> f32| dropout.map_or(Mask::NONE, |d| d.site(site, p(d)));
+        let base = layer_site(l);
+        let site = |offset: u32, p: fn(&Dropout) -> f32| dropout.map_or(Mask::NONE, |d| d.site(base + offset, p(d)));
+        let at = |offset| index::layer(l, offset);
+        let norm = |offset| (&self.params[at(offset)], &self.params[at(offset) + 1]);
+        let t = LayerTape {
+            qkv: ctx.scratch("qkv", rows * 3 * h),
+            probs: ctx.scratch("probs", b * shape.heads * s * s),
+            ctx: self.input("context", rows, h),
+            a: ctx.scratch("attention output", rows * h),
+            x1: self.input("x1", rows, h),
+            inter_pre: ctx.scratch("intermediate", rows * i_dim),
+            inter: self.input("activation", rows, i_dim),
+            o: ctx.scratch("output", rows * h),
+            x,
+        };
+        let out = self.input("hidden", rows, h);
+        d.push(self.linear(&t.x, rows, at(index::QKV), &t.qkv));
+        d.push(k.probs.bind(ctx, &t.qkv, mask, ProbsSlot { buffer: &t.probs, layer: 0, layers: 1 }, kept, b, shape));
+        d.push(k.attention.context(ctx, &t.qkv, &t.probs, &t.ctx, shape, site(0, |d| d.attention)));
+        d.push(self.linear(&t.ctx, rows, at(index::ATTN_OUT), &t.a));
+        d.push(k.dropout.bind(ctx, &t.a, rows * h, site(1, |d| d.hidden)));
+        d.push(k.layernorm.bind(ctx, &t.a, Some(&t.x), norm(index::ATTN_NORM), &t.x1, rows, h, eps));
+        d.push(self.linear(&t.x1, rows, at(index::FFN_IN), &t.inter_pre));
+        d.push(k.activation.forward(ctx, &t.inter_pre, &t.inter, rows * i_dim, c.hidden_act.into()));
+        d.push(self.linear(&t.inter, rows, at(index::FFN_OUT), &t.o));
+        d.push(k.dropout.bind(ctx, &t.o, rows * h, site(2, |d| d.hidden)));
+        d.push(k.layernorm.bind(ctx, &t.o, Some(&t.x1), norm(index::FFN_NORM), &out, rows, h, eps));
+        (out, t)
+    }
+
+    /// `backprop::frozen_hidden` on the device: the hidden states entering
+    /// layer `first`, in evaluation mode (`[batch·seq, hidden]`).
+    pub async fn frozen_hidden(&self, batch: &Batch, first: usize) -> Result<Vec<f32>> {
+        self.check_length(batch)?;
+        let shape = shape_of(&self.config, batch);
+        let mut d = Vec::new();
+        let (_, mut x) = self.embed(&mut d, batch, Mask::NONE);
+        let (mask, kept) = self.attention_inputs(batch);
+        for l in 0..first {
+            x = self.layer(&mut d, l, x, (&mask, &kept), shape, None).0;
+        }
+        Ok(self.ctx.run(&d, &[(&x, shape.batch * shape.seq * self.config.hidden_size)]).await?.remove(0))
+    }
+
+    fn forward(&self, batch: &Batch, dropout: Option<&Dropout>, entry: Option<Vec<f32>>) -> Result<Forward> {
+        self.check_length(batch)?;
+        let (ctx, k, c) = (&self.ctx, &self.k, &self.config);
+        let shape = shape_of(c, batch);
+        let (b, s, h) = (shape.batch, shape.seq, c.hidden_size);
+        let rows = b * s;
         let first_layer = self.train.first_trained_layer(self.layers());
         let mut d = Vec::new();
-
-        let mask = ctx.storage_u32("attention mask", &batch.attention_mask);
         let (x, embeddings) = match entry {
             Some(x) => {
                 let buf = self.input("hidden", rows, h);
@@ -239,60 +325,21 @@ impl GpuTraining {
                 (buf, None)
             }
             None if self.train == TrainLayers::All => {
-                let ids = ctx.storage_u32("input ids", &batch.input_ids);
-                let types = ctx.storage_u32("token types", &batch.token_type_ids);
-                let sum = ctx.scratch("embeddings", rows * h);
-                let tables = EmbeddingTables {
-                    word: &self.params[index::WORD],
-                    position: &self.params[index::POSITION],
-                    token_type: &self.params[index::TOKEN_TYPE],
-                };
-                d.push(k.embeddings.bind(ctx, &ids, &types, tables, &sum, rows, s, h));
-                let x = self.input("hidden", rows, h);
-                let norm = (&self.params[index::EMBEDDINGS_NORM], &self.params[index::EMBEDDINGS_NORM + 1]);
-                d.push(k.layernorm.bind(ctx, &sum, None, norm, &x, rows, h, eps));
-                d.push(k.dropout.bind(ctx, &x, rows * h, site(0, |d| d.hidden)));
+                let (sum, x) = self.embed(&mut d, batch, dropout.map_or(Mask::NONE, |d| d.site(0, d.hidden)));
                 (x, Some(sum))
             }
-            // the frozen layers run once per pair, on the host (as `backprop::frozen_hidden`), and are cached there
+            // the frozen layers run once per pair ([`Self::frozen_hidden`]), cached by the run
             None => return Err(Error::Input("a run of the top layers starts from the frozen layers' outputs".into())),
         };
-
-        let kept = AttentionProbsKernel::kept(ctx);
-        ctx.queue.write_buffer(&kept, 0, bytemuck::cast_slice(&AttentionProbsKernel::kept_rows(0, b)));
-        let act: Epilogue = c.hidden_act.into();
+        let attention = self.attention_inputs(batch);
         let mut x = x;
         let mut layers = Vec::new();
         for l in first_layer..self.layers() {
-            let at = |offset| index::layer(l, offset);
-            let norm = |offset| (&self.params[at(offset)], &self.params[at(offset) + 1]);
-            let base = layer_site(l);
-            let t = LayerTape {
-                qkv: ctx.scratch("qkv", rows * 3 * h),
-                probs: ctx.scratch("probs", b * shape.heads * s * s),
-                ctx: self.input("context", rows, h),
-                a: ctx.scratch("attention output", rows * h),
-                x1: self.input("x1", rows, h),
-                inter_pre: ctx.scratch("intermediate", rows * i_dim),
-                inter: self.input("activation", rows, i_dim),
-                o: ctx.scratch("output", rows * h),
-                x,
-            };
-            let out = self.input("hidden", rows, h);
-            d.push(self.linear(&t.x, rows, at(index::QKV), &t.qkv));
-            d.push(k.probs.bind(ctx, &t.qkv, &mask, ProbsSlot { buffer: &t.probs, layer: 0, layers: 1 }, &kept, b, shape));
-            d.push(k.attention.context(ctx, &t.qkv, &t.probs, &t.ctx, shape, site(base, |d| d.attention)));
-            d.push(self.linear(&t.ctx, rows, at(index::ATTN_OUT), &t.a));
-            d.push(k.dropout.bind(ctx, &t.a, rows * h, site(base + 1, |d| d.hidden)));
-            d.push(k.layernorm.bind(ctx, &t.a, Some(&t.x), norm(index::ATTN_NORM), &t.x1, rows, h, eps));
-            d.push(self.linear(&t.x1, rows, at(index::FFN_IN), &t.inter_pre));
-            d.push(k.activation.forward(ctx, &t.inter_pre, &t.inter, rows * i_dim, act));
-            d.push(self.linear(&t.inter, rows, at(index::FFN_OUT), &t.o));
-            d.push(k.dropout.bind(ctx, &t.o, rows * h, site(base + 2, |d| d.hidden)));
-            d.push(k.layernorm.bind(ctx, &t.o, Some(&t.x1), norm(index::FFN_NORM), &out, rows, h, eps));
-            layers.push(t);
+            let (out, tape) = self.layer(&mut d, l, x, (&attention.0, &attention.1), shape, dropout);
+            layers.push(tape);
             x = out;
         }
+        let site = |site: u32, p: fn(&Dropout) -> f32| dropout.map_or(Mask::NONE, |d| d.site(site, p(d)));
 
         // the head: each sequence's [CLS] row (a strided read) → pooler → tanh → dropout → classifier
         let (pooler, classifier) = (index::pooler(self.layers()), index::classifier(self.layers()));

@@ -99,9 +99,9 @@ struct Split {
 /// The padded batch of pairs `idx` of `split`, and where it enters the
 /// trained layers: their frozen states (computed now for the pairs that lack
 /// them), or `None` when the embeddings train.
-fn prepare_batch(
+async fn prepare_batch(
     p: &ClassifierParams,
-    math: CpuMath,
+    on: Evaluation<'_>,
     train: TrainLayers,
     split: &mut Split,
     idx: &[usize],
@@ -115,7 +115,11 @@ fn prepare_batch(
     let missing: Vec<usize> = idx.iter().copied().filter(|&i| split.frozen[i].is_none()).collect();
     if !missing.is_empty() {
         let m = Batch::from_rows(missing.iter().map(|&i| split.pairs.rows[i].clone()).collect(), pad)?;
-        let x = frozen_hidden(math, p, &m, train.first_trained_layer(p.bert.layers.len()));
+        let first = train.first_trained_layer(p.bert.layers.len());
+        let x = match on.gpu {
+            Some(g) => g.frozen_hidden(&m, first).await?,
+            None => frozen_hidden(on.math, p, &m, first),
+        };
         for (r, &i) in missing.iter().enumerate() {
             split.frozen[i] = Some(x[r * m.seq_len * h..][..m.len_of(r) * h].to_vec());
         }
@@ -241,7 +245,8 @@ impl ModelTraining {
         }
         let mut loss = 0.0;
         for (part, chunk) in idx.chunks(self.config.per_device_train_batch_size.max(1)).enumerate() {
-            let (batch, entry) = prepare_batch(&self.params, self.math, self.train_layers, &mut self.train, chunk)?;
+            let on = Evaluation { math: self.math, gpu: self.gpu.as_deref() };
+            let (batch, entry) = prepare_batch(&self.params, on, self.train_layers, &mut self.train, chunk).await?;
             let labels: Vec<u32> = chunk.iter().map(|&i| u32::from(self.train.pairs.labels[i])).collect();
             let share = chunk.len() as f32 / idx.len() as f32;
             // dropout masks are drawn per batch of the run (the n-th batch, across steps)
@@ -377,7 +382,7 @@ impl ModelTraining {
     }
 }
 
-/// Where evaluation runs: the GPU when the run is there (frozen layers' outputs on the CPU, as in training).
+/// Where the frozen layers' outputs and evaluation's logits are computed: the GPU when the run is there.
 #[derive(Clone, Copy)]
 struct Evaluation<'a> {
     math: CpuMath,
@@ -393,7 +398,7 @@ async fn predict(p: &ClassifierParams, on: Evaluation<'_>, train: TrainLayers, s
     order.sort_by_key(|&i| split.pairs.rows[i].0.len());
     let mut probs = vec![0.0f32; n * CLASSES];
     for chunk in order.chunks(batch.max(1)) {
-        let (b, entry) = prepare_batch(p, math, train, split, chunk)?;
+        let (b, entry) = prepare_batch(p, on, train, split, chunk).await?;
         let logits = match on.gpu {
             Some(g) => g.logits(&b, entry).await?,
             None => forward(math, p, &b, train, None, entry).logits,
