@@ -9,14 +9,18 @@
 # Prints, in one run on one GPU: our encoder through wgpu/Vulkan beside
 # PyTorch CUDA fp32 eager (TF32 off) on the same shapes, then our linear
 # kernel's GFLOP/s on bert-base's shapes at 4096 tokens beside torch's
-# (cuBLAS) on the same products. Builds the release binary only if it is
+# (cuBLAS) on the same products, then fine-tuning speed (the whole model,
+# MRPC pairs from tests/fixtures/glue-tiny) beside transformers' Trainer on
+# CUDA (bench/pytorch_finetune.py --cuda). Builds the release binary only if it is
 # missing (set BERTLAB to use another). On a machine without a Vulkan loader
 # put the loader's .deb files in .gl/ (see README, "Performance").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=(--models minilm,bert-base --batches 1,8,32 --seqs 8,128 --matmul-tokens 4096 --min-seconds 2)
+TRAIN_MODEL=models/all-MiniLM-L6-v2 TRAIN_PAIRS=240 TRAIN_STEPS=15
 if [ "${1:-}" = --quick ]; then
   SHAPES=(--models minilm --batches 1 --seqs 8 --matmul-tokens 64 --min-seconds 0.1)
+  TRAIN_MODEL=tests/fixtures/tiny-bert TRAIN_PAIRS=32 TRAIN_STEPS=2
   shift
 fi
 PY=${1:-python3}
@@ -58,3 +62,15 @@ for name, n, k in [("QKV", 2304, 768), ("attention out", 768, 768), ("FFN in", 3
     ms = (time.perf_counter() - start) * 1e3 / runs
     print(f"| {name} | {m} × {n} × {k} | {ms:.3f} | {2 * m * n * k / ms / 1e6:.1f} |")
 PY
+
+echo
+echo "| fine-tuning $TRAIN_MODEL, whole model, batch 16, MRPC pairs (tests/fixtures/glue-tiny) | pairs/s |"
+echo "|---|---|"
+DATA=tests/fixtures/glue-tiny
+ours=$("$BIN" finetune --model "$TRAIN_MODEL" --data "$DATA" --train-layers all --backend gpu --train-limit "$TRAIN_PAIRS" \
+  --num-train-epochs 1 --no-cache --json | tail -1 | "$PY" -c 'import sys, json; print(round(json.load(sys.stdin)["speed"]["pairs_per_second"], 1))')
+echo "| ours, wgpu ($WGPU_BACKEND) | $ours |"
+torch_rate=$("$PY" bench/pytorch_finetune.py --model-dir "$TRAIN_MODEL" --data "$DATA" --max-steps "$TRAIN_STEPS" --cuda 2>/dev/null \
+  | tail -1 | "$PY" -c 'import sys, json; print(round(json.load(sys.stdin)["pairs_per_second"], 1))' 2>/dev/null) \
+  || torch_rate="PyTorch CUDA (with transformers) is not available here"
+echo "| transformers' Trainer, PyTorch CUDA fp32 (TF32 off) | $torch_rate |"

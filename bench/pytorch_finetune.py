@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch's reference for `bertlab finetune --train-layers all|N`: the same
-run through transformers' Trainer, on the same files, on the CPU.
+run through transformers' Trainer, on the same files, on the CPU (or with
+--cuda on the GPU, fp32 with TF32 off, for bench/gpu.sh).
 
     python3 bench/pytorch_finetune.py --model-dir models/all-MiniLM-L6-v2 \
         --data data/mrpc [--train-layers all|N] [--learning-rate 2e-5] \
-        [--seed 42] [--epochs 3] [--max-steps N] [--threads 2]
+        [--seed 42] [--epochs 3] [--max-steps N] [--threads 2] [--cuda]
 
 The tutorial's settings: BertForSequenceClassification (num_labels 2),
 pairs tokenized with truncation to 128 and padded per batch
@@ -56,9 +57,15 @@ def main():
     ap.add_argument("--max-steps", type=int, default=-1)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default="/tmp/bertlab-pytorch-finetune")
+    ap.add_argument("--cuda", action="store_true")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cuda:
+        if not torch.cuda.is_available():
+            raise SystemExit("PyTorch CUDA is not available here")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     tok = AutoTokenizer.from_pretrained(args.model_dir)
     model = BertForSequenceClassification.from_pretrained(args.model_dir, num_labels=2, attn_implementation="eager")
     if args.train_layers != "all":
@@ -79,7 +86,7 @@ def main():
         output_dir=args.out, learning_rate=args.learning_rate, per_device_train_batch_size=16,
         per_device_eval_batch_size=64, num_train_epochs=args.epochs, max_steps=args.max_steps, weight_decay=0.01,
         eval_strategy="epoch" if args.max_steps < 0 else "no", save_strategy="no", logging_strategy="no",
-        seed=args.seed, report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True)
+        seed=args.seed, report_to=[], use_cpu=not args.cuda, dataloader_num_workers=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=targs, train_dataset=train, eval_dataset=dev,
                       data_collator=DataCollatorWithPadding(tok), compute_metrics=metrics, callbacks=[Log()])
     start = time.perf_counter()
