@@ -481,3 +481,22 @@ fn three_gpu_trainer_steps_equal_pytorch_parameters() {
     let key_bias = |name: &str| name.ends_with("key.bias").then_some(2.0 * lr * steps as f32);
     assert_matches_file("GPU parameter after 3 steps", &params, "after.safetensors", 2e-5, key_bias);
 }
+
+#[test]
+fn the_gpu_path_refuses_models_and_batches_past_its_binding_limit() {
+    let c = case();
+    let moments = Moments::new(&c.params);
+    let mut small = gpu();
+    small.limit_bindings(1024);
+    let e = GpuTraining::new(small, &c.params, &moments, TrainLayers::All).err().expect("a model past the limit is refused").to_string();
+    assert!(e.contains("word_embeddings") && e.contains("binding limit: train on the CPU path"), "{e}");
+    // room for the tiny model's largest tensor (1505 × 32 floats), not for 40 pairs of 40 tokens' attention probabilities
+    let mut ctx = gpu();
+    ctx.limit_bindings(200_000);
+    let g = GpuTraining::new(ctx, &c.params, &moments, TrainLayers::All).unwrap();
+    let big = Batch::from_rows((0..40).map(|_| (vec![5u32; 40], vec![0u32; 40])).collect(), 0).unwrap();
+    let e = block_on(g.loss_and_gradients(&big, &[0; 40], None, None, 1.0)).expect_err("a batch past the limit is refused").to_string();
+    assert!(e.contains("a batch of 40 pairs of 40 tokens") && e.contains("lower the batch size"), "{e}");
+    let loss = block_on(g.loss_and_gradients(&c.batch, &c.labels, None, None, 1.0)).unwrap();
+    assert!(loss.is_finite(), "the fixture's batch still trains");
+}

@@ -117,6 +117,15 @@ impl GpuTraining {
     /// Uploads `params` and `moments` for a run that trains `train`.
     pub fn new(ctx: GpuContext, params: &ClassifierParams, moments: &Moments, train: TrainLayers) -> Result<Self> {
         let c = &params.bert.config;
+        let limit = ctx.limits.max_storage_buffer_binding_size;
+        if let Some(t) = params.layout().into_iter().find(|t| t.shape.iter().product::<usize>() as u64 * 4 > limit) {
+            let mb = t.shape.iter().product::<usize>() as f64 * 4.0 / 1e6;
+            return Err(Error::Input(format!(
+                "`{}` ({mb:.0} MB) is past this GPU's {:.0} MB binding limit: train on the CPU path",
+                t.name,
+                limit as f64 / 1e6
+            )));
+        }
         let upload = |what: &str, p: &ClassifierParams| p.data().iter().map(|t| ctx.storage_f32(what, t)).collect::<Vec<_>>();
         let k = Kernels {
             linear: LinearKernel::new(&ctx),
@@ -213,13 +222,24 @@ impl GpuTraining {
         self.ctx.scratch(label, padded_rows(rows) * width)
     }
 
-    /// Refuses what the attention kernels cannot hold (a row of scores in workgroup memory).
-    fn check_length(&self, batch: &Batch) -> Result<()> {
-        if batch.seq_len > AttentionProbsKernel::MAX_SEQ {
+    /// Refuses a batch the kernels cannot take: longer than the attention
+    /// kernels hold (a row of scores in workgroup memory), or with buffers
+    /// past the device's binding limit.
+    fn check_batch(&self, batch: &Batch) -> Result<()> {
+        let (b, s) = (batch.batch_size, batch.seq_len);
+        if s > AttentionProbsKernel::MAX_SEQ {
+            return Err(Error::Input(format!("training on the GPU takes up to {} tokens a pair, not {s}", AttentionProbsKernel::MAX_SEQ)));
+        }
+        let c = &self.config;
+        let rows = padded_rows(b * s);
+        let largest =
+            [b * c.num_attention_heads * s * s, rows * c.intermediate_size, rows * 3 * c.hidden_size].into_iter().max().unwrap_or(0);
+        let limit = self.ctx.limits.max_storage_buffer_binding_size;
+        if largest as u64 * 4 > limit {
             return Err(Error::Input(format!(
-                "training on the GPU takes up to {} tokens a pair, not {}",
-                AttentionProbsKernel::MAX_SEQ,
-                batch.seq_len
+                "a batch of {b} pairs of {s} tokens needs {:.0} MB buffers on the GPU, past its {:.0} MB limit: lower the batch size or max_seq_length",
+                largest as f64 * 4.0 / 1e6,
+                limit as f64 / 1e6
             )));
         }
         Ok(())
@@ -299,7 +319,7 @@ impl GpuTraining {
     /// `backprop::frozen_hidden` on the device: the hidden states entering
     /// layer `first`, in evaluation mode (`[batch·seq, hidden]`).
     pub async fn frozen_hidden(&self, batch: &Batch, first: usize) -> Result<Vec<f32>> {
-        self.check_length(batch)?;
+        self.check_batch(batch)?;
         let shape = shape_of(&self.config, batch);
         let mut d = Vec::new();
         let (_, mut x) = self.embed(&mut d, batch, Mask::NONE);
@@ -311,7 +331,7 @@ impl GpuTraining {
     }
 
     fn forward(&self, batch: &Batch, dropout: Option<&Dropout>, entry: Option<Vec<f32>>) -> Result<Forward> {
-        self.check_length(batch)?;
+        self.check_batch(batch)?;
         let (ctx, k, c) = (&self.ctx, &self.k, &self.config);
         let shape = shape_of(c, batch);
         let (b, s, h) = (shape.batch, shape.seq, c.hidden_size);
