@@ -1,7 +1,7 @@
-// out = LayerNorm(x + residual) over the last dimension, one workgroup per row.
-// Mean first, then the variance of the centred values (two passes: exact
-// enough for rows with a large mean). The residual add is fused here because
-// every BERT layer norm follows a residual connection (except the embeddings').
+// out = LayerNorm(x + residual) over the last dimension, one workgroup per row
+// (layernorm_rows.wgsl: the row's mean and 1/std). The residual add is fused
+// here because every BERT layer norm follows a residual connection (except
+// the embeddings').
 
 struct Params {
     rows: u32,
@@ -17,21 +17,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
-
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] += partial[lid + s]; }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-
 fn input(i: u32) -> f32 {
     if (p.has_residual != 0u) { return x[i] + residual[i]; }
     return x[i];
@@ -44,18 +29,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     let row = wg.x + wg.y * nwg.x;
     if (row >= p.rows) { return; }
     let base = row * p.hidden;
-    let n = f32(p.hidden);
-
-    var s = 0.0;
-    for (var d = lid; d < p.hidden; d += WG) { s += input(base + d); }
-    let mean = workgroup_sum(s, lid) / n;
-
-    var v = 0.0;
-    for (var d = lid; d < p.hidden; d += WG) {
-        let c = input(base + d) - mean;
-        v = fma(c, c, v);
-    }
-    let inv_std = inverseSqrt(workgroup_sum(v, lid) / n + p.eps);
+    let stats = row_stats(base, p.hidden, p.eps, lid);
+    let mean = stats.x;
+    let inv_std = stats.y;
 
     for (var d = lid; d < p.hidden; d += WG) {
         out[base + d] = (input(base + d) - mean) * inv_std * gamma[d] + beta[d];

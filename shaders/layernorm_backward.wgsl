@@ -1,4 +1,5 @@
-// The backward pass of out = LayerNorm(x + residual), one workgroup per row:
+// The backward pass of out = LayerNorm(x + residual), one workgroup per row
+// (layernorm_rows.wgsl: the row's mean and 1/std):
 //   x̂ = (s − mean)·inv_std with s = x + residual, dx̂ = dy·gamma
 //   ds = inv_std·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))          → d_sum
 //   d_branch = ds ⊙ dropout(seed, p)   (the branch x went through dropout in the forward pass)
@@ -22,21 +23,6 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> d_branch: array<f32>;
 @group(0) @binding(7) var<storage, read_write> g_xhat: array<f32>;
 
-const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
-
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] += partial[lid + s]; }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-
 fn input(i: u32) -> f32 {
     if (params.has_residual != 0u) { return x[i] + residual[i]; }
     return x[i];
@@ -50,16 +36,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     if (row >= params.rows) { return; }
     let base = row * params.hidden;
     let n = f32(params.hidden);
-
-    var s = 0.0;
-    for (var d = lid; d < params.hidden; d += WG) { s += input(base + d); }
-    let mean = workgroup_sum(s, lid) / n;
-    var v = 0.0;
-    for (var d = lid; d < params.hidden; d += WG) {
-        let c = input(base + d) - mean;
-        v = fma(c, c, v);
-    }
-    let inv_std = inverseSqrt(workgroup_sum(v, lid) / n + params.eps);
+    let stats = row_stats(base, params.hidden, params.eps, lid);
+    let mean = stats.x;
+    let inv_std = stats.y;
 
     var sum_dxhat = 0.0;
     var sum_dxhat_xhat = 0.0;

@@ -55,6 +55,9 @@ pub fn layernorm_backward_cpu(input: &[f32], gamma: &[f32], dy: &[f32], hidden: 
     (dx, dgamma, dbeta)
 }
 
+/// A row's mean and 1/std, shared by the forward and backward shaders (prepended to both).
+const ROWS_WGSL: &str = include_str!("../../shaders/layernorm_rows.wgsl");
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -70,7 +73,7 @@ pub struct LayerNormKernel {
 
 impl LayerNormKernel {
     pub fn new(ctx: &GpuContext) -> Self {
-        LayerNormKernel { pipeline: ctx.pipeline("layernorm", include_str!("../../shaders/layernorm.wgsl")) }
+        LayerNormKernel { pipeline: ctx.pipeline("layernorm", &[ROWS_WGSL, include_str!("../../shaders/layernorm.wgsl")].concat()) }
     }
 
     /// `gamma_beta` are the norm's two weight buffers.
@@ -122,7 +125,7 @@ pub struct LayerNormBackwardKernel {
 
 impl LayerNormBackwardKernel {
     pub fn new(ctx: &GpuContext) -> Self {
-        let src = [DROPOUT_WGSL, include_str!("../../shaders/layernorm_backward.wgsl")].concat();
+        let src = [DROPOUT_WGSL, ROWS_WGSL, include_str!("../../shaders/layernorm_backward.wgsl")].concat();
         LayerNormBackwardKernel { pipeline: ctx.pipeline("layernorm_backward", &src) }
     }
 
