@@ -37,32 +37,8 @@ const WG: u32 = 64u;
 // The longest sequence this kernel handles (BERT's 512 positions).
 const MAX_SEQ: u32 = 512u;
 
+// (workgroup_sum, workgroup_max: workgroup_reduce.wgsl)
 var<workgroup> scores: array<f32, MAX_SEQ>;
-var<workgroup> partial: array<f32, WG>;
-
-fn workgroup_max(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] = max(partial[lid], partial[lid + s]); }
-        workgroupBarrier();
-    }
-    let r = partial[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] += partial[lid + s]; }
-        workgroupBarrier();
-    }
-    let r = partial[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -5,20 +5,8 @@
 // large mean), biased as PyTorch's.
 
 const WG: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
 
-fn workgroup_sum(v: f32, lid: u32) -> f32 {
-    partial[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) { partial[lid] += partial[lid + s]; }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-
+// (workgroup_sum: workgroup_reduce.wgsl)
 // (mean, 1/sqrt(variance + eps)) of input(base .. base + hidden).
 fn row_stats(base: u32, hidden: u32, eps: f32, lid: u32) -> vec2<f32> {
     let n = f32(hidden);

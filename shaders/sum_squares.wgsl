@@ -13,7 +13,6 @@ struct Params {
 
 const WG: u32 = 256u;
 const PER: u32 = 16u;
-var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
@@ -28,11 +27,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         let i = base + k * WG + lid;
         if (i < p.len) { s = fma(x[i], x[i], s); }
     }
-    partial[lid] = s;
-    workgroupBarrier();
-    for (var h = WG / 2u; h > 0u; h >>= 1u) {
-        if (lid < h) { partial[lid] += partial[lid + h]; }
-        workgroupBarrier();
-    }
-    if (lid == 0u) { partials[p.offset + g] = partial[0]; }
+    let total = workgroup_sum(s, lid);
+    if (lid == 0u) { partials[p.offset + g] = total; }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use crate::gpu::{grid, Dispatch, GpuContext};
 use crate::kernels::dropout::{Mask, DROPOUT_WGSL};
+use crate::kernels::WORKGROUP_REDUCE_WGSL;
 
 /// The shape of one attention call.
 #[derive(Debug, Clone, Copy)]
@@ -164,7 +165,9 @@ impl AttentionProbsKernel {
     pub const MAX_SEQ: usize = 512;
 
     pub fn new(ctx: &GpuContext) -> Self {
-        AttentionProbsKernel { pipeline: ctx.pipeline("attention", include_str!("../../shaders/attention.wgsl")) }
+        AttentionProbsKernel {
+            pipeline: ctx.pipeline("attention", &[WORKGROUP_REDUCE_WGSL, include_str!("../../shaders/attention.wgsl")].concat()),
+        }
     }
 
     /// The uniform naming the rows whose probabilities are written; its
@@ -318,9 +321,10 @@ pub struct AttentionTrainingKernels {
 impl AttentionTrainingKernels {
     pub fn new(ctx: &GpuContext) -> Self {
         let with_hash = |src: &str| [DROPOUT_WGSL, src].concat();
+        let by_query = [DROPOUT_WGSL, WORKGROUP_REDUCE_WGSL, include_str!("../../shaders/attention_backward_query.wgsl")].concat();
         AttentionTrainingKernels {
             context: ctx.pipeline("attention_context", &with_hash(include_str!("../../shaders/attention_context.wgsl"))),
-            by_query: ctx.pipeline("attention_backward_query", &with_hash(include_str!("../../shaders/attention_backward_query.wgsl"))),
+            by_query: ctx.pipeline("attention_backward_query", &by_query),
             by_key: ctx.pipeline("attention_backward_key", &with_hash(include_str!("../../shaders/attention_backward_key.wgsl"))),
         }
     }

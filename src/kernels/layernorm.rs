@@ -2,6 +2,7 @@
 
 use crate::gpu::{grid, Dispatch, GpuContext};
 use crate::kernels::dropout::{Mask, DROPOUT_WGSL};
+use crate::kernels::WORKGROUP_REDUCE_WGSL;
 use crate::weights::LayerNorm;
 
 /// CPU reference: normalises each `hidden`-wide row of `x + residual`
@@ -73,7 +74,9 @@ pub struct LayerNormKernel {
 
 impl LayerNormKernel {
     pub fn new(ctx: &GpuContext) -> Self {
-        LayerNormKernel { pipeline: ctx.pipeline("layernorm", &[ROWS_WGSL, include_str!("../../shaders/layernorm.wgsl")].concat()) }
+        LayerNormKernel {
+            pipeline: ctx.pipeline("layernorm", &[WORKGROUP_REDUCE_WGSL, ROWS_WGSL, include_str!("../../shaders/layernorm.wgsl")].concat()),
+        }
     }
 
     /// `gamma_beta` are the norm's two weight buffers.
@@ -125,7 +128,7 @@ pub struct LayerNormBackwardKernel {
 
 impl LayerNormBackwardKernel {
     pub fn new(ctx: &GpuContext) -> Self {
-        let src = [DROPOUT_WGSL, ROWS_WGSL, include_str!("../../shaders/layernorm_backward.wgsl")].concat();
+        let src = [DROPOUT_WGSL, WORKGROUP_REDUCE_WGSL, ROWS_WGSL, include_str!("../../shaders/layernorm_backward.wgsl")].concat();
         LayerNormBackwardKernel { pipeline: ctx.pipeline("layernorm_backward", &src) }
     }
 

@@ -14,3 +14,7 @@ pub mod linear;
 pub mod matmul;
 pub mod relu_backward;
 pub mod sum_squares;
+
+/// Workgroup-wide sum and max (shaders/workgroup_reduce.wgsl), prepended to
+/// the shaders that reduce across a workgroup; each defines its own `WG`.
+pub const WORKGROUP_REDUCE_WGSL: &str = include_str!("../../shaders/workgroup_reduce.wgsl");

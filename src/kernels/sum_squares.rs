@@ -2,6 +2,7 @@
 //! each workgroup sums its block, the host adds the blocks in f64.
 
 use crate::gpu::{grid, Dispatch, GpuContext};
+use crate::kernels::WORKGROUP_REDUCE_WGSL;
 
 /// CPU reference: Σ x², in f64.
 pub fn sum_squares_cpu(x: &[f32]) -> f64 {
@@ -25,7 +26,9 @@ impl SumSquaresKernel {
     const BLOCK: usize = 256 * 16;
 
     pub fn new(ctx: &GpuContext) -> Self {
-        SumSquaresKernel { pipeline: ctx.pipeline("sum_squares", include_str!("../../shaders/sum_squares.wgsl")) }
+        SumSquaresKernel {
+            pipeline: ctx.pipeline("sum_squares", &[WORKGROUP_REDUCE_WGSL, include_str!("../../shaders/sum_squares.wgsl")].concat()),
+        }
     }
 
     /// How many partial sums `len` elements make.
