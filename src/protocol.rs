@@ -156,8 +156,10 @@ pub enum RunEvent {
         losses: Vec<f32>,
         metrics: Vec<Metrics>,
     },
-    Step {
-        loss: f32,
+    /// The losses of the steps since the last event, in order (a head's steps
+    /// come thousands a second: one message per step would flood the page).
+    Steps {
+        losses: Vec<f32>,
     },
     Epoch {
         metrics: Metrics,

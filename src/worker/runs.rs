@@ -393,11 +393,19 @@ async fn run(mut training: Trainer, mut stored: Stored, engine: SharedEngine, co
     // the worker also answers the explorer: let its requests in every few milliseconds
     // (a head's steps take microseconds, a step of BERT's layers seconds)
     let mut last_yield = web_time::Instant::now();
+    let mut losses = Vec::new();
+    // the steps' losses go out with the next yield or before any other event
+    let flush = |losses: &mut Vec<f32>| {
+        if !losses.is_empty() {
+            sink(RunEvent::Steps { losses: std::mem::take(losses) });
+        }
+    };
     let end = loop {
         if controls.stop.get() {
             break RunEvent::Stopped(None);
         }
         if let Some(reason) = controls.pause.get() {
+            flush(&mut losses);
             let saved = save(&mut training, &mut stored, &sink).await;
             training.publish().await;
             // a model change lets a saved run go (its engine with it); otherwise it waits in memory
@@ -410,8 +418,9 @@ async fn run(mut training: Trainer, mut stored: Stored, engine: SharedEngine, co
             return;
         }
         match training.advance().await {
-            Ok(Event::Step { loss, .. }) => sink(RunEvent::Step { loss }),
+            Ok(Event::Step { loss, .. }) => losses.push(loss),
             Ok(Event::Epoch { metrics, .. }) => {
+                flush(&mut losses);
                 sink(RunEvent::Epoch { metrics });
                 save(&mut training, &mut stored, &sink).await;
             }
@@ -419,10 +428,12 @@ async fn run(mut training: Trainer, mut stored: Stored, engine: SharedEngine, co
             Err(e) => break RunEvent::Failed(e.to_string()),
         }
         if last_yield.elapsed().as_millis() >= 20 {
+            flush(&mut losses);
             yield_now().await;
             last_yield = web_time::Instant::now();
         }
     };
+    flush(&mut losses);
     let how = match end {
         RunEvent::Done => RunEnd::Done,
         RunEvent::Stopped(_) => RunEnd::Stopped,

@@ -136,9 +136,12 @@ test('a run keeps its model; heads and saved runs refuse another; runs resume on
   await waitForModel(page, 'tiny/bert');
   await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
   await page.selectOption('[data-testid=train-layers]', '0');
-  await setParam(page, 'train-limit', 64);
+  // every pair, 1000 epochs (the most the page takes) of one-pair steps through the widest MLP head
+  // (milliseconds a step): 240 000 steps, so the run is still training when the model changes and when
+  // Stop comes after the reload, on a fast machine or a loaded one
+  await setParam(page, 'train-limit', 240);
+  await setParam(page, 'mlp', 4096);
   await setParam(page, 'lr', '0.01');
-  // long enough that it is still training when the model changes, and when Stop comes after the reload
   await setParam(page, 'epochs', 1000);
   await setParam(page, 'train-bs', 1);
   await page.selectOption('[data-testid=head-input]', 'pair');
@@ -149,7 +152,7 @@ test('a run keeps its model; heads and saved runs refuse another; runs resume on
   await status(page, /^Paused: another model was loaded\. The run is saved; load tiny\/bert again/);
   const lossesA = await losses(page);
   const stepsA = lossesA.length;
-  assert.ok(stepsA >= 6 && stepsA < 64000, `A paused at step ${stepsA}`);
+  assert.ok(stepsA >= 6 && stepsA < 240000, `A paused at step ${stepsA}`);
   // "Try it" with A's head on the other model: refused, both models named
   await page.click('[data-testid=try]');
   await waitForText(page, 'try-answer', /this head was made with tiny\/bert .*the loaded model is tiny\/other/);
@@ -168,6 +171,8 @@ test('a run keeps its model; heads and saved runs refuse another; runs resume on
   await waitForText(page, 'try-answer', /^(paraphrase|not a paraphrase) · P\(paraphrase\) = /);
 
   // run B with other settings while A is paused: A stays saved as its own run
+  await setParam(page, 'train-limit', 64);
+  await setParam(page, 'mlp', 0);
   await setParam(page, 'epochs', 2);
   await setParam(page, 'train-bs', 16);
   await page.selectOption('[data-testid=head-input]', 'cls');
@@ -180,7 +185,7 @@ test('a run keeps its model; heads and saved runs refuse another; runs resume on
   const runs = page.locator('[data-testid=saved-run]');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=saved-run]').length === 2, null, { timeout: LONG });
   assert.match(await runs.nth(0).textContent(), /Linear head on cls .* step 8 of 8 .*done/);
-  assert.match(await runs.nth(1).textContent(), new RegExp(`Linear head on pair .* step ${stepsA} of 64000 .*resumable`));
+  assert.match(await runs.nth(1).textContent(), new RegExp(`MLP head on pair .* step ${stepsA} of 240000 .*resumable`));
   await runs.nth(1).locator('[data-testid=resume-run]').click();
   await page.waitForFunction((n) => JSON.parse(document.querySelector('[data-testid=loss-curve]').dataset.losses || '[]').length >= n, stepsA + 8, { timeout: LONG });
   assert.deepEqual((await losses(page)).slice(0, stepsA), lossesA, 'A continues its own history');
@@ -188,7 +193,7 @@ test('a run keeps its model; heads and saved runs refuse another; runs resume on
   // Stop ends it; it is listed as stopped
   await page.click('[data-testid=stop]');
   await status(page, /^Stopped\.$/);
-  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=saved-run]')].some((r) => /step \d+ of 64000 .*stopped/.test(r.textContent)), null, { timeout: LONG });
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=saved-run]')].some((r) => /step \d+ of 240000 .*stopped/.test(r.textContent)), null, { timeout: LONG });
   // invalid settings say why inline and hold Start until fixed (a diverging rate is
   // stopped by the engine too: tests/training.rs, tests/finetune_cli.rs)
   for (const [id, value, why] of [['lr', '1000', /learning_rate: a number in \(0, 1\]/], ['lr', 'abc', /learning_rate: a number/],

@@ -71,14 +71,19 @@ pub struct Ft {
     pub invalid: RwSignal<BTreeMap<&'static str, String>>,
     /// Milliseconds per pair forward and the backend, measured when the model loads.
     pub speed: RwSignal<Option<(f64, String)>>,
-    /// Losses received since the last frame: a head can take thousands of
-    /// steps a second, and the chart is redrawn once a frame, not once a step.
+    /// Losses received since the chart was last redrawn: a head can take
+    /// thousands of steps a second; the chart is redrawn every
+    /// [`CHART_REFRESH`], whatever the rate (redrawing it costs time linear in
+    /// the steps so far).
     pending_losses: StoredValue<Vec<f32>>,
     /// Steps per second since training (re)started, once a step is done.
     pub steps_per_s: RwSignal<Option<f64>>,
     /// When training (re)started: performance.now() and the steps done then.
     clock: StoredValue<Option<(f64, usize)>>,
 }
+
+/// How often the loss chart takes the steps that came in.
+const CHART_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Milliseconds of the page's monotonic clock.
 fn now_ms() -> f64 {
@@ -133,20 +138,21 @@ impl Ft {
         }
     }
 
-    /// Keeps a step's loss for the next frame.
-    fn queue_loss(self, loss: f32) {
+    /// Keeps steps' losses for the next redraw.
+    fn queue_losses(self, losses: Vec<f32>) {
         let first = self.pending_losses.try_update_value(|p| {
-            p.push(loss);
-            p.len() == 1
+            let was_empty = p.is_empty();
+            p.extend(losses);
+            was_empty
         });
         if first == Some(true) {
-            request_animation_frame(move || self.flush_losses());
+            set_timeout(move || self.flush_losses(), CHART_REFRESH);
         }
     }
 
     fn apply(self, event: RunEvent) {
         // every other event comes after the steps before it
-        if !matches!(event, RunEvent::Step { .. }) {
+        if !matches!(event, RunEvent::Steps { .. }) {
             self.flush_losses();
         }
         match event {
@@ -161,7 +167,7 @@ impl Ft {
                 self.epochs.set(metrics);
                 self.status.set(Status::Training);
             }
-            RunEvent::Step { loss } => self.queue_loss(loss),
+            RunEvent::Steps { losses } => self.queue_losses(losses),
             RunEvent::Epoch { metrics } => self.epochs.update(|e| e.push(metrics)),
             RunEvent::Saved { step, total } => {
                 self.save_state.set(Some(SaveState::Saved { step, total }));
