@@ -3,6 +3,9 @@
 //! asynchronously; natively `pollster::block_on` drives it.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 
 use web_time::Instant;
 
@@ -96,12 +99,28 @@ enum Backend {
     Cpu(Box<FastCpuEncoder>),
 }
 
+/// A forward started elsewhere; it yields that part's outputs.
+pub type PartForward = Pin<Box<dyn Future<Output = Result<Outputs>>>>;
+
+/// Other threads that each hold a model on the CPU path (the tab's helper
+/// workers; natively rayon spreads the work instead): a CPU forward splits
+/// its rows between them and itself.
+pub trait ForwardHelpers {
+    /// How many helpers hold `model` now.
+    fn ready(&self, model: &ModelIdentity) -> usize;
+    /// Starts `batch` on helper `i` (of those [`ForwardHelpers::ready`]
+    /// counts) before returning; a helper that fails or holds another model
+    /// by then answers an error, and its rows run here instead.
+    fn start(&self, i: usize, model: &ModelIdentity, batch: Batch, attentions: AttentionRequest) -> PartForward;
+}
+
 pub struct Engine {
     pub config: BertConfig,
     identity: ModelIdentity,
     tokenizer: Option<BertTokenizer>,
     backend: Backend,
     info: BackendInfo,
+    helpers: Option<Rc<dyn ForwardHelpers>>,
 }
 
 impl Engine {
@@ -137,7 +156,7 @@ impl Engine {
             }
             BackendChoice::Auto => Self::auto(gpu, weights).await,
         };
-        Ok(Engine { config, identity, tokenizer, backend, info })
+        Ok(Engine { config, identity, tokenizer, backend, info, helpers: None })
     }
 
     /// `auto`: a hardware GPU; on a software adapter the faster of it and the
@@ -205,6 +224,27 @@ impl Engine {
         &self.info
     }
 
+    /// Lets CPU forwards split their rows with `helpers`.
+    pub fn set_helpers(&mut self, helpers: Rc<dyn ForwardHelpers>) {
+        self.helpers = Some(helpers);
+    }
+
+    /// The threads a CPU forward runs on now (rayon's natively, plus the
+    /// helpers holding this model); `None` on the GPU.
+    pub fn cpu_threads(&self) -> Option<usize> {
+        let helpers = self.helpers.as_ref().map_or(0, |h| h.ready(&self.identity));
+        matches!(self.backend, Backend::Cpu(_)).then(|| FastCpuEncoder::threads() + helpers)
+    }
+
+    /// The backend in words, with the threads of the CPU path.
+    pub fn describe_backend(&self) -> String {
+        match self.cpu_threads() {
+            Some(1) => format!("{} · 1 thread", self.info),
+            Some(n) => format!("{} · {n} threads", self.info),
+            None => self.info.to_string(),
+        }
+    }
+
     /// The GPU device, when the GPU path runs.
     pub fn gpu_context(&self) -> Option<&GpuContext> {
         match &self.backend {
@@ -244,10 +284,48 @@ impl Engine {
             }
         }
         match &mut self.backend {
-            Backend::Cpu(cpu) => Ok(cpu.forward(batch, attentions)),
+            Backend::Cpu(cpu) => match &self.helpers {
+                Some(helpers) if helpers.ready(&self.identity) > 0 && batch.batch_size > 1 => {
+                    split_forward(cpu, helpers.as_ref(), &self.identity, batch, attentions).await
+                }
+                _ => Ok(cpu.forward(batch, attentions)),
+            },
             Backend::Gpu(gpu, _) => gpu.forward(batch, attentions).await,
         }
     }
+}
+
+/// Row chunks of a batch as even as they come, at most `parts`, none empty.
+fn row_parts(rows: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, rows.max(1));
+    (0..parts).map(|p| p * rows / parts..(p + 1) * rows / parts).collect()
+}
+
+/// One forward with its rows split between this thread and the ready
+/// helpers: the helpers' parts are sent first, this thread runs the first
+/// part meanwhile, and a part a helper could not run runs here after.
+async fn split_forward(
+    cpu: &FastCpuEncoder,
+    helpers: &dyn ForwardHelpers,
+    model: &ModelIdentity,
+    batch: &Batch,
+    attentions: AttentionRequest,
+) -> Result<Outputs> {
+    let parts = row_parts(batch.batch_size, 1 + helpers.ready(model));
+    let started: Vec<PartForward> = parts[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, rows)| helpers.start(i, model, batch.rows(rows.clone()), attentions.within(rows.clone())))
+        .collect();
+    let run_here = |rows: &std::ops::Range<usize>| cpu.forward(&batch.rows(rows.clone()), attentions.within(rows.clone()));
+    let mut outputs = vec![run_here(&parts[0])];
+    for (rows, part) in parts[1..].iter().zip(started) {
+        outputs.push(match part.await {
+            Ok(out) if (out.batch, out.seq, out.hidden) == (rows.len(), batch.seq_len, cpu.hidden()) => out,
+            _ => run_here(rows),
+        });
+    }
+    Outputs::concat(outputs).ok_or_else(|| Error::Input("empty batch".into()))
 }
 
 /// Ids out of the tables' range would read garbage on the GPU and panic on the CPU.

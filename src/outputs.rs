@@ -2,7 +2,7 @@
 //! PyTorch-style printing of tensors.
 
 /// Results of one forward pass over a batch of `batch × seq` tokens.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Outputs {
     pub batch: usize,
     pub seq: usize,
@@ -18,7 +18,7 @@ pub struct Outputs {
 
 /// Which rows' attention probabilities a forward pass keeps: every row's
 /// take B·L·H·S² floats, so the explorer asks for the one it shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum AttentionRequest {
     #[default]
     None,
@@ -35,10 +35,19 @@ impl AttentionRequest {
             AttentionRequest::All => Some(0..batch),
         }
     }
+
+    /// The request for rows `part` of the batch run as a batch of their own.
+    pub fn within(self, part: std::ops::Range<usize>) -> AttentionRequest {
+        match self {
+            AttentionRequest::Row(r) if part.contains(&r) => AttentionRequest::Row(r - part.start),
+            AttentionRequest::Row(_) => AttentionRequest::None,
+            other => other,
+        }
+    }
 }
 
 /// `[rows, layers, heads, seq, seq]` attention probabilities of the batch rows `rows`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Attentions {
     pub rows: std::ops::Range<usize>,
     pub layers: usize,

@@ -11,7 +11,8 @@ use crate::engine::BackendChoice;
 use crate::finetune::{Metrics, TrainConfig};
 use crate::glue::Example;
 use crate::model::{ModelFiles, ModelIdentity};
-use crate::outputs::Pooling;
+use crate::outputs::{AttentionRequest, Outputs, Pooling};
+use crate::tokenize::Batch;
 
 /// What the page shows about the loaded model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -246,6 +247,17 @@ pub enum Request {
         seq: usize,
         min_ms: f64,
     },
+    /// To a helper worker (the engine worker asks): hold this model on the
+    /// CPU path to run parts of the engine's forwards.
+    LoadPart {
+        files: ModelFiles,
+    },
+    /// To a helper worker: a forward of these rows, on `model` only.
+    ForwardPart {
+        model: ModelIdentity,
+        batch: Batch,
+        attentions: AttentionRequest,
+    },
 }
 
 /// The engine worker's answer to one [`Request`].
@@ -278,6 +290,8 @@ pub enum Reply {
         ms: f64,
         backend: String,
     },
+    /// A helper's part of a forward.
+    ForwardedPart(Outputs),
     Ok,
 }
 
@@ -302,6 +316,12 @@ pub enum FromWorker {
         reply: Reply,
     },
     Run(RunEvent),
+    /// The loaded model's CPU path gained threads (its helper workers joined):
+    /// the backend in words, as the banner shows it.
+    Backend {
+        model: ModelIdentity,
+        backend: String,
+    },
 }
 
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, String> {

@@ -31,7 +31,7 @@ impl From<&str> for Input {
 }
 
 /// Token ids for a batch, padded to its longest row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     pub batch_size: usize,
     pub seq_len: usize,
@@ -79,6 +79,21 @@ impl Batch {
     /// Number of real (unpadded) tokens in row `r`.
     pub fn len_of(&self, r: usize) -> usize {
         self.attention_mask[r * self.seq_len..(r + 1) * self.seq_len].iter().filter(|&&m| m == 1).count()
+    }
+
+    /// Rows `rows` as a batch of their own, padded as they are here (so each
+    /// row computes exactly what it computes in the whole batch).
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        let cells = rows.start * self.seq_len..rows.end * self.seq_len;
+        Batch {
+            batch_size: rows.len(),
+            seq_len: self.seq_len,
+            input_ids: self.input_ids[cells.clone()].to_vec(),
+            token_type_ids: self.token_type_ids[cells.clone()].to_vec(),
+            attention_mask: self.attention_mask[cells].to_vec(),
+            tokens: self.tokens[rows.clone()].to_vec(),
+            truncated: self.truncated[rows].to_vec(),
+        }
     }
 }
 

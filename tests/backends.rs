@@ -1,13 +1,18 @@
 //! Backend choice and the GPU path's limits: `auto` on a software adapter,
-//! its fallback to the CPU path, batches split past the binding limit, and
-//! sequences the GPU attention kernel refuses.
+//! its fallback to the CPU path, batches split past the binding limit,
+//! sequences the GPU attention kernel refuses, and CPU forwards split between
+//! helpers (the tab's helper workers).
 
 mod common;
 
 use bertlab::config::BertConfig;
-use bertlab::engine::{BackendInfo, CpuReason, GpuReason};
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bertlab::engine::{BackendInfo, CpuReason, ForwardHelpers, GpuReason, PartForward};
+use bertlab::fast_cpu::FastCpuEncoder;
 use bertlab::weights::BertWeights;
-use bertlab::{AttentionRequest, BackendChoice, Batch, EmbedOptions, Engine, Input, Model};
+use bertlab::{AttentionRequest, BackendChoice, Batch, EmbedOptions, Engine, Input, Model, ModelIdentity};
 use common::{assert_close, gpu, tiny_dir};
 
 #[test]
@@ -107,4 +112,83 @@ fn more_than_512_tokens_run_on_the_gpu_path_but_their_attention_probabilities_ar
     assert!(e.contains("attention probabilities of 520 tokens exceed the GPU kernel's 512 (use the CPU backend for them)"), "{e}");
     let out = pollster::block_on(cpu.forward(&batch, AttentionRequest::All)).unwrap();
     assert!(out.attentions.is_some());
+}
+
+/// Helpers in this thread: each runs its part at once on its own encoder of
+/// `held`'s weights; helper `failing` answers an error.
+struct LocalHelpers {
+    held: ModelIdentity,
+    encoders: Vec<FastCpuEncoder>,
+    failing: Option<usize>,
+    rows_run: Cell<usize>,
+}
+
+impl ForwardHelpers for LocalHelpers {
+    fn ready(&self, model: &ModelIdentity) -> usize {
+        if model.same_model(&self.held) {
+            self.encoders.len()
+        } else {
+            0
+        }
+    }
+
+    fn start(&self, i: usize, _: &ModelIdentity, batch: Batch, attentions: AttentionRequest) -> PartForward {
+        let out = if self.failing == Some(i) {
+            Err(bertlab::Error::Input("this helper stopped".into()))
+        } else {
+            self.rows_run.set(self.rows_run.get() + batch.batch_size);
+            Ok(self.encoders[i].forward(&batch, attentions))
+        };
+        Box::pin(async move { out })
+    }
+}
+
+#[test]
+fn a_cpu_forward_split_between_helpers_equals_the_whole_forward() {
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    // five rows of different lengths (padding inside every part)
+    let inputs: Vec<Input> = ["a", "the time of day", "b c", "where we are and what we do here", "x y z w"].map(Input::from).to_vec();
+    let batch = model.tokenizer.encode_batch(&inputs).unwrap();
+    let w = model.weights.clone();
+    let mut whole = pollster::block_on(Engine::with_weights("tiny", w.clone(), None, BackendChoice::Cpu)).unwrap();
+    let identity = whole.identity().clone();
+    let other = ModelIdentity { fingerprint: "another model".into(), ..identity.clone() };
+    for (helpers, held, failing, runs_elsewhere) in
+        [(1, &identity, None, 3), (2, &identity, None, 4), (4, &identity, None, 4), (2, &identity, Some(0), 2), (2, &other, None, 0)]
+    {
+        let local = Rc::new(LocalHelpers {
+            held: held.clone(),
+            encoders: (0..helpers).map(|_| FastCpuEncoder::new(&w)).collect(),
+            failing,
+            rows_run: Cell::new(0),
+        });
+        let mut split = pollster::block_on(Engine::with_weights("tiny", w.clone(), None, BackendChoice::Cpu)).unwrap();
+        split.set_helpers(local.clone());
+        let threads = FastCpuEncoder::threads() + if held.same_model(&identity) { helpers } else { 0 };
+        assert_eq!(split.cpu_threads(), Some(threads));
+        assert!(split.describe_backend().ends_with(&format!("· {threads} thread{}", if threads == 1 { "" } else { "s" })));
+        for request in
+            [AttentionRequest::None, AttentionRequest::Row(0), AttentionRequest::Row(3), AttentionRequest::Row(4), AttentionRequest::All]
+        {
+            local.rows_run.set(0);
+            let a = pollster::block_on(whole.forward(&batch, request)).unwrap();
+            let b = pollster::block_on(split.forward(&batch, request)).unwrap();
+            let what = format!("{helpers} helpers (failing {failing:?}), {request:?}");
+            assert_eq!((b.batch, b.seq, b.hidden), (a.batch, a.seq, a.hidden), "{what}");
+            assert_close(&what, &b.last_hidden_state, &a.last_hidden_state, 1e-5);
+            assert_close(&what, b.pooler_output.as_deref().unwrap(), a.pooler_output.as_deref().unwrap(), 1e-5);
+            assert_eq!(b.attentions.as_ref().map(|x| x.rows.clone()), a.attentions.as_ref().map(|x| x.rows.clone()), "{what}");
+            if let (Some(x), Some(y)) = (&a.attentions, &b.attentions) {
+                assert_close(&what, &y.probs, &x.probs, 1e-5);
+            }
+            assert_eq!(local.rows_run.get(), runs_elsewhere, "rows the helpers ran: {what}");
+        }
+    }
+    // one row runs where it is
+    let one = model.tokenizer.encode_batch(&[Input::from("alone")]).unwrap();
+    let local = Rc::new(LocalHelpers { held: identity, encoders: vec![FastCpuEncoder::new(&w)], failing: None, rows_run: Cell::new(0) });
+    let mut split = pollster::block_on(Engine::with_weights("tiny", w, None, BackendChoice::Cpu)).unwrap();
+    split.set_helpers(local.clone());
+    pollster::block_on(split.forward(&one, AttentionRequest::All)).unwrap();
+    assert_eq!(local.rows_run.get(), 0);
 }

@@ -2,6 +2,8 @@
 //! whichever global scope they run (a window or a worker): errors, timers,
 //! URLs, and storage.
 
+#[cfg(feature = "web")]
+pub mod engine_worker;
 pub mod storage;
 
 use js_sys::{Function, Reflect};

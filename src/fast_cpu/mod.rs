@@ -68,6 +68,10 @@ impl FastCpuEncoder {
         }
     }
 
+    pub fn hidden(&self) -> usize {
+        self.config.hidden_size
+    }
+
     /// The threads the backend spreads its work over.
     pub fn threads() -> usize {
         rayon::current_num_threads()

@@ -50,8 +50,17 @@ impl LoaderState {
             Some("gpu") => BackendChoice::Gpu,
             _ => BackendChoice::Auto,
         };
+        let info: RwSignal<Option<ModelInfo>> = RwSignal::new(None);
+        // helper workers join after the load: the banner says how many threads run now
+        client::on_backend(move |model, backend| {
+            info.update(|i| {
+                if let Some(i) = i.as_mut().filter(|i| i.identity.same_model(&model)) {
+                    i.backend = backend;
+                }
+            })
+        });
         LoaderState {
-            info: RwSignal::new(None),
+            info,
             version: RwSignal::new(0),
             state: RwSignal::new(LoadState::Idle),
             progress: RwSignal::new(Vec::new()),

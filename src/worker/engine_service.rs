@@ -6,7 +6,7 @@
 //! take their own handle on the engine (`runs`), so loading another model
 //! never changes what a run computes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use bertlab::classifier::backprop::forward;
@@ -20,8 +20,11 @@ use bertlab::glue::Example;
 use bertlab::head::softmax_rows;
 use bertlab::protocol::{Exploration, ExportedFile, ModelInfo, Reply, SentenceView, MAX_SENTENCES};
 use bertlab::tokenize::BertTokenizer;
-use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, Pooling};
+use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, ModelIdentity, Pooling};
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use futures_util::lock::Mutex;
+
+use crate::helpers;
 
 /// The loaded engine, shared with the run that uses it.
 pub type SharedEngine = Rc<Mutex<Engine>>;
@@ -41,14 +44,33 @@ enum Trained {
     Model(Rc<TunedModel>),
 }
 
+/// The loaded model's helper workers: started on the engine's first use
+/// after the load (so they never slow the first embedding on a machine with
+/// few cores); `joined` is done once they have joined it (or failed to).
+struct Helpers {
+    joined: Shared<LocalBoxFuture<'static, ()>>,
+    started: Cell<bool>,
+}
+
 thread_local! {
     static ENGINE: RefCell<Option<(SharedEngine, Rc<ModelFiles>)>> = const { RefCell::new(None) };
+    static HELPERS: RefCell<Option<Rc<Helpers>>> = const { RefCell::new(None) };
     static TRAINED: RefCell<Option<Trained>> = const { RefCell::new(None) };
 }
 
-/// The loaded engine, if any.
+/// The loaded engine, if any (its helper workers start now if they have not).
 pub fn engine() -> Result<SharedEngine, String> {
+    joining_helpers();
     loaded().map(|(e, _)| e)
+}
+
+/// Starts the loaded model's helper workers if they have not started; done when they have joined.
+fn joining_helpers() -> Option<Shared<LocalBoxFuture<'static, ()>>> {
+    let helpers = HELPERS.with(|h| h.borrow().clone())?;
+    if !helpers.started.replace(true) {
+        wasm_bindgen_futures::spawn_local(helpers.joined.clone());
+    }
+    Some(helpers.joined.clone())
 }
 
 /// The loaded engine and the files it was loaded from.
@@ -59,13 +81,42 @@ pub fn loaded() -> Result<(SharedEngine, Rc<ModelFiles>), String> {
 /// Parses, checks and uploads a model; replaces the current one on success
 /// (a failed load keeps the model that was there). The error keeps its
 /// kind: only a corrupt model is worth deleting from the cache.
-pub async fn load(files: ModelFiles, backend: BackendChoice) -> Result<ModelInfo, Error> {
+///
+/// On the CPU path, helper workers load the model too, from the engine's
+/// first use on, and join its forwards when ready; `on_backend` then hears
+/// the backend's new words.
+pub async fn load(
+    files: ModelFiles,
+    backend: BackendChoice,
+    on_backend: impl Fn(ModelIdentity, String) + 'static,
+) -> Result<ModelInfo, Error> {
     let model = Model::from_files(&files)?;
     let engine = Engine::new(model, backend).await?;
+    let on_cpu = engine.cpu_threads().is_some();
+    let info = model_info(&engine);
+    let engine = Rc::new(Mutex::new(engine));
     // the weights' bytes are kept for runs that fine-tune BERT itself; the rest is small
     let files = Rc::new(files);
+    let helpers = on_cpu.then(|| {
+        let (engine, files) = (engine.clone(), files.clone());
+        let joined = async move {
+            if let Some(h) = helpers::start(&files).await {
+                let mut engine = engine.lock().await;
+                engine.set_helpers(h);
+                on_backend(engine.identity().clone(), engine.describe_backend());
+            }
+        };
+        Rc::new(Helpers { joined: joined.boxed_local().shared(), started: Cell::new(false) })
+    });
+    ENGINE.with(|e| *e.borrow_mut() = Some((engine, files)));
+    HELPERS.with(|h| *h.borrow_mut() = helpers);
+    Ok(info)
+}
+
+/// What the page shows about a loaded model.
+pub fn model_info(engine: &Engine) -> ModelInfo {
     let c = &engine.config;
-    let info = ModelInfo {
+    ModelInfo {
         identity: engine.identity().clone(),
         layers: c.num_hidden_layers,
         hidden: c.hidden_size,
@@ -73,11 +124,9 @@ pub async fn load(files: ModelFiles, backend: BackendChoice) -> Result<ModelInfo
         intermediate: c.intermediate_size,
         vocab: c.vocab_size,
         max_positions: c.max_position_embeddings,
-        backend: engine.backend().to_string(),
+        backend: engine.describe_backend(),
         on_gpu: engine.gpu_context().is_some(),
-    };
-    ENGINE.with(|e| *e.borrow_mut() = Some((Rc::new(Mutex::new(engine)), files)));
-    Ok(info)
+    }
 }
 
 /// Runs the first [`MAX_SENTENCES`] sentences as one batch, with the
@@ -142,7 +191,7 @@ pub async fn explore(mut texts: Vec<String>, selected: usize) -> Result<Explorat
         layers,
         heads,
         forward_ms,
-        backend: engine.backend().to_string(),
+        backend: engine.describe_backend(),
         max_positions: c.max_position_embeddings,
     })
 }
@@ -150,6 +199,10 @@ pub async fn explore(mut texts: Vec<String>, selected: usize) -> Result<Explorat
 /// Times forwards of `batch × seq` ids (as `bertlab bench` makes them, no
 /// padding) after one warm-up, for at least `min_ms`: ms per forward.
 pub async fn bench(batch: usize, seq: usize, min_ms: f64) -> Result<(f64, String), String> {
+    // timings are of every thread the engine will have
+    if let Some(joined) = joining_helpers() {
+        joined.await;
+    }
     let engine = engine()?;
     let mut engine = engine.lock().await;
     let vocab = engine.config.vocab_size;
@@ -162,7 +215,7 @@ pub async fn bench(batch: usize, seq: usize, min_ms: f64) -> Result<(f64, String
         engine.forward(&batch, AttentionRequest::None).await.map_err(|e| e.to_string())?;
         runs += 1;
     }
-    Ok((start.elapsed().as_secs_f64() * 1e3 / runs as f64, engine.backend().to_string()))
+    Ok((start.elapsed().as_secs_f64() * 1e3 / runs as f64, engine.describe_backend()))
 }
 
 /// Makes `head` the one "Try it" and Export use.

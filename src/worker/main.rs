@@ -6,6 +6,8 @@
 #[cfg(target_arch = "wasm32")]
 mod engine_service;
 #[cfg(target_arch = "wasm32")]
+mod helpers;
+#[cfg(target_arch = "wasm32")]
 mod run_store;
 #[cfg(target_arch = "wasm32")]
 mod runs;
@@ -21,7 +23,7 @@ mod worker {
     use wasm_bindgen::JsCast;
     use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-    use crate::{engine_service, run_store, runs};
+    use crate::{engine_service, helpers, run_store, runs};
 
     fn scope() -> DedicatedWorkerGlobalScope {
         js_sys::global().unchecked_into()
@@ -53,13 +55,15 @@ mod worker {
     async fn answer(request: Request) -> Reply {
         let done = |r: Result<(), String>| r.map_or_else(Reply::failed, |_| Reply::Ok);
         match request {
-            Request::Load { files, backend } => match engine_service::load(files, backend).await {
-                Ok(info) => {
-                    runs::model_changed();
-                    Reply::Loaded(info)
+            Request::Load { files, backend } => {
+                match engine_service::load(files, backend, |model, backend| post(&FromWorker::Backend { model, backend })).await {
+                    Ok(info) => {
+                        runs::model_changed();
+                        Reply::Loaded(info)
+                    }
+                    Err(e) => Reply::Failed { message: e.to_string(), corrupt_model: e.is_corrupt_model() },
                 }
-                Err(e) => Reply::Failed { message: e.to_string(), corrupt_model: e.is_corrupt_model() },
-            },
+            }
             Request::Explore { texts, selected } => {
                 engine_service::explore(texts, selected).await.map_or_else(Reply::failed, Reply::Explored)
             }
@@ -86,6 +90,8 @@ mod worker {
             Request::Bench { batch, seq, min_ms } => {
                 engine_service::bench(batch, seq, min_ms).await.map_or_else(Reply::failed, |(ms, backend)| Reply::Benched { ms, backend })
             }
+            Request::LoadPart { files } => helpers::load_part(files).await,
+            Request::ForwardPart { model, batch, attentions } => helpers::forward_part(model, batch, attentions).await,
             Request::DeleteRun { id } => match run_store::delete(&id).await {
                 Ok(()) => saved_runs().await,
                 Err(e) => Reply::failed(e),
