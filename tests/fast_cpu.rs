@@ -1,8 +1,14 @@
 //! The fast CPU backend against the plain CPU reference, piece by piece and
 //! whole, on odd shapes (one row, sizes that are not multiples of 4 or of any
-//! kernel tile, sequence length 1, padding masks).
+//! kernel tile, sequence length 1, padding masks). Natively, and as wasm with
+//! `simd128` (the page's CPU path) under Node: `.ci/test` runs
+//! `cargo test --target wasm32-unknown-unknown --test fast_cpu` with
+//! wasm-bindgen-test-runner.
 
 mod common;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use bertlab::cpu_encoder::forward_cpu;
 use bertlab::fast_cpu::{attention_fast, layernorm_fast, FastCpuEncoder, PackedLinear};
@@ -10,8 +16,8 @@ use bertlab::kernels::attention::{attention_cpu, AttentionShape};
 use bertlab::kernels::layernorm::layernorm_cpu;
 use bertlab::kernels::matmul::{linear_cpu, Epilogue};
 use bertlab::weights::{LayerNorm, Linear};
-use bertlab::{AttentionRequest, Input, Model};
-use common::{assert_close, tiny_dir, values};
+use bertlab::{AttentionRequest, Input, Model, ModelFiles};
+use common::{assert_close, values};
 
 #[test]
 fn packed_linear_matches_the_reference_on_odd_shapes_and_every_epilogue() {
@@ -84,7 +90,16 @@ fn attention_matches_the_reference_with_padding_and_keeps_only_the_rows_asked() 
 
 #[test]
 fn the_whole_forward_matches_the_reference() {
-    let model = Model::from_dir(&tiny_dir()).unwrap();
+    // the tiny model's files built in, so the wasm build (no file system) runs it too
+    let files = ModelFiles {
+        name: "tiny-bert".into(),
+        config_json: Some(include_bytes!("fixtures/tiny-bert/config.json").to_vec()),
+        model_safetensors: Some(include_bytes!("fixtures/tiny-bert/model.safetensors").to_vec()),
+        vocab_txt: Some(include_bytes!("fixtures/tiny-bert/vocab.txt").to_vec()),
+        tokenizer_config_json: Some(include_bytes!("fixtures/tiny-bert/tokenizer_config.json").to_vec()),
+        ..Default::default()
+    };
+    let model = Model::from_files(&files).unwrap();
     let fast = FastCpuEncoder::new(&model.weights);
     let texts = ["Hello, how are you?", "Hi", "The quick brown fox jumps over the lazy dog, twice over."];
     let mut inputs: Vec<Input> = texts.iter().map(|&t| Input::from(t)).collect();

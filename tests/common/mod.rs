@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(not(target_arch = "wasm32"))]
 use bertlab::gpu::GpuContext;
 use serde_json::Value;
 
@@ -34,6 +35,7 @@ pub fn read_json(path: &Path) -> Value {
 }
 
 /// A GPU context; without an adapter this fails (install Mesa's lavapipe: `.ci/setup`).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gpu() -> GpuContext {
     pollster::block_on(GpuContext::new())
         .unwrap_or_else(|e| panic!("{e}: GPU tests need an adapter; `bash .ci/setup` installs Mesa's lavapipe"))
