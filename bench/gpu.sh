@@ -33,7 +33,7 @@ fi
 [ -x "$BIN" ] || cargo build --release --locked --bin bertlab
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
-"$BIN" bench --backends gpu "${SHAPES[@]}" --compare-pytorch "$PY"
+"$BIN" bench --backends gpu "${SHAPES[@]}" --compare-pytorch "$PY" --profile
 echo
 echo "| torch.nn.functional.linear (cuBLAS), TF32 off | m × n × k | ms | GFLOP/s |"
 echo "|---|---|---|---|"

@@ -295,6 +295,18 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// One GPU forward with each kernel timed by the device: (kernel, ms)
+    /// per dispatch, in order; `None` where the adapter has no timestamp queries.
+    pub async fn profile(&mut self, batch: &Batch) -> Result<Option<Vec<(std::sync::Arc<str>, f64)>>> {
+        validate(&self.config, batch)?;
+        match &mut self.backend {
+            Backend::Gpu(gpu, _) => gpu.profile(batch).await,
+            Backend::Cpu(_) => Err(Error::Input("profiles time the GPU's kernels: run on the GPU backend".into())),
+        }
+    }
+}
+
 /// Row chunks of a batch as even as they come, at most `parts`, none empty.
 fn row_parts(rows: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     let parts = parts.clamp(1, rows.max(1));

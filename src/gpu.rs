@@ -3,6 +3,7 @@
 //! one submission, and reading results back (asynchronously: the browser
 //! can only map buffers that way; natively we poll until done).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +22,10 @@ pub struct GpuContext {
     lost: Arc<AtomicBool>,
     /// The first validation/out-of-memory error wgpu reported outside an error scope.
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// Whether the device writes timestamps (for [`Self::profile`]).
+    timestamps: bool,
+    /// Each pipeline's label, so a profile can name what each dispatch ran.
+    labels: Arc<Mutex<HashMap<wgpu::ComputePipeline, Arc<str>>>>,
 }
 
 impl GpuContext {
@@ -55,10 +60,12 @@ impl GpuContext {
             max_buffer_size: have.max_buffer_size,
             ..wgpu::Limits::default()
         };
+        // timestamps only serve `bertlab bench --profile`; asked for where the adapter has them
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("bertlab"),
-                required_features: wgpu::Features::empty(),
+                required_features: if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() },
                 required_limits: limits.clone(),
                 ..Default::default()
             })
@@ -76,7 +83,7 @@ impl GpuContext {
                 *slot = Some(e.to_string());
             }
         }));
-        Ok(GpuContext { device, queue, info, limits, lost, uncaptured })
+        Ok(GpuContext { device, queue, info, limits, lost, uncaptured, timestamps, labels: Default::default() })
     }
 
     /// Lowers the storage-binding limit the encoder plans with (never raises
@@ -177,14 +184,16 @@ impl GpuContext {
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(wgsl.into()) });
-        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: None,
             module: &module,
             entry_point: Some("main"),
             compilation_options: Default::default(),
             cache: None,
-        })
+        });
+        self.labels.lock().unwrap().insert(pipeline.clone(), label.into());
+        pipeline
     }
 
     /// Binds `params` and `buffers` (bindings 0, 1, 2, ...) to `pipeline`.
@@ -205,7 +214,8 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Dispatch { pipeline: pipeline.clone(), bind_group, params, workgroups }
+        let label = self.labels.lock().unwrap().get(pipeline).cloned().unwrap_or_else(|| "unlabelled".into());
+        Dispatch { pipeline: pipeline.clone(), bind_group, params, workgroups, label }
     }
 
     /// Zeroes `buffers` (a step's gradients), in one submission.
@@ -287,6 +297,52 @@ impl GpuContext {
         staging.unmap();
         Ok(result)
     }
+
+    /// Runs `dispatches` once, each in a compute pass of its own with
+    /// timestamps at its start and end, and says what each took: (pipeline
+    /// label, ms) in order. `None` where the device has no timestamp queries.
+    /// A pass per dispatch adds what a pass boundary costs, so the sum runs a
+    /// little over one forward in one pass.
+    pub async fn profile(&self, dispatches: &[Dispatch]) -> Result<Option<Vec<(Arc<str>, f64)>>> {
+        if !self.timestamps {
+            return Ok(None);
+        }
+        let mut times = Vec::with_capacity(dispatches.len());
+        // a query set holds at most 4096 timestamps: two per dispatch
+        for chunk in dispatches.chunks(2048) {
+            let count = 2 * chunk.len() as u32;
+            let set =
+                self.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count });
+            let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile-resolved"),
+                size: count as u64 * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            for (i, d) in chunk.iter().enumerate() {
+                let writes = wgpu::ComputePassTimestampWrites {
+                    query_set: &set,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                };
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: Some(writes) });
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            }
+            encoder.resolve_query_set(&set, 0..count, &resolved, 0);
+            self.queue.submit([encoder.finish()]);
+            // the u64 ticks come back through `run`'s path as pairs of 32-bit words
+            let words = self.run(&[], &[(&resolved, 2 * count as usize)]).await?.remove(0);
+            let ticks: Vec<u64> = words.chunks(2).map(|w| w[0].to_bits() as u64 | (w[1].to_bits() as u64) << 32).collect();
+            let ms_per_tick = self.queue.get_timestamp_period() as f64 / 1e6;
+            for (d, pair) in chunk.iter().zip(ticks.chunks(2)) {
+                times.push((d.label.clone(), pair[1].saturating_sub(pair[0]) as f64 * ms_per_tick));
+            }
+        }
+        Ok(Some(times))
+    }
 }
 
 /// Whether `navigator.gpu` exists (in a window or a worker).
@@ -320,6 +376,8 @@ pub struct Dispatch {
     bind_group: wgpu::BindGroup,
     params: wgpu::Buffer,
     workgroups: [u32; 3],
+    /// The pipeline's label: what a profile calls this dispatch.
+    label: Arc<str>,
 }
 
 /// A 1-D grid of `n` workgroups folded into x and y (x ≤ 65535); the shader

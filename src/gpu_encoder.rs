@@ -3,6 +3,7 @@
 //! recorded into a single submission and replayed while the shape repeats.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
@@ -181,26 +182,22 @@ impl GpuEncoder {
         Outputs::concat(parts).ok_or_else(|| Error::Input("empty batch".into()))
     }
 
+    /// One forward of a batch that fits in one submission, each kernel timed
+    /// in a pass of its own: (kernel, ms) per dispatch, in order; `None`
+    /// where the adapter has no timestamp queries.
+    pub async fn profile(&mut self, batch: &Batch) -> Result<Option<Vec<(Arc<str>, f64)>>> {
+        if self.max_rows(batch.seq_len, AttentionRequest::None) < batch.batch_size {
+            return Err(Error::Input("profile a batch that fits in one submission on this adapter".into()));
+        }
+        let key = self.prepare(batch, 0, batch.batch_size, None)?;
+        self.ctx.profile(&self.plans[&key].dispatches).await
+    }
+
     async fn forward_rows(&mut self, batch: &Batch, start: usize, rows: usize, kept: Option<std::ops::Range<usize>>) -> Result<Outputs> {
         let (s, h) = (batch.seq_len, self.config.hidden_size);
         let kept_count = kept.as_ref().map_or(0, |k| k.len());
-        let key = (rows, s, kept_count);
-        if !self.plans.contains_key(&key) {
-            if self.plans.len() >= MAX_PLANS {
-                self.plans.clear();
-            }
-            let plan = self.build_plan(rows, s, kept_count)?;
-            self.plans.insert(key, plan);
-        }
+        let key = self.prepare(batch, start, rows, kept.clone())?;
         let plan = &self.plans[&key];
-        let span = start * s..(start + rows) * s;
-        let q = &self.ctx.queue;
-        q.write_buffer(&plan.input_ids, 0, bytemuck::cast_slice(&batch.input_ids[span.clone()]));
-        q.write_buffer(&plan.token_type_ids, 0, bytemuck::cast_slice(&batch.token_type_ids[span.clone()]));
-        q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&batch.attention_mask[span]));
-        let first = kept.as_ref().map_or(0, |k| k.start);
-        q.write_buffer(&self.kept, 0, bytemuck::cast_slice(&AttentionProbsKernel::kept_rows(first, kept_count)));
-
         let (l, nh) = (self.config.num_hidden_layers, self.config.num_attention_heads);
         let mut outputs = vec![(&plan.hidden, rows * s * h)];
         if let Some(p) = &plan.pooled {
@@ -218,6 +215,30 @@ impl GpuEncoder {
             _ => None,
         };
         Ok(Outputs { batch: rows, seq: s, hidden: h, last_hidden_state, pooler_output, attentions })
+    }
+
+    /// Readies the plan for `rows` rows from `start` (built on first use of
+    /// its shape) with those rows' ids, types, mask and kept rows; its key.
+    fn prepare(&mut self, batch: &Batch, start: usize, rows: usize, kept: Option<std::ops::Range<usize>>) -> Result<(usize, usize, usize)> {
+        let s = batch.seq_len;
+        let kept_count = kept.as_ref().map_or(0, |k| k.len());
+        let key = (rows, s, kept_count);
+        if !self.plans.contains_key(&key) {
+            if self.plans.len() >= MAX_PLANS {
+                self.plans.clear();
+            }
+            let plan = self.build_plan(rows, s, kept_count)?;
+            self.plans.insert(key, plan);
+        }
+        let plan = &self.plans[&key];
+        let span = start * s..(start + rows) * s;
+        let q = &self.ctx.queue;
+        q.write_buffer(&plan.input_ids, 0, bytemuck::cast_slice(&batch.input_ids[span.clone()]));
+        q.write_buffer(&plan.token_type_ids, 0, bytemuck::cast_slice(&batch.token_type_ids[span.clone()]));
+        q.write_buffer(&plan.mask, 0, bytemuck::cast_slice(&batch.attention_mask[span]));
+        let first = kept.as_ref().map_or(0, |k| k.start);
+        q.write_buffer(&self.kept, 0, bytemuck::cast_slice(&AttentionProbsKernel::kept_rows(first, kept_count)));
+        Ok(key)
     }
 
     fn build_plan(&self, rows: usize, s: usize, kept_count: usize) -> Result<Plan> {

@@ -192,3 +192,30 @@ fn a_cpu_forward_split_between_helpers_equals_the_whole_forward() {
     pollster::block_on(split.forward(&one, AttentionRequest::All)).unwrap();
     assert_eq!(local.rows_run.get(), 0);
 }
+
+#[test]
+fn a_gpu_profile_times_every_dispatch_of_one_forward() {
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let layers = model.config.num_hidden_layers;
+    let batch = model.tokenizer.encode_batch(&[Input::from("a short one"), Input::from("and a longer second sentence")]).unwrap();
+    let mut gpu = pollster::block_on(Engine::with_context("tiny", model.weights.clone(), None, Ok(gpu()), BackendChoice::Gpu)).unwrap();
+    // lavapipe has timestamp queries
+    let kernels = pollster::block_on(gpu.profile(&batch)).unwrap().expect("lavapipe writes timestamps");
+    let count = |name: &str| kernels.iter().filter(|(k, _)| &**k == name).count();
+    assert_eq!(count("embeddings"), 1);
+    // the embeddings' layer norm and two per layer
+    assert_eq!(count("layernorm"), 1 + 2 * layers);
+    assert_eq!(count("attention_flash"), layers);
+    // four Linears per layer, on whichever path their shape takes, and the pooler
+    assert_eq!(kernels.len(), 1 + (1 + 2 * layers) + layers + 4 * layers + 1, "{kernels:?}");
+    assert!(kernels.iter().all(|(_, ms)| ms.is_finite() && *ms >= 0.0), "{kernels:?}");
+    assert!(kernels.iter().map(|(_, ms)| ms).sum::<f64>() > 0.0);
+    // the profiled forward leaves the engine as it was: the next forward equals the CPU path's
+    let mut cpu = pollster::block_on(Engine::with_weights("tiny", model.weights, None, BackendChoice::Cpu)).unwrap();
+    let g = pollster::block_on(gpu.forward(&batch, AttentionRequest::None)).unwrap();
+    let c = pollster::block_on(cpu.forward(&batch, AttentionRequest::None)).unwrap();
+    assert_close("after a profile, GPU vs CPU", &g.last_hidden_state, &c.last_hidden_state, 1e-4);
+    // the CPU path has no kernels to time
+    let e = pollster::block_on(cpu.profile(&batch)).err().unwrap().to_string();
+    assert!(e.contains("run on the GPU backend"), "{e}");
+}

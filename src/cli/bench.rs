@@ -41,6 +41,9 @@ pub struct BenchArgs {
     /// Also run PyTorch on the same shapes (bench/pytorch.py) with this Python.
     #[arg(long, num_args = 0..=1, default_missing_value = "python3", value_name = "PYTHON")]
     compare_pytorch: Option<String>,
+    /// Also time each GPU kernel of one forward per shape (timestamp queries, where the adapter has them).
+    #[arg(long)]
+    profile: bool,
 }
 
 /// Runs `f` once to warm up, then until `min_seconds` have passed; ms per run.
@@ -129,6 +132,8 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         println!("| model | backend | batch × seq | ms / batch | sequences / s |");
         println!("|---|---|---|---|---|");
     }
+    // the per-kernel tables, printed after the main one
+    let mut profiles = Vec::new();
     for backend in &args.backends {
         let (choice, device) = match backend.as_str() {
             "gpu" => (BackendChoice::Gpu, "cuda"),
@@ -161,14 +166,45 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
                         (true, Some(t)) => println!("{row} {t:.2} | {:.2} |", t / ms),
                         (true, None) => println!("{row} – | – |"),
                     }
+                    if args.profile && choice == BackendChoice::Gpu {
+                        let kernels = pollster::block_on(engine.profile(&batch)).map_err(|e| e.to_string())?;
+                        profiles.push(profile_table(&format!("{name} {b} × {s} on {label}"), ms, kernels));
+                    }
                 }
             }
         }
+    }
+    for table in profiles {
+        println!("\n{table}");
     }
     if args.matmul_tokens > 0 {
         matmul_table(&args)?;
     }
     Ok(())
+}
+
+/// One forward's kernels, the slowest first: dispatches, device time, share.
+fn profile_table(what: &str, forward_ms: f64, kernels: Option<Vec<(std::sync::Arc<str>, f64)>>) -> String {
+    let Some(kernels) = kernels else { return format!("(profile of {what}: this adapter has no timestamp queries)") };
+    let mut by_kernel: Vec<(std::sync::Arc<str>, usize, f64)> = Vec::new();
+    for (label, ms) in kernels {
+        match by_kernel.iter_mut().find(|k| k.0 == label) {
+            Some(k) => {
+                k.1 += 1;
+                k.2 += ms;
+            }
+            None => by_kernel.push((label, 1, ms)),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let total: f64 = by_kernel.iter().map(|k| k.2).sum();
+    let mut t = format!(
+        "Profile of {what}: the kernels' device time {total:.3} ms, one pass each (the forward above: {forward_ms:.2} ms)\n\n| kernel | dispatches | ms | share |\n|---|---|---|---|\n"
+    );
+    for (label, n, ms) in by_kernel {
+        t.push_str(&format!("| {label} | {n} | {ms:.3} | {:.1}% |\n", 100.0 * ms / total.max(f64::MIN_POSITIVE)));
+    }
+    t
 }
 
 /// GFLOP/s of the matmul kernel (GPU) and of the fast CPU backend on bert-base's Linear shapes.

@@ -47,6 +47,12 @@ fn client() -> Result<Rc<EngineWorker>, String> {
     Ok(c)
 }
 
+/// Starts the engine worker now rather than at the first request (a
+/// failure to start is reported by that request).
+pub fn start_worker() {
+    let _ = client();
+}
+
 /// Asks the engine worker; its reply, or a failure saying why there is none.
 pub async fn call(request: Request) -> Reply {
     match client() {

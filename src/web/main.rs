@@ -24,6 +24,8 @@ mod loader;
 #[cfg(target_arch = "wasm32")]
 fn main() {
     console_error_panic_hook::set_once();
+    // the engine worker compiles its wasm while the page fetches the model
+    client::start_worker();
     if fetch::query_param("bench").is_some() {
         leptos::mount::mount_to_body(bench::BenchPage);
     } else {

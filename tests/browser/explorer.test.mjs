@@ -305,6 +305,8 @@ test('the page stays responsive while its engine works; the CPU grid of ?bench r
   assert.deepEqual(r.rows.map((x) => `${x.batch}×${x.seq}`), ['1×8', '8×32', '32×128']);
   assert.ok(r.rows.every((x) => x.ms > 0 && /^CPU/.test(x.backend)));
   assert.ok(r.first_embedding_ms > 0 && r.explore_six_ms > 0);
+  // page open → first embedding in its steps, in order
+  assert.ok(r.page_started_ms < r.model_bytes_ms && r.model_bytes_ms < r.engine_loaded_ms && r.engine_loaded_ms < r.first_embedding_ms, JSON.stringify(r));
   // the engine runs in its worker: no main-thread task of 50 ms or more while it computes
   assert.ok(r.longest_main_thread_task_ms < 50, `a main-thread task took ${r.longest_main_thread_task_ms} ms`);
   assert.deepEqual(errors, []);
