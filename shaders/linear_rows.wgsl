@@ -1,6 +1,7 @@
 // y = act(x · Wᵀ + bias) for a few rows (m ≤ ROWS, substituted: 1, 2, 4, 8
 // or 16): what one short batch needs, where a 64-row tile would compute 64
-// rows for a handful. x [m, k], W [n, k], k a multiple of 4. Each workgroup
+// rows for a handful. x [m, k] (rows x_stride4 vec4s apart: dense, or the
+// [CLS] rows of a batch for the pooler), W [n, k], k a multiple of 4. Each workgroup
 // computes 32 columns for every row; its 256 threads split k eight ways (a
 // column reads W once for all rows), then sum the eight partials.
 // ACT (substituted): the epilogue (shaders/activation.wgsl, prepended).
@@ -9,7 +10,7 @@ struct Params {
     m: u32,
     n: u32,
     k4: u32, // k / 4
-    _pad: u32,
+    x_stride4: u32, // x's row stride in vec4s
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,7 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let wv = w[w_at + kv];
         // rows past m read row m - 1, never stored
         //#unroll r 0..ROWS
-        acc[{r}] += dot(x[min({r}u, p.m - 1u) * p.k4 + kv], wv);
+        acc[{r}] += dot(x[min({r}u, p.m - 1u) * p.x_stride4 + kv], wv);
         //#end
     }
     //#unroll r 0..ROWS

@@ -293,9 +293,7 @@ impl Engine {
             Backend::Gpu(gpu, _) => gpu.forward(batch, attentions).await,
         }
     }
-}
 
-impl Engine {
     /// One GPU forward with each kernel timed by the device: (kernel, ms)
     /// per dispatch, in order; `None` where the adapter has no timestamp queries.
     pub async fn profile(&mut self, batch: &Batch) -> Result<Option<Vec<(std::sync::Arc<str>, f64)>>> {

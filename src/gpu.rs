@@ -380,6 +380,13 @@ pub struct Dispatch {
     label: Arc<str>,
 }
 
+impl Dispatch {
+    /// The kernel it runs (its pipeline's label).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
 /// A 1-D grid of `n` workgroups folded into x and y (x ≤ 65535); the shader
 /// recovers the index as `wg.x + wg.y * num_workgroups.x`.
 pub fn grid(n: usize) -> [u32; 3] {

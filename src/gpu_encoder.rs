@@ -12,7 +12,7 @@ use crate::kernels::attention::{AttentionProbsKernel, AttentionShape, FlashAtten
 use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsKernel};
 use crate::kernels::layernorm::LayerNormKernel;
 use crate::kernels::linear::{padded_rows, LinearKernel};
-use crate::kernels::matmul::{Epilogue, Layout};
+use crate::kernels::matmul::Epilogue;
 use crate::outputs::{AttentionRequest, Attentions, Outputs};
 use crate::tokenize::Batch;
 use crate::weights::{BertWeights, LayerNorm, Linear};
@@ -290,9 +290,7 @@ impl GpuEncoder {
         let pooled = w.pooler.as_ref().map(|p| {
             let out = ctx.scratch("pooled", rows * h);
             // The [CLS] rows are every s·h values apart: no gather needed.
-            let cls_rows = Layout { row_stride: s * h, col_stride: 1 };
-            let generic = self.linear.generic();
-            d.push(generic.bind(ctx, (&a.x, cls_rows), (&p.w, Layout::rows(h)), Some(&p.b), &out, (rows, h, h), Epilogue::Tanh));
+            d.push(self.linear.bind_strided(ctx, &a.x, s * h, &p.w, &p.b, &out, (rows, h, h), Epilogue::Tanh));
             out
         });
         Ok(Plan { input_ids, token_type_ids, mask, hidden: a.x, pooled, probs, dispatches: d })

@@ -245,6 +245,45 @@ fn linear_kernels_match_cpu_on_every_path() {
     }
 }
 
+/// Rows of x read at a stride (the pooler's [CLS] rows, `s·h` apart): the
+/// few-rows kernel where m ≤ 16 and the stride and k are multiples of 4, the
+/// generic kernel otherwise; the values between the rows read never leak.
+#[test]
+fn strided_rows_linear_matches_cpu() {
+    let ctx = gpu();
+    let kernel = LinearKernel::new(&ctx);
+    // (m, n, k, stride, the kernel it must take)
+    let cases = [
+        (1, 33, 4, 4, "linear_rows"),
+        (3, 70, 12, 12 * 5, "linear_rows"),
+        (8, 129, 64, 64 * 7, "linear_rows"),
+        (16, 96, 384, 384 * 3, "linear_rows"),
+        (5, 9, 8, 10, "matmul"),
+        (20, 30, 16, 48, "matmul"),
+        (64, 40, 16, 32, "matmul"),
+    ];
+    for (i, &(m, n, k, stride, path)) in cases.iter().enumerate() {
+        for (j, &act) in [Epilogue::None, Epilogue::Tanh].iter().enumerate() {
+            let seed = (i * 10 + j) as u32;
+            // the rows read hold values; everything between them is NaN
+            let mut x = vec![f32::NAN; (m - 1) * stride + k];
+            let rows = values(m * k, seed, 1.0);
+            for r in 0..m {
+                x[r * stride..r * stride + k].copy_from_slice(&rows[r * k..][..k]);
+            }
+            let w = values(n * k, seed + 100, 0.5);
+            let b = values(n, seed + 200, 0.5);
+            let want = linear_cpu(&rows, &w, &b, m, n, k, act);
+            let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
+            let y = ctx.scratch("y", m * n);
+            let d = kernel.bind_strided(&ctx, &xb, stride, &wb, &bb, &y, (m, n, k), act);
+            assert_eq!(d.label(), path, "{m}×{n}×{k}, stride {stride}");
+            let got = run(&ctx, d, &[(&y, m * n)]).remove(0);
+            assert_close(&format!("strided linear {m}×{n}×{k}, stride {stride}, {act:?}"), &got, &want, 1e-4 * (k as f32).sqrt());
+        }
+    }
+}
+
 /// The activations alone, at a tolerance that tells GELU (erf) from its tanh
 /// approximation (they differ by up to ~5e-4): a 1-wide product x·1 + 0
 /// leaves only the epilogue to compare.

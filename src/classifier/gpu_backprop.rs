@@ -364,9 +364,8 @@ impl GpuTraining {
         // the head: each sequence's [CLS] row (a strided read) → pooler → tanh → dropout → classifier
         let (pooler, classifier) = (index::pooler(self.layers()), index::classifier(self.layers()));
         let pooled_pre = ctx.scratch("pooled", b * h);
-        let cls = Layout { row_stride: s * h, col_stride: 1 };
-        let pooler_w = (&self.params[pooler], Layout::rows(h));
-        d.push(k.linear.generic().bind(ctx, (&x, cls), pooler_w, Some(&self.params[pooler + 1]), &pooled_pre, (b, h, h), Epilogue::None));
+        let (pooler_w, pooler_b) = (&self.params[pooler], &self.params[pooler + 1]);
+        d.push(k.linear.bind_strided(ctx, &x, s * h, pooler_w, pooler_b, &pooled_pre, (b, h, h), Epilogue::None));
         let pooled = self.input("pooled", b, h);
         d.push(k.activation.forward(ctx, &pooled_pre, &pooled, b * h, Epilogue::Tanh));
         d.push(k.dropout.bind(ctx, &pooled, b * h, site(layer_site(self.layers()), |d| d.classifier)));

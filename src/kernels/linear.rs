@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::gpu::{Dispatch, GpuContext};
-use crate::kernels::matmul::{Epilogue, MatmulKernel, ACTIVATION_WGSL};
+use crate::kernels::matmul::{Epilogue, Layout, MatmulKernel, ACTIVATION_WGSL};
 use crate::wgsl;
 
 #[repr(C)]
@@ -18,7 +18,8 @@ struct Params {
     m: u32,
     n: u32,
     k4: u32,
-    _pad: u32,
+    /// x's row stride in vec4s (the few-rows kernel; dense rows: k4).
+    x_stride4: u32,
 }
 
 /// Which kernel a shape gets.
@@ -99,11 +100,39 @@ impl LinearKernel {
         let Some(pipeline) = self.pipeline(ctx, path, act) else {
             return self.generic.linear(ctx, x, m, w, bias, y, (n, k), act);
         };
-        let params = Params { m: m as u32, n: n as u32, k4: (k / 4) as u32, _pad: 0 };
+        let params = Params { m: m as u32, n: n as u32, k4: (k / 4) as u32, x_stride4: (k / 4) as u32 };
         let groups = match path {
             LinearPath::Rows(_) => [n.div_ceil(32) as u32, 1, 1],
             _ => [n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, 1],
         };
         ctx.dispatch(&pipeline, &params, &[x, w, bias, y], groups)
+    }
+
+    /// `y [m, n] = act(x_r · Wᵀ + bias)` for m rows of x each `stride`
+    /// values apart (the [CLS] rows of a batch): the few-rows kernel where
+    /// the shape takes it, the generic strided one otherwise.
+    pub fn bind_strided(
+        &self,
+        ctx: &GpuContext,
+        x: &wgpu::Buffer,
+        stride: usize,
+        w: &wgpu::Buffer,
+        bias: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+        (m, n, k): (usize, usize, usize),
+        act: Epilogue,
+    ) -> Dispatch {
+        // only the few-rows kernel reads rows at a stride; m rows in the buffer keep the tiled one out
+        match LinearPath::choose(m, k, m) {
+            path @ LinearPath::Rows(_) if stride.is_multiple_of(4) => {
+                let pipeline = self.pipeline(ctx, path, act).expect("the few-rows path has a pipeline");
+                let params = Params { m: m as u32, n: n as u32, k4: (k / 4) as u32, x_stride4: (stride / 4) as u32 };
+                ctx.dispatch(&pipeline, &params, &[x, w, bias, y], [n.div_ceil(32) as u32, 1, 1])
+            }
+            _ => {
+                let rows = Layout { row_stride: stride, col_stride: 1 };
+                self.generic.bind(ctx, (x, rows), (w, Layout::rows(k)), Some(bias), y, (m, n, k), act)
+            }
+        }
     }
 }
