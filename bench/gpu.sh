@@ -7,9 +7,11 @@
 # --quick measures one small shape (CI runs it on lavapipe to keep the script
 # working; numbers from it mean nothing).
 # Prints, in one run on one GPU: our encoder through wgpu/Vulkan beside
-# PyTorch CUDA fp32 eager (TF32 off) on the same shapes, then our linear
-# kernel's GFLOP/s on bert-base's shapes at 4096 tokens beside torch's
-# (cuBLAS) on the same products, then fine-tuning speed (the whole model,
+# PyTorch CUDA fp32 eager (TF32 off) on the same shapes with each kernel's
+# time (--profile), then our linear kernel's GFLOP/s on bert-base's shapes at
+# 4096 tokens beside torch's (cuBLAS) on the same products, then the encoder
+# and the linear kernel with each of wgpu's shader checks switched off in
+# turn, then fine-tuning speed (the whole model,
 # MRPC pairs from tests/fixtures/glue-tiny) beside transformers' Trainer on
 # CUDA (bench/pytorch_finetune.py --cuda). Builds the release binary only if it is
 # missing (set BERTLAB to use another). On a machine without a Vulkan loader
@@ -17,9 +19,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=(--models minilm,bert-base --batches 1,8,32 --seqs 8,128 --matmul-tokens 4096 --min-seconds 2)
+CHECK_SHAPES=(--models bert-base --batches 1,32 --seqs 8,128 --matmul-tokens 4096 --min-seconds 1)
 TRAIN_MODEL=models/all-MiniLM-L6-v2 TRAIN_PAIRS=240 TRAIN_STEPS=15
 if [ "${1:-}" = --quick ]; then
   SHAPES=(--models minilm --batches 1 --seqs 8 --matmul-tokens 64 --min-seconds 0.1)
+  CHECK_SHAPES=(--models minilm --batches 1 --seqs 8 --matmul-tokens 64 --min-seconds 0.1)
   TRAIN_MODEL=tests/fixtures/tiny-bert TRAIN_PAIRS=32 TRAIN_STEPS=2
   shift
 fi
@@ -62,6 +66,10 @@ for name, n, k in [("QKV", 2304, 768), ("attention out", 768, 768), ("FFN in", 3
     ms = (time.perf_counter() - start) * 1e3 / runs
     print(f"| {name} | {m} × {n} × {k} | {ms:.3f} | {2 * m * n * k / ms / 1e6:.1f} |")
 PY
+
+echo
+echo "What each of wgpu's shader runtime checks costs (the engine runs with all of them):"
+"$BIN" bench --backends gpu "${CHECK_SHAPES[@]}" --shader-checks all,no-bounds,no-loop-bounding,none
 
 echo
 echo "| fine-tuning $TRAIN_MODEL, whole model, batch 16, MRPC pairs (tests/fixtures/glue-tiny) | pairs/s |"

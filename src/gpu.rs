@@ -26,6 +26,38 @@ pub struct GpuContext {
     timestamps: bool,
     /// Each pipeline's label, so a profile can name what each dispatch ran.
     labels: Arc<Mutex<HashMap<wgpu::ComputePipeline, Arc<str>>>>,
+    /// The checks wgpu writes into shaders made from now on.
+    checks: ShaderChecks,
+}
+
+/// Which of wgpu's runtime checks go into our shaders. Every one is on
+/// unless a benchmark asks (`bertlab bench --shader-checks`) to measure what
+/// one costs: natively only, as the browser applies its own regardless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShaderChecks {
+    All,
+    /// No injected bounds checks on buffer and array indexing.
+    NoBounds,
+    /// No loop counters (`force_loop_bounding`), which keep drivers from unrolling.
+    NoLoopBounding,
+    None,
+}
+
+impl ShaderChecks {
+    pub const ALL: [ShaderChecks; 4] = [ShaderChecks::All, ShaderChecks::NoBounds, ShaderChecks::NoLoopBounding, ShaderChecks::None];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ShaderChecks::All => "all",
+            ShaderChecks::NoBounds => "no-bounds",
+            ShaderChecks::NoLoopBounding => "no-loop-bounding",
+            ShaderChecks::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ShaderChecks> {
+        Self::ALL.into_iter().find(|c| c.name() == s)
+    }
 }
 
 impl GpuContext {
@@ -83,7 +115,7 @@ impl GpuContext {
                 *slot = Some(e.to_string());
             }
         }));
-        Ok(GpuContext { device, queue, info, limits, lost, uncaptured, timestamps, labels: Default::default() })
+        Ok(GpuContext { device, queue, info, limits, lost, uncaptured, timestamps, labels: Default::default(), checks: ShaderChecks::All })
     }
 
     /// Lowers the storage-binding limit the encoder plans with (never raises
@@ -180,10 +212,32 @@ impl GpuContext {
         self.queue.write_buffer(&d.params, 0, bytemuck::bytes_of(params));
     }
 
+    /// Makes shaders from now on with only `checks` of wgpu's runtime checks
+    /// (for benchmarks; the engine keeps them all).
+    ///
+    /// # Safety
+    /// Without bounds checks an index past a buffer is undefined behaviour on
+    /// the GPU: only for kernels whose indexing is tested in bounds (ours are,
+    /// on odd shapes, with the checks on).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub unsafe fn set_shader_checks(&mut self, checks: ShaderChecks) {
+        self.checks = checks;
+    }
+
     pub fn pipeline(&self, label: &str, wgsl: &str) -> wgpu::ComputePipeline {
-        let module = self
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(wgsl.into()) });
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(label), source: wgpu::ShaderSource::Wgsl(wgsl.into()) };
+        let module = match self.checks {
+            ShaderChecks::All => self.device.create_shader_module(desc),
+            other => {
+                let checks = wgpu::ShaderRuntimeChecks {
+                    bounds_checks: matches!(other, ShaderChecks::NoLoopBounding),
+                    force_loop_bounding: matches!(other, ShaderChecks::NoBounds),
+                    ..wgpu::ShaderRuntimeChecks::checked()
+                };
+                // SAFETY: `set_shader_checks`'s caller vouched for the kernels' indexing and loops
+                unsafe { self.device.create_shader_module_trusted(desc, checks) }
+            }
+        };
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(label),
             layout: None,

@@ -11,6 +11,7 @@ use std::rc::Rc;
 
 use bertlab::engine::{BackendInfo, CpuReason, ForwardHelpers, GpuReason, PartForward};
 use bertlab::fast_cpu::FastCpuEncoder;
+use bertlab::gpu::ShaderChecks;
 use bertlab::weights::BertWeights;
 use bertlab::{AttentionRequest, BackendChoice, Batch, EmbedOptions, Engine, Input, Model, ModelIdentity};
 use common::{assert_close, gpu, tiny_dir};
@@ -218,4 +219,23 @@ fn a_gpu_profile_times_every_dispatch_of_one_forward() {
     // the CPU path has no kernels to time
     let e = pollster::block_on(cpu.profile(&batch)).err().unwrap().to_string();
     assert!(e.contains("run on the GPU backend"), "{e}");
+}
+
+#[test]
+fn shaders_without_wgpus_runtime_checks_compute_the_same_outputs() {
+    // what `bertlab bench --shader-checks` measures: the same kernels, made without each check
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let batch = model.tokenizer.encode_batch(&[Input::from("a short one"), Input::from("and a longer second sentence")]).unwrap();
+    let mut cpu = pollster::block_on(Engine::with_weights("tiny", model.weights.clone(), None, BackendChoice::Cpu)).unwrap();
+    let want = pollster::block_on(cpu.forward(&batch, AttentionRequest::All)).unwrap();
+    for checks in ShaderChecks::ALL {
+        let mut ctx = gpu();
+        // SAFETY: the kernels' indexing is held in bounds by tests/kernels.rs
+        unsafe { ctx.set_shader_checks(checks) };
+        let mut engine =
+            pollster::block_on(Engine::with_context("tiny", model.weights.clone(), None, Ok(ctx), BackendChoice::Gpu)).unwrap();
+        let got = pollster::block_on(engine.forward(&batch, AttentionRequest::All)).unwrap();
+        assert_close(&format!("{checks:?}: last_hidden_state"), &got.last_hidden_state, &want.last_hidden_state, 1e-4);
+        assert_close(&format!("{checks:?}: attentions"), &got.attentions.unwrap().probs, &want.attentions.as_ref().unwrap().probs, 1e-5);
+    }
 }

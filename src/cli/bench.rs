@@ -11,7 +11,7 @@ use web_time::Instant;
 
 use bertlab::config::BertConfig;
 use bertlab::fast_cpu::{FastCpuEncoder, PackedLinear};
-use bertlab::gpu::GpuContext;
+use bertlab::gpu::{GpuContext, ShaderChecks};
 use bertlab::kernels::linear::{padded_rows, LinearKernel, LinearPath};
 use bertlab::kernels::matmul::Epilogue;
 use bertlab::weights::{BertWeights, Linear};
@@ -44,6 +44,14 @@ pub struct BenchArgs {
     /// Also time each GPU kernel of one forward per shape (timestamp queries, where the adapter has them).
     #[arg(long)]
     profile: bool,
+    /// wgpu's runtime checks in the GPU's shaders, each setting measured in turn:
+    /// all (what the engine runs), no-bounds, no-loop-bounding, none.
+    #[arg(long, value_delimiter = ',', default_value = "all", value_parser = parse_checks)]
+    shader_checks: Vec<ShaderChecks>,
+}
+
+fn parse_checks(s: &str) -> Result<ShaderChecks, String> {
+    ShaderChecks::parse(s).ok_or_else(|| format!("{s:?}: one of all, no-bounds, no-loop-bounding, none"))
 }
 
 /// Runs `f` once to warm up, then until `min_seconds` have passed; ms per run.
@@ -150,9 +158,14 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             },
             None => HashMap::new(),
         };
-        for (key, name, w) in &weights {
-            let mut engine = pollster::block_on(Engine::with_weights(name, w.clone(), None, choice)).map_err(|e| e.to_string())?;
-            let label = engine.backend().to_string();
+        // the CPU path has no shaders: one setting
+        let checks = if choice == BackendChoice::Gpu { &args.shader_checks[..] } else { &[ShaderChecks::All] };
+        for ((key, name, w), &checks) in weights.iter().flat_map(|m| checks.iter().map(move |c| (m, c))) {
+            let mut engine = pollster::block_on(engine_with_checks(name, w, choice, checks))?;
+            let label = match checks {
+                ShaderChecks::All => engine.backend().to_string(),
+                other => format!("{} · shader checks: {}", engine.backend(), other.name()),
+            };
             for &s in &args.seqs {
                 for &b in &args.batches {
                     let rows = (0..b).map(|r| ((0..s).map(|t| (1000 + 7 * t + r) as u32).collect(), vec![0; s])).collect();
@@ -181,6 +194,19 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         matmul_table(&args)?;
     }
     Ok(())
+}
+
+/// An engine whose GPU shaders carry only `checks` of wgpu's runtime checks.
+async fn engine_with_checks(name: &str, w: &BertWeights, choice: BackendChoice, checks: ShaderChecks) -> Result<Engine, String> {
+    let gpu = match choice {
+        BackendChoice::Cpu => Err(bertlab::Error::Gpu("not asked for".into())),
+        _ => GpuContext::new().await.map(|mut ctx| {
+            // SAFETY: a benchmark of our kernels, whose indexing tests/kernels.rs holds in bounds on odd shapes
+            unsafe { ctx.set_shader_checks(checks) };
+            ctx
+        }),
+    };
+    Engine::with_context(name, w.clone(), None, gpu, choice).await.map_err(|e| e.to_string())
 }
 
 /// One forward's kernels, the slowest first: dispatches, device time, share.
@@ -214,17 +240,22 @@ fn matmul_table(args: &BenchArgs) -> Result<(), String> {
     println!();
     println!("| matmul (bert-base, {m} tokens) | m × n × k | backend | ms | GFLOP/s |");
     println!("|---|---|---|---|---|");
-    let ctx = if args.backends.iter().any(|b| b == "gpu") {
-        Some(pollster::block_on(GpuContext::new()).map_err(|e| e.to_string())?)
-    } else {
-        None
-    };
+    // a context per shader-checks setting
+    let mut contexts = Vec::new();
+    if args.backends.iter().any(|b| b == "gpu") {
+        for &checks in &args.shader_checks {
+            let mut ctx = pollster::block_on(GpuContext::new()).map_err(|e| e.to_string())?;
+            // SAFETY: a benchmark of our kernel, whose indexing tests/kernels.rs holds in bounds on odd shapes
+            unsafe { ctx.set_shader_checks(checks) };
+            contexts.push((ctx, checks));
+        }
+    }
     for (name, n, k) in shapes {
         let flops = 2.0 * m as f64 * n as f64 * k as f64;
         let x: Vec<f32> = (0..m * k).map(|i| ((i % 97) as f32 - 48.0) * 1e-2).collect();
         let lin =
             Linear { weight: (0..n * k).map(|i| ((i % 89) as f32 - 44.0) * 1e-3).collect(), bias: vec![0.1f32; n], in_dim: k, out_dim: n };
-        if let Some(ctx) = &ctx {
+        for (ctx, checks) in &contexts {
             // the kernel the encoder runs, on x padded the way the encoder pads it
             let kernel = LinearKernel::new(ctx);
             let rows = padded_rows(m);
@@ -237,7 +268,8 @@ fn matmul_table(args: &BenchArgs) -> Result<(), String> {
             let ms =
                 time_ms(args.min_seconds, || pollster::block_on(ctx.run(&d, &[])).map(|_| ()).map_err(|e| e.to_string()))? / reps as f64;
             let path = LinearPath::choose(m, k, rows);
-            println!("| {name} | {m} × {n} × {k} | {}, {path:?} | {ms:.3} | {:.1} |", ctx.info.name, flops / ms / 1e6);
+            let checks = if *checks == ShaderChecks::All { String::new() } else { format!(", shader checks: {}", checks.name()) };
+            println!("| {name} | {m} × {n} × {k} | {}, {path:?}{checks} | {ms:.3} | {:.1} |", ctx.info.name, flops / ms / 1e6);
         }
         if args.backends.iter().any(|b| b == "cpu") {
             let packed = PackedLinear::new(&lin, Epilogue::None);
