@@ -11,7 +11,7 @@ use crate::gpu::{Dispatch, GpuContext};
 use crate::kernels::attention::{AttentionProbsKernel, AttentionShape, FlashAttentionKernel, ProbsSlot};
 use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsKernel};
 use crate::kernels::layernorm::LayerNormKernel;
-use crate::kernels::linear::{padded_rows, LinearKernel};
+use crate::kernels::linear::{padded_rows, LinearKernel, XRows};
 use crate::kernels::matmul::Epilogue;
 use crate::outputs::{AttentionRequest, Attentions, Outputs};
 use crate::tokenize::Batch;
@@ -262,7 +262,7 @@ impl GpuEncoder {
         let probs = (kept_count > 0).then(|| ctx.scratch("attentions", kept_count * c.num_hidden_layers * c.num_attention_heads * s * s));
         let w = &self.weights;
         let dense = |x: &wgpu::Buffer, lin: &GpuLinear, y: &wgpu::Buffer, act: Epilogue| {
-            self.linear.bind(ctx, x, tp, &lin.w, &lin.b, y, (t, lin.n, lin.k), act)
+            self.linear.bind(ctx, (x, XRows::Dense { held: tp }), &lin.w, &lin.b, y, (t, lin.n, lin.k), act)
         };
         let norm = |x: &wgpu::Buffer, res: Option<&wgpu::Buffer>, n: &(wgpu::Buffer, wgpu::Buffer), out: &wgpu::Buffer| {
             self.layernorm.bind(ctx, x, res, (&n.0, &n.1), out, t, h, eps)
@@ -290,7 +290,7 @@ impl GpuEncoder {
         let pooled = w.pooler.as_ref().map(|p| {
             let out = ctx.scratch("pooled", rows * h);
             // The [CLS] rows are every s·h values apart: no gather needed.
-            d.push(self.linear.bind_strided(ctx, &a.x, s * h, &p.w, &p.b, &out, (rows, h, h), Epilogue::Tanh));
+            d.push(self.linear.bind(ctx, (&a.x, XRows::Every(s * h)), &p.w, &p.b, &out, (rows, h, h), Epilogue::Tanh));
             out
         });
         Ok(Plan { input_ids, token_type_ids, mask, hidden: a.x, pooled, probs, dispatches: d })

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, GpuContext};
 use crate::kernels::adamw::{adamw_cpu, AdamW, AdamWKernel};
 use crate::kernels::cross_entropy::{cross_entropy_cpu, CrossEntropyKernel};
-use crate::kernels::linear::{padded_rows, LinearKernel};
+use crate::kernels::linear::{padded_rows, LinearKernel, XRows};
 use crate::kernels::matmul::{matmul_cpu, Epilogue, Layout};
 use crate::kernels::relu_backward::{relu_backward_cpu, ReluBackwardKernel};
 use crate::rng::Rng;
@@ -371,7 +371,7 @@ impl GpuHead {
         for (i, l) in self.layers.iter().enumerate() {
             let act = if i < last { Epilogue::Relu } else { Epilogue::None };
             let y = ctx.scratch("activations", padded * l.out);
-            d.push(self.linear.bind(ctx, &inputs[i], padded, &l.w, &l.b, &y, (rows, l.out, l.inp), act));
+            d.push(self.linear.bind(ctx, (&inputs[i], XRows::Dense { held: padded }), &l.w, &l.b, &y, (rows, l.out, l.inp), act));
             inputs.push(y);
         }
         let logits = inputs.pop().unwrap_or_else(|| x.clone());

@@ -8,7 +8,7 @@ use bertlab::gpu::{Dispatch, GpuContext};
 use bertlab::kernels::attention::{attention_cpu, AttentionProbsKernel, AttentionShape, FlashAttentionKernel, ProbsSlot};
 use bertlab::kernels::embeddings::{embeddings_cpu, EmbeddingTables, EmbeddingsKernel};
 use bertlab::kernels::layernorm::{layernorm_cpu, LayerNormKernel};
-use bertlab::kernels::linear::{LinearKernel, LinearPath};
+use bertlab::kernels::linear::{LinearKernel, LinearPath, XRows};
 use bertlab::kernels::matmul::{linear_cpu, matmul_cpu, Epilogue, Layout, MatmulKernel};
 use bertlab::weights::LayerNorm;
 use common::{assert_close, gpu, values};
@@ -238,7 +238,7 @@ fn linear_kernels_match_cpu_on_every_path() {
             let want = linear_cpu(&x[..m * k], &w, &b, m, n, k, act);
             let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
             let y = ctx.scratch("y", x_rows.max(m) * n);
-            let d = kernel.bind(&ctx, &xb, x_rows, &wb, &bb, &y, (m, n, k), act);
+            let d = kernel.bind(&ctx, (&xb, XRows::Dense { held: x_rows }), &wb, &bb, &y, (m, n, k), act);
             let got = run(&ctx, d, &[(&y, m * n)]).remove(0);
             assert_close(&format!("linear {path:?} {m}×{n}×{k} {act:?}"), &got, &want, 1e-4 * (k as f32).sqrt());
         }
@@ -276,7 +276,7 @@ fn strided_rows_linear_matches_cpu() {
             let want = linear_cpu(&rows, &w, &b, m, n, k, act);
             let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
             let y = ctx.scratch("y", m * n);
-            let d = kernel.bind_strided(&ctx, &xb, stride, &wb, &bb, &y, (m, n, k), act);
+            let d = kernel.bind(&ctx, (&xb, XRows::Every(stride)), &wb, &bb, &y, (m, n, k), act);
             assert_eq!(d.label(), path, "{m}×{n}×{k}, stride {stride}");
             let got = run(&ctx, d, &[(&y, m * n)]).remove(0);
             assert_close(&format!("strided linear {m}×{n}×{k}, stride {stride}, {act:?}"), &got, &want, 1e-4 * (k as f32).sqrt());

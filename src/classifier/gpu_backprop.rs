@@ -21,7 +21,7 @@ use crate::kernels::cross_entropy::CrossEntropyKernel;
 use crate::kernels::dropout::{DropoutKernel, Mask};
 use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsBackwardKernel, EmbeddingsKernel, SegmentBuffers, Segments};
 use crate::kernels::layernorm::{LayerNormBackwardKernel, LayerNormGradients, LayerNormKernel};
-use crate::kernels::linear::{padded_rows, LinearKernel};
+use crate::kernels::linear::{padded_rows, LinearKernel, XRows};
 use crate::kernels::matmul::{ActivationKernel, ColumnSumsKernel, Epilogue, Layout};
 use crate::kernels::sum_squares::SumSquaresKernel;
 use crate::tokenize::Batch;
@@ -214,7 +214,7 @@ impl GpuTraining {
     fn linear(&self, x: &wgpu::Buffer, rows: usize, at: usize, y: &wgpu::Buffer) -> Dispatch {
         let (out, inp) = (self.layout[at].shape[0], self.layout[at].shape[1]);
         let (w, b) = (&self.params[at], &self.params[at + 1]);
-        self.k.linear.bind(&self.ctx, x, padded_rows(rows), w, b, y, (rows, out, inp), Epilogue::None)
+        self.k.linear.bind(&self.ctx, (x, XRows::Dense { held: padded_rows(rows) }), w, b, y, (rows, out, inp), Epilogue::None)
     }
 
     /// A buffer of `rows` rows that a Linear reads: padded to whole tiles, as the tiled kernel reads them.
@@ -365,7 +365,7 @@ impl GpuTraining {
         let (pooler, classifier) = (index::pooler(self.layers()), index::classifier(self.layers()));
         let pooled_pre = ctx.scratch("pooled", b * h);
         let (pooler_w, pooler_b) = (&self.params[pooler], &self.params[pooler + 1]);
-        d.push(k.linear.bind_strided(ctx, &x, s * h, pooler_w, pooler_b, &pooled_pre, (b, h, h), Epilogue::None));
+        d.push(k.linear.bind(ctx, (&x, XRows::Every(s * h)), pooler_w, pooler_b, &pooled_pre, (b, h, h), Epilogue::None));
         let pooled = self.input("pooled", b, h);
         d.push(k.activation.forward(ctx, &pooled_pre, &pooled, b * h, Epilogue::Tanh));
         d.push(k.dropout.bind(ctx, &pooled, b * h, site(layer_site(self.layers()), |d| d.classifier)));

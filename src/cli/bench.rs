@@ -12,7 +12,7 @@ use web_time::Instant;
 use bertlab::config::BertConfig;
 use bertlab::fast_cpu::{FastCpuEncoder, PackedLinear};
 use bertlab::gpu::{GpuContext, ShaderChecks};
-use bertlab::kernels::linear::{padded_rows, LinearKernel, LinearPath};
+use bertlab::kernels::linear::{padded_rows, LinearKernel, LinearPath, XRows};
 use bertlab::kernels::matmul::Epilogue;
 use bertlab::weights::{BertWeights, Linear};
 use bertlab::{AttentionRequest, BackendChoice, Batch, Engine, Model};
@@ -264,7 +264,8 @@ fn matmul_table(args: &BenchArgs) -> Result<(), String> {
             let (xb, wb, bb) = (ctx.storage_f32("x", &padded), ctx.storage_f32("w", &lin.weight), ctx.storage_f32("b", &lin.bias));
             let y = ctx.scratch("y", rows * n);
             let reps = 10;
-            let d: Vec<_> = (0..reps).map(|_| kernel.bind(ctx, &xb, rows, &wb, &bb, &y, (m, n, k), Epilogue::None)).collect();
+            let d: Vec<_> =
+                (0..reps).map(|_| kernel.bind(ctx, (&xb, XRows::Dense { held: rows }), &wb, &bb, &y, (m, n, k), Epilogue::None)).collect();
             let ms =
                 time_ms(args.min_seconds, || pollster::block_on(ctx.run(&d, &[])).map(|_| ()).map_err(|e| e.to_string()))? / reps as f64;
             let path = LinearPath::choose(m, k, rows);

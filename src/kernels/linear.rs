@@ -22,6 +22,16 @@ struct Params {
     x_stride4: u32,
 }
 
+/// How the rows of a Linear's input lie in their buffer.
+#[derive(Clone, Copy, Debug)]
+pub enum XRows {
+    /// One after another, the buffer holding `held` rows (≥ m; whole 64-row
+    /// tiles let the tiled kernel load without row checks).
+    Dense { held: usize },
+    /// Each this many values apart (the [CLS] rows of a batch, for the pooler).
+    Every(usize),
+}
+
 /// Which kernel a shape gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LinearPath {
@@ -84,55 +94,34 @@ impl LinearKernel {
         Some(p)
     }
 
-    /// `y [m, n] = act(x [m, k] · Wᵀ + bias)`; `x_rows` is how many rows x's buffer holds.
+    /// `y [m, n] = act(x [m, k] · Wᵀ + bias)`, x's rows lying as `x.1` says.
     pub fn bind(
         &self,
         ctx: &GpuContext,
-        x: &wgpu::Buffer,
-        x_rows: usize,
+        x: (&wgpu::Buffer, XRows),
         w: &wgpu::Buffer,
         bias: &wgpu::Buffer,
         y: &wgpu::Buffer,
         (m, n, k): (usize, usize, usize),
         act: Epilogue,
     ) -> Dispatch {
-        let path = LinearPath::choose(m, k, x_rows);
-        let Some(pipeline) = self.pipeline(ctx, path, act) else {
-            return self.generic.linear(ctx, x, m, w, bias, y, (n, k), act);
+        let (path, stride) = match x.1 {
+            XRows::Dense { held } => (LinearPath::choose(m, k, held), k),
+            // only the few-rows kernel reads rows at a stride
+            XRows::Every(stride) => match LinearPath::choose(m, k, m) {
+                path @ LinearPath::Rows(_) if stride.is_multiple_of(4) => (path, stride),
+                _ => (LinearPath::Generic, stride),
+            },
         };
-        let params = Params { m: m as u32, n: n as u32, k4: (k / 4) as u32, x_stride4: (k / 4) as u32 };
+        let Some(pipeline) = self.pipeline(ctx, path, act) else {
+            let rows = Layout { row_stride: stride, col_stride: 1 };
+            return self.generic.bind(ctx, (x.0, rows), (w, Layout::rows(k)), Some(bias), y, (m, n, k), act);
+        };
+        let params = Params { m: m as u32, n: n as u32, k4: (k / 4) as u32, x_stride4: (stride / 4) as u32 };
         let groups = match path {
             LinearPath::Rows(_) => [n.div_ceil(32) as u32, 1, 1],
             _ => [n.div_ceil(TILE) as u32, m.div_ceil(TILE) as u32, 1],
         };
-        ctx.dispatch(&pipeline, &params, &[x, w, bias, y], groups)
-    }
-
-    /// `y [m, n] = act(x_r · Wᵀ + bias)` for m rows of x each `stride`
-    /// values apart (the [CLS] rows of a batch): the few-rows kernel where
-    /// the shape takes it, the generic strided one otherwise.
-    pub fn bind_strided(
-        &self,
-        ctx: &GpuContext,
-        x: &wgpu::Buffer,
-        stride: usize,
-        w: &wgpu::Buffer,
-        bias: &wgpu::Buffer,
-        y: &wgpu::Buffer,
-        (m, n, k): (usize, usize, usize),
-        act: Epilogue,
-    ) -> Dispatch {
-        // only the few-rows kernel reads rows at a stride; m rows in the buffer keep the tiled one out
-        match LinearPath::choose(m, k, m) {
-            path @ LinearPath::Rows(_) if stride.is_multiple_of(4) => {
-                let pipeline = self.pipeline(ctx, path, act).expect("the few-rows path has a pipeline");
-                let params = Params { m: m as u32, n: n as u32, k4: (k / 4) as u32, x_stride4: (stride / 4) as u32 };
-                ctx.dispatch(&pipeline, &params, &[x, w, bias, y], [n.div_ceil(32) as u32, 1, 1])
-            }
-            _ => {
-                let rows = Layout { row_stride: stride, col_stride: 1 };
-                self.generic.bind(ctx, (x, rows), (w, Layout::rows(k)), Some(bias), y, (m, n, k), act)
-            }
-        }
+        ctx.dispatch(&pipeline, &params, &[x.0, w, bias, y], groups)
     }
 }
