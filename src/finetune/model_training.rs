@@ -141,8 +141,6 @@ pub struct ModelTraining {
     pub train_layers: TrainLayers,
     math: CpuMath,
     params: ClassifierParams,
-    /// The gradients, kept between steps (zeroed, not reallocated: 4 bytes a weight).
-    grads: ClassifierParams,
     moments: Moments,
     train: Split,
     eval: Split,
@@ -150,9 +148,26 @@ pub struct ModelTraining {
     order: Vec<usize>,
     /// The model at the last epoch end (or the start): kept when training fails.
     last_good: ClassifierParams,
-    /// Where steps run when not on the CPU; `params` and `moments` then hold
-    /// the device's values as of the last [`ModelTraining::sync`].
-    gpu: Option<Box<GpuTraining>>,
+    /// Where steps run; on a GPU, `params` and `moments` hold the device's
+    /// values as of the last [`ModelTraining::sync`].
+    stepper: Stepper,
+}
+
+/// Where a run's steps run.
+enum Stepper {
+    /// With the gradients, kept between steps (zeroed, not reallocated: 4 bytes a weight).
+    Cpu { grads: Box<ClassifierParams> },
+    /// The model, its gradients and moments on the device (no host gradients).
+    Gpu(Box<GpuTraining>),
+}
+
+impl Stepper {
+    fn gpu(&self) -> Option<&GpuTraining> {
+        match self {
+            Stepper::Gpu(g) => Some(g),
+            Stepper::Cpu { .. } => None,
+        }
+    }
 }
 
 impl ModelTraining {
@@ -179,7 +194,7 @@ impl ModelTraining {
             run_id,
             model,
             moments: Moments::new(&params),
-            grads: params.zeros_like(),
+            stepper: Stepper::Cpu { grads: Box::new(params.zeros_like()) },
             last_good: params.clone(),
             params,
             config,
@@ -189,23 +204,22 @@ impl ModelTraining {
             eval: split(eval),
             progress: Progress::default(),
             order,
-            gpu: None,
         })
     }
 
     /// Moves the run's steps (and evaluation) onto `ctx`'s device.
     pub fn on_gpu(mut self, ctx: GpuContext) -> Result<Self> {
-        self.gpu = Some(Box::new(GpuTraining::new(ctx, &self.params, &self.moments, self.train_layers)?));
+        self.stepper = Stepper::Gpu(Box::new(GpuTraining::new(ctx, &self.params, &self.moments, self.train_layers)?));
         Ok(self)
     }
 
     pub fn on_device(&self) -> bool {
-        self.gpu.is_some()
+        self.stepper.gpu().is_some()
     }
 
     /// Brings the host's parameters and moments up to the device's.
     async fn sync(&mut self) -> Result<()> {
-        if let Some(g) = &self.gpu {
+        if let Some(g) = self.stepper.gpu() {
             (self.params, self.moments) = g.download(&self.params).await?;
         }
         Ok(())
@@ -239,32 +253,24 @@ impl ModelTraining {
         };
         let t = self.progress.step;
         // one batch in memory at a time; each adds its share of the step's mean loss and gradients
-        match &self.gpu {
-            Some(g) => g.zero_gradients()?,
-            None => zero_trained(&mut self.grads, self.train_layers),
+        match &mut self.stepper {
+            Stepper::Gpu(g) => g.zero_gradients()?,
+            Stepper::Cpu { grads } => zero_trained(grads, self.train_layers),
         }
         let mut loss = 0.0;
         for (part, chunk) in idx.chunks(self.config.per_device_train_batch_size.max(1)).enumerate() {
-            let on = Evaluation { math: self.math, gpu: self.gpu.as_deref() };
+            let on = Evaluation { math: self.math, gpu: self.stepper.gpu() };
             let (batch, entry) = prepare_batch(&self.params, on, self.train_layers, &mut self.train, chunk).await?;
             let labels: Vec<u32> = chunk.iter().map(|&i| u32::from(self.train.pairs.labels[i])).collect();
             let share = chunk.len() as f32 / idx.len() as f32;
             // dropout masks are drawn per batch of the run (the n-th batch, across steps)
             let nth = t as usize * self.config.gradient_accumulation_steps.max(1) + part;
             let dropout = Dropout::training(&self.params.bert.config, self.config.seed, nth as u32);
-            let l = match &self.gpu {
-                Some(g) => g.loss_and_gradients(&batch, &labels, Some(&dropout), entry, share).await?,
-                None => loss_and_gradients(
-                    self.math,
-                    &self.params,
-                    &batch,
-                    &labels,
-                    self.train_layers,
-                    Some(&dropout),
-                    entry,
-                    share,
-                    &mut self.grads,
-                ),
+            let l = match &mut self.stepper {
+                Stepper::Gpu(g) => g.loss_and_gradients(&batch, &labels, Some(&dropout), entry, share).await?,
+                Stepper::Cpu { grads } => {
+                    loss_and_gradients(self.math, &self.params, &batch, &labels, self.train_layers, Some(&dropout), entry, share, grads)
+                }
             };
             loss += l * share;
         }
@@ -274,12 +280,12 @@ impl ModelTraining {
         };
         let lr = learning_rate_at(t as usize, self.total_steps(), self.config.warmup_steps, self.config.learning_rate);
         let opt = AdamW::new(lr, self.config.weight_decay);
-        match &self.gpu {
-            Some(g) => {
+        match &self.stepper {
+            Stepper::Gpu(g) => {
                 g.step(&opt, t + 1, MAX_GRAD_NORM).await?;
             }
-            None => {
-                step(&mut self.params, &self.grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
+            Stepper::Cpu { grads } => {
+                step(&mut self.params, grads, &mut self.moments, self.train_layers, &opt, t + 1, MAX_GRAD_NORM);
             }
         }
         self.progress.record_step(idx.len(), loss);
@@ -291,7 +297,9 @@ impl ModelTraining {
         self.params = self.last_good.clone();
         self.moments = Moments::new(&self.params);
         // the run is over; the device's copy is what failed
-        self.gpu = None;
+        if self.on_device() {
+            self.stepper = Stepper::Cpu { grads: Box::new(self.params.zeros_like()) };
+        }
         self.progress.epoch = self.config.num_train_epochs;
         e
     }
@@ -376,7 +384,7 @@ impl ModelTraining {
 
     /// Metrics on the validation pairs (evaluation mode).
     pub async fn evaluate(&mut self) -> Result<Metrics> {
-        let on = Evaluation { math: self.math, gpu: self.gpu.as_deref() };
+        let on = Evaluation { math: self.math, gpu: self.stepper.gpu() };
         let probs = predict(&self.params, on, self.train_layers, &mut self.eval, self.config.per_device_eval_batch_size).await?;
         evaluate(&probs, &self.eval.pairs.labels)
     }
