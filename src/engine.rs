@@ -229,6 +229,11 @@ impl Engine {
         self.helpers = Some(helpers);
     }
 
+    /// Takes the helpers away (forwards run on this thread alone until they are set again).
+    pub fn take_helpers(&mut self) -> Option<Rc<dyn ForwardHelpers>> {
+        self.helpers.take()
+    }
+
     /// The threads a CPU forward runs on now (rayon's natively, plus the
     /// helpers holding this model); `None` on the GPU.
     pub fn cpu_threads(&self) -> Option<usize> {

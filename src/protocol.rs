@@ -246,6 +246,8 @@ pub enum Request {
         batch: usize,
         seq: usize,
         min_ms: f64,
+        /// On the engine's own thread only (no helper workers).
+        one_thread: bool,
     },
     /// To a helper worker (the engine worker asks): hold this model on the
     /// CPU path to run parts of the engine's forwards.

@@ -1,5 +1,6 @@
 //! `?bench` (or `?bench=cpu`, `?bench=gpu`): the page's own engine on a fixed
-//! grid (1×8, 8×32, 32×128) on the CPU path and on WebGPU, with page open → first embedding, six short
+//! grid (1×8, 8×32, 32×128) on the CPU path (one thread, then every thread)
+//! and on WebGPU, with page open → first embedding, six short
 //! sentences through the explorer's path, and the longest main-thread task
 //! while the worker computes. Prints a table and JSON; `tests/browser/bench.mjs`
 //! drives it headless.
@@ -114,11 +115,14 @@ async fn run(out: RwSignal<Option<Results>>, longest: RwSignal<f64>) {
         }
         // main-thread tasks count from here: while the worker computes (the model's bytes are copied before)
         longest.set(0.0);
-        // (the engine's timings wait for its helper workers to join)
-        for (batch, seq) in GRID {
-            match client::call(Request::Bench { batch, seq, min_ms: 1000.0 }).await {
-                Reply::Benched { ms, backend } => r.rows.push(Row { backend, batch, seq, ms }),
-                other => r.errors.push(format!("{backend:?} {batch}×{seq}: {other:?}")),
+        // (the engine's timings wait for its helper workers to join); the CPU path on one thread, then on all
+        let threads: &[bool] = if backend == BackendChoice::Cpu { &[true, false] } else { &[false] };
+        for &one_thread in threads {
+            for (batch, seq) in GRID {
+                match client::call(Request::Bench { batch, seq, min_ms: 1000.0, one_thread }).await {
+                    Reply::Benched { ms, backend } => r.rows.push(Row { backend, batch, seq, ms }),
+                    other => r.errors.push(format!("{backend:?} {batch}×{seq}: {other:?}")),
+                }
             }
         }
         if backend == BackendChoice::Cpu {

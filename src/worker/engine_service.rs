@@ -197,9 +197,9 @@ pub async fn explore(mut texts: Vec<String>, selected: usize) -> Result<Explorat
 }
 
 /// Times forwards of `batch × seq` ids (as `bertlab bench` makes them, no
-/// padding) after one warm-up, for at least `min_ms`: ms per forward.
-pub async fn bench(batch: usize, seq: usize, min_ms: f64) -> Result<(f64, String), String> {
-    // timings are of every thread the engine will have
+/// padding) after one warm-up, for at least `min_ms`, with every thread the
+/// engine will have or (`one_thread`) on its own: ms per forward, and the backend.
+pub async fn bench(batch: usize, seq: usize, min_ms: f64, one_thread: bool) -> Result<(f64, String), String> {
     if let Some(joined) = joining_helpers() {
         joined.await;
     }
@@ -208,14 +208,22 @@ pub async fn bench(batch: usize, seq: usize, min_ms: f64) -> Result<(f64, String
     let vocab = engine.config.vocab_size;
     let rows = (0..batch).map(|r| ((0..seq).map(|t| ((1000 + 7 * t + r) % vocab) as u32).collect(), vec![0; seq])).collect();
     let batch = bertlab::Batch::from_rows(rows, engine.config.pad_token_id).map_err(|e| e.to_string())?;
-    engine.forward(&batch, AttentionRequest::None).await.map_err(|e| e.to_string())?;
-    let start = web_time::Instant::now();
-    let mut runs = 0;
-    while runs == 0 || start.elapsed().as_secs_f64() * 1e3 < min_ms {
+    let helpers = if one_thread { engine.take_helpers() } else { None };
+    let timed = async {
         engine.forward(&batch, AttentionRequest::None).await.map_err(|e| e.to_string())?;
-        runs += 1;
+        let start = web_time::Instant::now();
+        let mut runs = 0;
+        while runs == 0 || start.elapsed().as_secs_f64() * 1e3 < min_ms {
+            engine.forward(&batch, AttentionRequest::None).await.map_err(|e| e.to_string())?;
+            runs += 1;
+        }
+        Ok::<_, String>((start.elapsed().as_secs_f64() * 1e3 / runs as f64, engine.describe_backend()))
     }
-    Ok((start.elapsed().as_secs_f64() * 1e3 / runs as f64, engine.describe_backend()))
+    .await;
+    if let Some(h) = helpers {
+        engine.set_helpers(h);
+    }
+    timed
 }
 
 /// Makes `head` the one "Try it" and Export use.

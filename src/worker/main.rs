@@ -87,9 +87,9 @@ mod worker {
             // a timing shares the device with nothing: not while a run trains (a run that
             // starts meanwhile waits for the engine the timing holds)
             Request::Bench { .. } if runs::busy() => Reply::failed("a run is in progress: time the engine when it ends"),
-            Request::Bench { batch, seq, min_ms } => {
-                engine_service::bench(batch, seq, min_ms).await.map_or_else(Reply::failed, |(ms, backend)| Reply::Benched { ms, backend })
-            }
+            Request::Bench { batch, seq, min_ms, one_thread } => engine_service::bench(batch, seq, min_ms, one_thread)
+                .await
+                .map_or_else(Reply::failed, |(ms, backend)| Reply::Benched { ms, backend }),
             Request::LoadPart { files } => helpers::load_part(files).await,
             Request::ForwardPart { model, batch, attentions } => helpers::forward_part(model, batch, attentions).await,
             Request::DeleteRun { id } => match run_store::delete(&id).await {

@@ -302,7 +302,12 @@ test('the page stays responsive while its engine works; the CPU grid of ?bench r
   const r = JSON.parse(await text(page, 'bench-json'));
   console.log(await text(page, 'bench-table'));
   assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.rows.map((x) => `${x.batch}×${x.seq}`), ['1×8', '8×32', '32×128']);
+  // the grid on one thread, then on every thread (helper workers: a core each beyond the engine's, at most 3)
+  assert.deepEqual(r.rows.map((x) => `${x.batch}×${x.seq}`), ['1×8', '8×32', '32×128', '1×8', '8×32', '32×128']);
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const threads = Math.min(Math.max(cores - 1, 0), 3) + 1;
+  const every = threads === 1 ? '1 thread' : `${threads} threads`;
+  assert.deepEqual(r.rows.map((x) => x.backend.replace(/^CPU \(.*\) · /, '')), ['1 thread', '1 thread', '1 thread', every, every, every]);
   assert.ok(r.rows.every((x) => x.ms > 0 && /^CPU/.test(x.backend)));
   assert.ok(r.first_embedding_ms > 0 && r.explore_six_ms > 0);
   // page open → first embedding in its steps, in order

@@ -267,7 +267,7 @@ fn duration(s: f64) -> String {
 /// A run's time at the measured speed (`ms` per pair forward), or nothing before it is measured.
 fn run_time(ft: Ft, t: TrainLayers, layers: usize) -> Option<String> {
     let d = ft.data.get()?;
-    let (ms, _) = ft.speed.get()?;
+    let ms = ft.speed.with(|s| s.as_ref().map(|s| if t == TrainLayers::Top(0) { s.all_threads_ms } else { s.one_thread_ms }))?;
     let limit = match ft.train_limit.get() {
         0 => usize::MAX,
         n => n,
@@ -414,9 +414,9 @@ fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
             // one forward per pair, or two when each sentence is encoded alone
             let forwards = pairs * if matches!(c.head_input, HeadInput::Mean | HeadInput::PairFeatures) { 2 } else { 1 };
             let steps = c.total_steps(d.train.examples.len().min(limit));
-            let speed = ft.speed.get().map(|(ms, backend)| {
-                let s = forwards as f64 * ms / 1e3;
-                format!(" ≈ {} on {backend}", if s < 90.0 { format!("{s:.0} s") } else { format!("{:.0} min", s / 60.0) })
+            let speed = ft.speed.get().map(|speed| {
+                let s = forwards as f64 * speed.all_threads_ms / 1e3;
+                format!(" ≈ {} on {}", if s < 90.0 { format!("{s:.0} s") } else { format!("{:.0} min", s / 60.0) }, speed.backend)
             }).unwrap_or_default();
             Some(format!("Start first encodes {pairs} pairs once ({forwards} forward passes{speed}), then trains the head for {steps} steps (seconds)."))
         }}</p>

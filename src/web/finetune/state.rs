@@ -46,6 +46,16 @@ pub struct Data {
 }
 
 /// The page's state, shared by its components.
+/// Milliseconds per pair forward: on the engine's thread alone (what a run
+/// of BERT's layers trains on) and on every thread (what encodes a head's
+/// features), with the backend's words.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Speed {
+    pub one_thread_ms: f64,
+    pub all_threads_ms: f64,
+    pub backend: String,
+}
+
 #[derive(Clone, Copy)]
 pub struct Ft {
     pub data: RwSignal<Option<Data>>,
@@ -69,8 +79,8 @@ pub struct Ft {
     pub paused_in_memory: RwSignal<bool>,
     /// Fields whose text is not a valid setting, by field, with why; Start waits for none.
     pub invalid: RwSignal<BTreeMap<&'static str, String>>,
-    /// Milliseconds per pair forward and the backend, measured when the model loads.
-    pub speed: RwSignal<Option<(f64, String)>>,
+    /// The engine's speed, measured when the model loads.
+    pub speed: RwSignal<Option<Speed>>,
     /// Losses received since the chart was last redrawn: a head can take
     /// thousands of steps a second; the chart is redrawn every
     /// [`CHART_REFRESH`], whatever the rate (redrawing it costs time linear in
@@ -266,8 +276,9 @@ impl Ft {
         // the last model's speed says nothing about this one
         self.speed.set(None);
         spawn_local(async move {
-            if let Reply::Benched { ms, backend } = client::call(Request::Bench { batch: PAIRS, seq, min_ms: 200.0 }).await {
-                self.speed.set(Some((ms / PAIRS as f64, backend)));
+            let time = |one_thread| client::call(Request::Bench { batch: PAIRS, seq, min_ms: 200.0, one_thread });
+            if let (Reply::Benched { ms: one, .. }, Reply::Benched { ms: all, backend }) = (time(true).await, time(false).await) {
+                self.speed.set(Some(Speed { one_thread_ms: one / PAIRS as f64, all_threads_ms: all / PAIRS as f64, backend }));
             }
         });
     }
