@@ -99,6 +99,11 @@ impl EngineWorker {
         Ok(EngineWorker { state, _onmessage: onmessage, _onerror: onerror })
     }
 
+    /// Whether the worker has stopped (every request to it fails).
+    pub fn is_lost(&self) -> bool {
+        self.state.lost.borrow().is_some()
+    }
+
     /// Sends `request` now (or queues it until the worker is ready); the
     /// future yields the reply, or a failure saying why none came.
     pub fn call(&self, request: Request) -> impl Future<Output = Reply> + 'static {

@@ -42,8 +42,9 @@ pub struct Helpers {
 }
 
 impl Helpers {
+    /// The helpers alive that hold `model`.
     fn holding<'a>(&'a self, model: &'a ModelIdentity) -> impl Iterator<Item = &'a Helper> + 'a {
-        self.helpers.iter().filter(move |h| h.holds.borrow().as_ref().is_some_and(|m| m.same_model(model)))
+        self.helpers.iter().filter(move |h| !h.worker.is_lost() && h.holds.borrow().as_ref().is_some_and(|m| m.same_model(model)))
     }
 }
 
