@@ -289,9 +289,9 @@ impl Engine {
             }
         }
         match &mut self.backend {
-            Backend::Cpu(cpu) => match &self.helpers {
-                Some(helpers) if helpers.ready(&self.identity) > 0 && batch.batch_size > 1 => {
-                    split_forward(cpu, helpers.as_ref(), &self.identity, batch, attentions).await
+            Backend::Cpu(cpu) => match self.helpers.as_ref().map(|h| (h, h.ready(&self.identity))) {
+                Some((helpers, ready)) if ready > 0 && batch.batch_size > 1 => {
+                    split_forward(cpu, helpers.as_ref(), ready, &self.identity, batch, attentions).await
                 }
                 _ => Ok(cpu.forward(batch, attentions)),
             },
@@ -316,17 +316,18 @@ fn row_parts(rows: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     (0..parts).map(|p| p * rows / parts..(p + 1) * rows / parts).collect()
 }
 
-/// One forward with its rows split between this thread and the ready
+/// One forward with its rows split between this thread and the `ready`
 /// helpers: the helpers' parts are sent first, this thread runs the first
 /// part meanwhile, and a part a helper could not run runs here after.
 async fn split_forward(
     cpu: &FastCpuEncoder,
     helpers: &dyn ForwardHelpers,
+    ready: usize,
     model: &ModelIdentity,
     batch: &Batch,
     attentions: AttentionRequest,
 ) -> Result<Outputs> {
-    let parts = row_parts(batch.batch_size, 1 + helpers.ready(model));
+    let parts = row_parts(batch.batch_size, 1 + ready);
     let started: Vec<PartForward> = parts[1..]
         .iter()
         .enumerate()

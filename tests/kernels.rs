@@ -32,7 +32,7 @@ fn matmul_matches_cpu_on_odd_shapes_and_every_epilogue() {
             let want = linear_cpu(&x, &w, &b, m, n, k, act);
             let (xb, wb, bb) = (ctx.storage_f32("x", &x), ctx.storage_f32("w", &w), ctx.storage_f32("b", &b));
             let y = ctx.scratch("y", m * n);
-            let d = kernel.linear(&ctx, &xb, m, &wb, &bb, &y, (n, k), act);
+            let d = kernel.bind(&ctx, (&xb, Layout::rows(k)), (&wb, Layout::rows(k)), Some(&bb), &y, (m, n, k), act);
             let got = run(&ctx, d, &[(&y, m * n)]).remove(0);
             assert_close(&format!("matmul {m}×{n}×{k} {act:?}"), &got, &want, 1e-4 * (k as f32).sqrt());
         }
@@ -308,7 +308,8 @@ fn matmul_epilogues_match_their_definitions_closely() {
     for act in [Epilogue::Gelu, Epilogue::GeluTanh, Epilogue::Relu, Epilogue::Tanh] {
         let want: Vec<f32> = x.iter().map(|&v| act.apply(v)).collect();
         let y = ctx.scratch("y", n);
-        let got = run(&ctx, kernel.linear(&ctx, &xb, n, &one, &zero, &y, (1, 1), act), &[(&y, n)]).remove(0);
+        let d = kernel.bind(&ctx, (&xb, Layout::rows(1)), (&one, Layout::rows(1)), Some(&zero), &y, (n, 1, 1), act);
+        let got = run(&ctx, d, &[(&y, n)]).remove(0);
         assert_close(&format!("{act:?} on the GPU"), &got, &want, 2e-6);
         if act == Epilogue::Gelu {
             largest_gap = x.iter().map(|&v| (Epilogue::Gelu.apply(v) - Epilogue::GeluTanh.apply(v)).abs()).fold(0.0, f32::max);

@@ -21,6 +21,11 @@ use crate::protocol::{decode, encode, FromWorker, Reply, Request, ToWorker};
 /// The loader trunk writes beside the page for the worker binary.
 const WORKER_SCRIPT: &str = "bertlab-worker_loader.js";
 
+/// What a request to a stopped worker answers.
+fn stopped(why: &str) -> String {
+    format!("the engine worker stopped ({why}); load a model again")
+}
+
 struct State {
     worker: Worker,
     /// Messages waiting for the worker's `Ready`.
@@ -43,7 +48,7 @@ impl State {
         self.queued.borrow_mut().take();
         let pending: Vec<_> = self.pending.borrow_mut().drain().collect();
         for (_, tx) in pending {
-            let _ = tx.send(Reply::failed(format!("the engine worker stopped ({why}); load a model again")));
+            let _ = tx.send(Reply::failed(stopped(&why)));
         }
         (self.on_lost)(&why);
     }
@@ -110,7 +115,7 @@ impl EngineWorker {
         let s = &self.state;
         let sent = (|| {
             if let Some(why) = s.lost.borrow().as_ref() {
-                return Err(format!("the engine worker stopped ({why}); load a model again"));
+                return Err(stopped(why));
             }
             let id = s.next.get();
             s.next.set(id + 1);

@@ -51,7 +51,8 @@ pub struct BenchArgs {
 }
 
 fn parse_checks(s: &str) -> Result<ShaderChecks, String> {
-    ShaderChecks::parse(s).ok_or_else(|| format!("{s:?}: one of all, no-bounds, no-loop-bounding, none"))
+    let names: Vec<&str> = ShaderChecks::ALL.iter().map(|c| c.name()).collect();
+    ShaderChecks::parse(s).ok_or_else(|| format!("{s:?}: one of {}", names.join(", ")))
 }
 
 /// Runs `f` once to warm up, then until `min_seconds` have passed; ms per run.

@@ -219,22 +219,6 @@ impl MatmulKernel {
         let bias = bias.unwrap_or(w.0);
         ctx.dispatch(&self.pipeline, &params, &[a.0, w.0, bias, y], groups)
     }
-
-    /// The usual case: a Linear over `rows` dense rows of `x`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn linear(
-        &self,
-        ctx: &GpuContext,
-        x: &wgpu::Buffer,
-        rows: usize,
-        w: &wgpu::Buffer,
-        bias: &wgpu::Buffer,
-        y: &wgpu::Buffer,
-        (n, k): (usize, usize),
-        act: Epilogue,
-    ) -> Dispatch {
-        self.bind(ctx, (x, Layout::rows(k)), (w, Layout::rows(k)), Some(bias), y, (rows, n, k), act)
-    }
 }
 
 #[repr(C)]

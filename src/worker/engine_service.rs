@@ -47,14 +47,14 @@ enum Trained {
 /// The loaded model's helper workers: started on the engine's first use
 /// after the load (so they never slow the first embedding on a machine with
 /// few cores); `joined` is done once they have joined it (or failed to).
-struct Helpers {
+struct PendingHelpers {
     joined: Shared<LocalBoxFuture<'static, ()>>,
     started: Cell<bool>,
 }
 
 thread_local! {
     static ENGINE: RefCell<Option<(SharedEngine, Rc<ModelFiles>)>> = const { RefCell::new(None) };
-    static HELPERS: RefCell<Option<Rc<Helpers>>> = const { RefCell::new(None) };
+    static HELPERS: RefCell<Option<Rc<PendingHelpers>>> = const { RefCell::new(None) };
     static TRAINED: RefCell<Option<Trained>> = const { RefCell::new(None) };
 }
 
@@ -106,7 +106,7 @@ pub async fn load(
                 on_backend(engine.identity().clone(), engine.describe_backend());
             }
         };
-        Rc::new(Helpers { joined: joined.boxed_local().shared(), started: Cell::new(false) })
+        Rc::new(PendingHelpers { joined: joined.boxed_local().shared(), started: Cell::new(false) })
     });
     ENGINE.with(|e| *e.borrow_mut() = Some((engine, files)));
     HELPERS.with(|h| *h.borrow_mut() = helpers);
