@@ -1,9 +1,10 @@
-// y = act(x · Wᵀ + bias) for a few rows (m ≤ ROWS, substituted: 1, 2, 4, 8
-// or 16): what one short batch needs, where a 64-row tile would compute 64
+// y = act(x · Wᵀ + bias) for a few rows (ROWS, substituted: 1, 2, 4, 8 or
+// 16): what one short batch needs, where a 64-row tile would compute 64
 // rows for a handful. x [m, k] (rows x_stride4 vec4s apart: dense, or the
 // [CLS] rows of a batch for the pooler), W [n, k], k a multiple of 4. Each workgroup
-// computes 32 columns for every row; its 256 threads split k eight ways (a
-// column reads W once for all rows), then sum the eight partials.
+// computes 32 columns for ROWS rows (rows wg.y·ROWS …; more than ROWS rows
+// take more workgroups along y); its 256 threads split k eight ways (a
+// column reads W once for all its rows), then sum the eight partials.
 // ACT (substituted): the epilogue (shaders/activation.wgsl, prepended).
 
 struct Params {
@@ -26,12 +27,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let c = li % 32u;
     let slice = li / 32u;
     let w_at = min(wg.x * 32u + c, p.n - 1u) * p.k4; // columns past n read the last one, never stored
+    let row0 = wg.y * u32(ROWS);
     var acc: array<f32, ROWS>;
     for (var kv = slice; kv < p.k4; kv += 8u) {
         let wv = w[w_at + kv];
         // rows past m read row m - 1, never stored
         //#unroll r 0..ROWS
-        acc[{r}] += dot(x[min({r}u, p.m - 1u) * p.x_stride4 + kv], wv);
+        acc[{r}] += dot(x[min(row0 + {r}u, p.m - 1u) * p.x_stride4 + kv], wv);
         //#end
     }
     //#unroll r 0..ROWS
@@ -40,11 +42,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
     for (var o = li; o < ROWS * 32u; o += 256u) {
         let r = o / 32u;
+        let row = row0 + r;
         let col = wg.x * 32u + o % 32u;
         var sum = 0.0;
         //#unroll s 0..8
         sum += part[({s}u * ROWS + r) * 32u + o % 32u];
         //#end
-        if (r < p.m && col < p.n) { y[r * p.n + col] = activate(sum + bias[col], ACT); }
+        if (row < p.m && col < p.n) { y[row * p.n + col] = activate(sum + bias[col], ACT); }
     }
 }
