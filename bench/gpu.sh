@@ -15,7 +15,7 @@
 # MRPC pairs from tests/fixtures/glue-tiny) beside transformers' Trainer on
 # CUDA (bench/pytorch_finetune.py --cuda). Builds the release binary only if it is
 # missing (set BERTLAB to use another). On a machine without a Vulkan loader
-# put the loader's .deb files in .gl/ (see README, "Performance").
+# put the loader's .deb files in .gl/ (bench/RESULTS.md, "GPU", says how).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES=(--models minilm,bert-base --batches 1,8,32 --seqs 8,128 --matmul-tokens 4096 --min-seconds 2)
