@@ -2,7 +2,20 @@
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{clipped, quoted, Error, Result};
+
+/// Bounds on config.json's sizes, far above any published BERT (bert-large:
+/// hidden 1024, 24 layers, intermediate 4096; mBERT's vocabulary 119 547):
+/// a config past them is a corrupt or hostile file, refused before any
+/// allocation is sized by it.
+pub const MAX_VOCAB: usize = 1 << 20;
+pub const MAX_HIDDEN: usize = 1 << 14;
+pub const MAX_LAYERS: usize = 256;
+pub const MAX_INTERMEDIATE: usize = 1 << 16;
+pub const MAX_POSITIONS: usize = 1 << 16;
+pub const MAX_TYPE_VOCAB: usize = 1 << 10;
+/// Published BERTs use 1e-12 to 1e-5.
+pub const MAX_LAYER_NORM_EPS: f32 = 1e-2;
 
 /// The hidden activation of the feed-forward block (`hidden_act`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,16 +70,16 @@ struct RawConfig {
 
 impl BertConfig {
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
-        let raw: RawConfig =
-            serde_json::from_slice(bytes).map_err(|e| Error::Config(format!("config.json is not a valid BERT config: {e}")))?;
+        let raw: RawConfig = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Config(format!("config.json is not a valid BERT config: {}", clipped(&e.to_string()))))?;
         if let Some(t) = &raw.model_type {
             if t != "bert" {
-                return Err(Error::Config(format!("config.json has model_type \"{t}\"; only \"bert\" is supported")));
+                return Err(Error::Config(format!("config.json has model_type {}; only \"bert\" is supported", quoted(t))));
             }
         }
         if let Some(p) = &raw.position_embedding_type {
             if p != "absolute" {
-                return Err(Error::Config(format!("position_embedding_type \"{p}\" is not supported (only \"absolute\")")));
+                return Err(Error::Config(format!("position_embedding_type {} is not supported (only \"absolute\")", quoted(p))));
             }
         }
         let act = raw.hidden_act.as_deref().unwrap_or("gelu");
@@ -74,7 +87,7 @@ impl BertConfig {
             "gelu" => Activation::Gelu,
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
             "relu" => Activation::Relu,
-            other => return Err(Error::Config(format!("hidden_act \"{other}\" is not supported"))),
+            other => return Err(Error::Config(format!("hidden_act {} is not supported", quoted(other)))),
         };
         let c = BertConfig {
             vocab_size: raw.vocab_size.unwrap_or(30522),
@@ -95,20 +108,38 @@ impl BertConfig {
         Ok(c)
     }
 
+    /// Every size within its bound before anything is sized by it (the
+    /// weights are then checked against these, tensor by tensor, before any
+    /// is converted); eps and dropouts in their ranges.
     fn validate(&self) -> Result<()> {
-        let positive = [
-            ("vocab_size", self.vocab_size),
-            ("hidden_size", self.hidden_size),
-            ("num_hidden_layers", self.num_hidden_layers),
-            ("num_attention_heads", self.num_attention_heads),
-            ("intermediate_size", self.intermediate_size),
-            ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
-        ];
-        for (name, v) in positive {
+        for (name, v, max) in [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_HIDDEN),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_attention_heads, MAX_HIDDEN),
+            ("intermediate_size", self.intermediate_size, MAX_INTERMEDIATE),
+            ("max_position_embeddings", self.max_position_embeddings, MAX_POSITIONS),
+            ("type_vocab_size", self.type_vocab_size, MAX_TYPE_VOCAB),
+        ] {
             if v == 0 {
                 return Err(Error::Config(format!("{name} must be positive")));
             }
+            if v > max {
+                return Err(Error::Config(format!("{name} = {v} is larger than any BERT this engine runs (at most {max})")));
+            }
+        }
+        if self.pad_token_id as usize >= self.vocab_size {
+            return Err(Error::Config(format!(
+                "pad_token_id {} is outside the vocabulary (vocab_size {})",
+                self.pad_token_id, self.vocab_size
+            )));
+        }
+        // a NaN makes every output NaN; a large one makes every token's vector the same
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps <= MAX_LAYER_NORM_EPS) {
+            return Err(Error::Config(format!(
+                "layer_norm_eps {} must be a positive number no larger than {MAX_LAYER_NORM_EPS}",
+                self.layer_norm_eps
+            )));
         }
         if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(Error::Config(format!(

@@ -281,7 +281,20 @@ impl Engine {
         Ok((batch, out))
     }
 
+    /// One forward pass; an output that is not finite (weights that
+    /// overflow float32) is an error, never a result.
     pub async fn forward(&mut self, batch: &Batch, attentions: AttentionRequest) -> Result<Outputs> {
+        let out = self.forward_unchecked(batch, attentions).await?;
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        if !finite(&out.last_hidden_state) || !out.pooler_output.as_deref().is_none_or(finite) {
+            return Err(Error::Weights(
+                "the model's forward pass gave a value that is not a finite number: its weights overflow float32".into(),
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn forward_unchecked(&mut self, batch: &Batch, attentions: AttentionRequest) -> Result<Outputs> {
         validate(&self.config, batch)?;
         if let AttentionRequest::Row(r) = attentions {
             if r >= batch.batch_size {

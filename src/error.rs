@@ -52,6 +52,28 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Input echoed into a message, quoted and cut to its first 40 characters
+/// (a 10 MB string in a config file must not become a 10 MB error line).
+pub fn quoted(s: &str) -> String {
+    match cut_at(s, 40) {
+        None => format!("{s:?}"),
+        Some(cut) => format!("{:?}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
+/// A message from elsewhere (a parser's, which may quote the input) cut to 200 characters.
+pub fn clipped(s: &str) -> String {
+    match cut_at(s, 200) {
+        None => s.to_string(),
+        Some(cut) => format!("{}… ({} bytes)", &s[..cut], s.len()),
+    }
+}
+
+/// The byte offset of character `chars`, if `s` is longer.
+fn cut_at(s: &str, chars: usize) -> Option<usize> {
+    s.char_indices().nth(chars).map(|(at, _)| at)
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self {

@@ -14,6 +14,8 @@ pub mod charts;
 pub mod classifier;
 pub mod config;
 pub mod cpu_encoder;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod disk;
 pub mod engine;
 pub mod error;
 pub mod fast_cpu;

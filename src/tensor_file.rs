@@ -9,7 +9,7 @@ use std::str::FromStr;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
-use crate::error::{Error, Result};
+use crate::error::{clipped, quoted, Error, Result};
 
 /// Tensors and metadata on their way to bytes.
 #[derive(Default)]
@@ -55,7 +55,7 @@ pub struct TensorReader<'a> {
 
 impl<'a> TensorReader<'a> {
     pub fn parse(bytes: &'a [u8], what: &'static str) -> Result<Self> {
-        let corrupt = |e: safetensors::SafeTensorError| Error::File(format!("{what}: corrupt or truncated ({e})"));
+        let corrupt = |e: safetensors::SafeTensorError| Error::File(format!("{what}: corrupt or truncated ({})", clipped(&e.to_string())));
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(corrupt)?;
         let metadata = meta.metadata().clone().unwrap_or_default();
         let st = SafeTensors::deserialize(bytes).map_err(corrupt)?;
@@ -77,12 +77,12 @@ impl<'a> TensorReader<'a> {
     /// A metadata value parsed as `T`.
     pub fn parse_meta<T: FromStr>(&self, key: &str) -> Result<T> {
         let v = self.require(key)?;
-        v.parse().map_err(|_| self.error(format!("`{key}` = {v:?} is not valid")))
+        v.parse().map_err(|_| self.error(format!("`{key}` = {} is not valid", quoted(v))))
     }
 
     /// A metadata value holding JSON.
     pub fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
-        serde_json::from_str(self.require(key)?).map_err(|e| self.error(format!("`{key}`: {e}")))
+        serde_json::from_str(self.require(key)?).map_err(|e| self.error(format!("`{key}`: {}", clipped(&e.to_string()))))
     }
 
     pub fn names(&self) -> Vec<&str> {

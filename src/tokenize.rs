@@ -3,7 +3,9 @@
 //! `tokenizer.json` goes through the `tokenizers` crate; a model with only
 //! `vocab.txt` gets the BERT WordPiece pipeline built from it. Whatever
 //! padding or truncation a tokenizer.json carries is replaced: we truncate to
-//! the model's max positions (and say so) and pad per batch.
+//! the model's max positions (and say so) and pad per batch. So is its
+//! post-processor: every BERT's is `[CLS] A [SEP] (B [SEP])`, and a template
+//! naming special tokens it does not define panics inside `tokenizers`.
 
 use std::collections::HashMap;
 
@@ -15,7 +17,7 @@ use tokenizers::processors::bert::BertProcessing;
 use tokenizers::utils::truncation::truncate_encodings;
 use tokenizers::{Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-use crate::error::{Error, Result};
+use crate::error::{clipped, Error, Result};
 
 /// One row of a batch: a sentence, or a sentence pair (token type ids 0 then 1).
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +109,17 @@ pub struct BertTokenizer {
 impl BertTokenizer {
     /// From a `tokenizer.json`, ignoring the padding and truncation stored in it.
     pub fn from_tokenizer_json(bytes: &[u8], max_len: usize, pad_id: u32) -> Result<Self> {
-        let inner = Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer(format!("tokenizer.json cannot be read: {e}")))?;
+        let cannot = |e: &dyn std::fmt::Display| Error::Tokenizer(format!("tokenizer.json cannot be read: {}", clipped(&e.to_string())));
+        // tokenizers 0.23 panics (an `expect`) on JSON that breaks off inside a decoder and on a
+        // malformed Precompiled normalizer: the syntax is checked first, and Precompiled, which
+        // only SentencePiece tokenizers use, is refused
+        let json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| cannot(&e))?;
+        if uses_precompiled(&json["normalizer"]) {
+            return Err(Error::Tokenizer(
+                "tokenizer.json uses a Precompiled (SentencePiece) normalizer: BERT's WordPiece tokenizers do not".into(),
+            ));
+        }
+        let inner = Tokenizer::from_bytes(bytes).map_err(|e| cannot(&e))?;
         Self::configured(inner, max_len, pad_id)
     }
 
@@ -116,19 +128,19 @@ impl BertTokenizer {
         let vocab: HashMap<String, u32> =
             vocab.lines().enumerate().map(|(i, t)| (t.trim_end_matches('\r').to_string(), i as u32)).collect();
         let id_of = |t: &str| vocab.get(t).copied().ok_or_else(|| Error::Tokenizer(format!("vocab.txt has no {t} token")));
-        let (cls, sep) = (id_of("[CLS]")?, id_of("[SEP]")?);
-        id_of("[UNK]")?;
+        for special in ["[CLS]", "[SEP]", "[UNK]"] {
+            id_of(special)?;
+        }
         let model = WordPiece::builder()
             .vocab(vocab.into_iter().collect::<ahash::AHashMap<_, _>>())
             .unk_token("[UNK]".into())
             .continuing_subword_prefix("##".into())
             .max_input_chars_per_word(100)
             .build()
-            .map_err(|e| Error::Tokenizer(format!("vocab.txt: {e}")))?;
+            .map_err(|e| Error::Tokenizer(format!("vocab.txt: {}", clipped(&e.to_string()))))?;
         let mut inner = Tokenizer::new(model);
         inner.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase))).map_err(|e| Error::Tokenizer(e.to_string()))?;
         inner.with_pre_tokenizer(Some(BertPreTokenizer));
-        inner.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
         inner.with_decoder(Some(WordPieceDecoder::default()));
         Self::configured(inner, max_len, pad_id)
     }
@@ -137,6 +149,9 @@ impl BertTokenizer {
         // truncation is ours, per call (see `encode_batch_to`); padding is per batch
         inner.with_padding(None);
         inner.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let id_of = |t: &str| inner.token_to_id(t).ok_or_else(|| Error::Tokenizer(format!("the vocabulary has no {t} token")));
+        let (cls, sep) = (id_of("[CLS]")?, id_of("[SEP]")?);
+        inner.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
         Ok(BertTokenizer { inner, model_max_len: max_len, pad_id })
     }
 
@@ -166,8 +181,7 @@ impl BertTokenizer {
             if a.trim().is_empty() || b.is_some_and(|b| b.trim().is_empty()) {
                 return Err(Error::Input(format!("text {} is empty", i + 1)));
             }
-            let (enc, cut) =
-                self.encode_one(a, b, max_len).map_err(|e| Error::Tokenizer(format!("cannot tokenize text {}: {e}", i + 1)))?;
+            let (enc, cut) = self.encode_one(a, b, max_len, i)?;
             truncated.push(cut);
             tokens.push(enc.get_tokens().to_vec());
             rows.push((enc.get_ids().to_vec(), enc.get_type_ids().to_vec()));
@@ -178,18 +192,25 @@ impl BertTokenizer {
         Ok(batch)
     }
 
-    /// One row: each text tokenized alone (after cutting it to a length that
-    /// holds far more than `max_len` tokens, so a pasted book costs no more
-    /// than a page), truncated, then given [CLS]/[SEP] and type ids.
-    fn encode_one(&self, a: &str, b: Option<&str>, max_len: usize) -> tokenizers::Result<(Encoding, bool)> {
+    /// One row (row `i` of the batch, for messages): each text tokenized
+    /// alone (after cutting it to a length that holds far more than
+    /// `max_len` tokens, so a pasted book costs no more than a page),
+    /// truncated, then given [CLS]/[SEP] and type ids. Text that gives no
+    /// token at all (only control or zero-width characters, which BERT's
+    /// normalizer removes) is an error.
+    fn encode_one(&self, a: &str, b: Option<&str>, max_len: usize, i: usize) -> Result<(Encoding, bool)> {
+        let failed = |e: tokenizers::Error| Error::Tokenizer(format!("cannot tokenize text {}: {}", i + 1, clipped(&e.to_string())));
         let char_limit = max_len.saturating_mul(CHARS_PER_TOKEN_BOUND).max(1024);
         let (a, clipped_a) = clip_chars(a, char_limit);
         let (b, clipped_b) = b.map_or((None, false), |b| {
             let (b, c) = clip_chars(b, char_limit);
             (Some(b), c)
         });
-        let enc_a = self.inner.encode(a, false)?;
-        let enc_b = b.map(|b| self.inner.encode(b, false)).transpose()?;
+        let enc_a = self.inner.encode(a, false).map_err(failed)?;
+        let enc_b = b.map(|b| self.inner.encode(b, false)).transpose().map_err(failed)?;
+        if enc_a.is_empty() || enc_b.as_ref().is_some_and(Encoding::is_empty) {
+            return Err(Error::Input(format!("text {} has no tokens: it holds only spaces, control or zero-width characters", i + 1)));
+        }
         let before = enc_a.len() + enc_b.as_ref().map_or(0, |e| e.len());
         let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(enc_b.is_some()));
         let params = TruncationParams {
@@ -198,10 +219,19 @@ impl BertTokenizer {
             strategy: TruncationStrategy::LongestFirst,
             stride: 0,
         };
-        let (enc_a, enc_b) = truncate_encodings(enc_a, enc_b, &params)?;
+        let (enc_a, enc_b) = truncate_encodings(enc_a, enc_b, &params).map_err(failed)?;
         let after = enc_a.len() + enc_b.as_ref().map_or(0, |e| e.len());
-        let enc = self.inner.post_process(enc_a, enc_b, true)?;
+        let enc = self.inner.post_process(enc_a, enc_b, true).map_err(failed)?;
         Ok((enc, after < before || clipped_a || clipped_b))
+    }
+}
+
+/// Whether a tokenizer.json normalizer (or one in its sequences, at any depth) is Precompiled.
+fn uses_precompiled(normalizer: &serde_json::Value) -> bool {
+    match normalizer {
+        serde_json::Value::Object(m) => m.get("type").and_then(|t| t.as_str()) == Some("Precompiled") || m.values().any(uses_precompiled),
+        serde_json::Value::Array(a) => a.iter().any(uses_precompiled),
+        _ => false,
     }
 }
 

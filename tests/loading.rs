@@ -11,54 +11,8 @@ use bertlab::outputs::torch_format;
 use bertlab::tokenize::Input;
 use bertlab::weights::BertWeights;
 use bertlab::{AttentionRequest, Error, Model, ModelFiles};
-use common::{f32s, fixtures, read_json, tiny_dir};
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
-
-fn tiny_files() -> ModelFiles {
-    let read = |n: &str| std::fs::read(tiny_dir().join(n)).ok();
-    ModelFiles {
-        name: "tiny-bert".into(),
-        config_json: read("config.json"),
-        model_safetensors: read("model.safetensors"),
-        tokenizer_json: None,
-        vocab_txt: read("vocab.txt"),
-        tokenizer_config_json: read("tokenizer_config.json"),
-    }
-}
-
-/// The tiny checkpoint's tensors as (name, dtype, shape, f32 values).
-fn tiny_tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(tiny_dir().join("model.safetensors")).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(name, t)| {
-            assert_eq!(t.dtype(), Dtype::F32);
-            let v = t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-            (name, t.shape().to_vec(), v)
-        })
-        .collect()
-}
-
-/// Re-serialises tensors under new names, in `dtype`.
-fn serialize(tensors: &[(String, Vec<usize>, Vec<f32>)], dtype: Dtype) -> Vec<u8> {
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, s, v)| {
-            let b: Vec<u8> = match dtype {
-                Dtype::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                Dtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
-                Dtype::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
-                _ => unreachable!(),
-            };
-            (n.clone(), s.clone(), b)
-        })
-        .collect();
-    let views: Vec<(String, TensorView)> =
-        bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).unwrap())).collect();
-    safetensors::serialize(views, None).unwrap()
-}
+use common::{f32s, fixtures, read_json, serialize, tiny_dir, tiny_files, tiny_tensors};
+use safetensors::Dtype;
 
 fn load(weights: Vec<u8>) -> Result<Model, Error> {
     Model::from_files(&ModelFiles { model_safetensors: Some(weights), ..tiny_files() })
@@ -154,7 +108,7 @@ fn a_config_that_disagrees_with_the_weights_is_reported() {
     assert!(msg.contains("more layers"), "{msg}");
     let more = BertConfig::from_json(config.replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3").as_bytes()).unwrap();
     let msg = BertWeights::from_safetensors(&more, &bytes).unwrap_err().to_string();
-    assert!(msg.contains("missing tensor `encoder.layer.2."), "{msg}");
+    assert!(msg.contains("fewer layers") && msg.contains("`encoder.layer.2.attention.self.query.weight`"), "{msg}");
 }
 
 #[test]
@@ -213,6 +167,12 @@ fn fingerprints_tell_weights_apart_and_ignore_where_they_came_from() {
     let mut changed = a.weights.clone();
     changed.layers[1].ffn_out.bias[0] += 1e-3;
     assert_ne!(changed.fingerprint(), fp);
+    // every value counts, not a strided sample of each tensor (the old fingerprint took 4096 of
+    // each and missed this one: stale cached features and saved heads were reused on other weights)
+    let mut one_value = a.weights.clone();
+    assert!(one_value.word_embeddings.len() > 4096);
+    one_value.word_embeddings[1] += 1e-3;
+    assert_ne!(one_value.fingerprint(), fp);
     let f16 = load(serialize(&tiny_tensors(), Dtype::F16)).unwrap();
     assert_ne!(f16.weights.fingerprint(), fp, "f16-rounded weights are other weights");
 }
@@ -228,4 +188,152 @@ fn a_checkpoint_without_pooler_weights_has_no_pooler_output() {
     assert!(out.sentence_embedding(0, &batch.attention_mask, bertlab::Pooling::Pooler, false).is_none());
     // the hidden states are the full model's
     assert_eq!(out.last_hidden_state, hidden_of(&Model::from_files(&tiny_files()).unwrap()));
+}
+
+/// config.json with `edit` applied to its fields, as the tiny model's files.
+fn with_config(edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> ModelFiles {
+    let mut cfg: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(tiny_dir().join("config.json")).unwrap()).unwrap();
+    edit(&mut cfg);
+    ModelFiles { config_json: Some(serde_json::to_vec(&cfg).unwrap()), ..tiny_files() }
+}
+
+fn load_error(files: &ModelFiles) -> String {
+    Model::from_files(files).err().expect("the files should be refused").to_string()
+}
+
+/// Issue 24: a size field past any BERT aborted on `Vec::with_capacity`; each is
+/// refused by name before anything is sized by it, and a layer count the
+/// file does not hold is said before any layer is converted.
+#[test]
+fn config_sizes_past_any_bert_are_refused_before_anything_is_sized_by_them() {
+    for field in [
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "max_position_embeddings",
+        "type_vocab_size",
+    ] {
+        for huge in [1u64 << 40, u64::MAX] {
+            let msg = load_error(&with_config(|c| {
+                c.insert(field.into(), huge.into());
+            }));
+            assert!(msg.starts_with("config error") && msg.contains(field), "{field} = {huge}: {msg}");
+        }
+    }
+    let msg = load_error(&with_config(|c| {
+        c.insert("num_hidden_layers".into(), 200.into());
+    }));
+    assert!(msg.contains("fewer layers than config.json's num_hidden_layers = 200"), "{msg}");
+}
+
+#[test]
+fn pad_token_id_and_layer_norm_eps_outside_their_ranges_are_refused() {
+    // pad_token_id past the vocabulary panicked in CPU layer training
+    let msg = load_error(&with_config(|c| {
+        c.insert("pad_token_id".into(), 100_000.into());
+    }));
+    assert!(msg.contains("pad_token_id 100000 is outside the vocabulary"), "{msg}");
+    // 1e30 made every token's vector the same; 1e400 (inf), 0 and negatives are no epsilon either
+    for eps in ["1e30", "1e400", "0", "-1e-12"] {
+        let files = with_config(|c| {
+            c.insert("layer_norm_eps".into(), serde_json::from_str(eps).unwrap_or(serde_json::json!(f64::MAX)));
+        });
+        let msg = load_error(&files);
+        assert!(msg.contains("layer_norm_eps"), "{eps}: {msg}");
+    }
+}
+
+/// NaN or ±inf weights were loaded and printed NaN outputs as a result.
+#[test]
+fn non_finite_weights_are_named_and_a_forward_that_overflows_says_so() {
+    for (bad, shown) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf"), (f32::NEG_INFINITY, "-inf")] {
+        let tensors: Vec<_> = tiny_tensors()
+            .into_iter()
+            .map(|(n, s, mut v)| {
+                if n == "encoder.layer.1.output.dense.weight" {
+                    v[7] = bad;
+                }
+                (n, s, v)
+            })
+            .collect();
+        let msg = weights_error(serialize(&tensors, Dtype::F32));
+        assert!(msg.contains(&format!("`encoder.layer.1.output.dense.weight` holds {shown} at index 7")), "{msg}");
+    }
+    // finite weights whose products overflow float32: the forward says so instead of printing inf or NaN
+    let tensors: Vec<_> = tiny_tensors()
+        .into_iter()
+        .map(|(n, s, v)| {
+            let scale = n.ends_with("intermediate.dense.weight") || n.ends_with("output.dense.weight");
+            if scale {
+                (n, s, v.iter().map(|x| x * 1e37).collect())
+            } else {
+                (n, s, v)
+            }
+        })
+        .collect();
+    let model = load(serialize(&tensors, Dtype::F32)).unwrap();
+    let mut engine = pollster::block_on(bertlab::Engine::new(model, bertlab::BackendChoice::Cpu)).unwrap();
+    let e = pollster::block_on(engine.embed(&[Input::from("Hello, how are you?")], bertlab::EmbedOptions::default())).unwrap_err();
+    assert!(e.to_string().contains("not a finite number"), "{e}");
+}
+
+/// A 10 MB string in config.json was echoed whole into the error line.
+#[test]
+fn input_echoed_into_a_message_is_cut() {
+    let huge = "x".repeat(10 << 20);
+    for field in ["hidden_act", "model_type", "position_embedding_type"] {
+        let msg = load_error(&with_config(|c| {
+            c.insert(field.into(), huge.clone().into());
+        }));
+        assert!(msg.contains(field) && msg.len() < 300, "{field}: {} bytes", msg.len());
+        assert!(msg.contains("(10485760 bytes)"), "{}", &msg[..msg.len().min(300)]);
+    }
+    // a parser's message that quotes the input is cut too
+    let msg = load_error(&with_config(|c| {
+        c.insert("vocab_size".into(), huge.clone().into());
+    }));
+    assert!(msg.len() < 400, "{} bytes", msg.len());
+}
+
+/// Text of only control or zero-width characters passed the emptiness check and embedded as `[CLS] [SEP]`.
+#[test]
+fn text_of_only_control_or_zero_width_characters_is_refused() {
+    let model = Model::from_files(&tiny_files()).unwrap();
+    for text in ["\u{200b}\u{200b}", "\u{0007}\u{0008}", "\u{feff}", "\u{200b} \u{0001}"] {
+        let e = model.tokenizer.encode_batch(&[Input::from("fine"), Input::from(text)]).unwrap_err();
+        assert!(e.to_string().contains("text 2 has no tokens"), "{text:?}: {e}");
+        let pair = Input::Pair("fine".into(), text.into());
+        assert!(model.tokenizer.encode_batch(&[pair]).is_err(), "{text:?} as the pair's second text");
+    }
+}
+
+/// tokenizers 0.23 panics on some tokenizer.json files (found by tests/fuzz.rs):
+/// JSON broken off inside the decoder, a malformed Precompiled normalizer, a
+/// template naming a special token it does not define. Each is a message, or
+/// (the template, which BERT's own post-processor replaces) simply works.
+#[test]
+fn tokenizer_json_files_that_panic_tokenizers_are_refused_or_repaired() {
+    let files = |json: Vec<u8>| ModelFiles { tokenizer_json: Some(json), ..tiny_files() };
+    let good = common::tiny_tokenizer_json();
+    let text = serde_json::to_string(&good).unwrap();
+    let cut = text.find("\"decoder\"").unwrap() + 30;
+    let msg = load_error(&files(text.as_bytes()[..cut].to_vec()));
+    assert!(msg.contains("tokenizer.json cannot be read"), "{msg}");
+
+    let mut precompiled = good.clone();
+    precompiled["normalizer"] =
+        serde_json::json!({"type": "Sequence", "normalizers": [{"type": "Precompiled", "precompiled_charsmap": 5}]});
+    let msg = load_error(&files(serde_json::to_vec(&precompiled).unwrap()));
+    assert!(msg.contains("Precompiled"), "{msg}");
+
+    let mut template = good.clone();
+    template["post_processor"]["special_tokens"].as_object_mut().unwrap().remove("[SEP]");
+    let model = Model::from_files(&files(serde_json::to_vec(&template).unwrap())).unwrap();
+    let batch = model.tokenizer.encode_batch(&[Input::Pair("the cat".into(), "sat".into())]).unwrap();
+    let reference =
+        Model::from_files(&tiny_files()).unwrap().tokenizer.encode_batch(&[Input::Pair("the cat".into(), "sat".into())]).unwrap();
+    assert_eq!(batch, reference, "BERT's [CLS] A [SEP] B [SEP], as vocab.txt gives it");
 }

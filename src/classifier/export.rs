@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::classifier::{ClassifierParams, CLASSES};
-use crate::error::{Error, Result};
+use crate::error::{clipped, Error, Result};
 use crate::finetune::head_io::ID2LABEL;
 use crate::tensor_file::TensorWriter;
 
@@ -35,8 +35,8 @@ pub fn hf_tensors(p: &ClassifierParams) -> Vec<(String, Vec<usize>, &[f32])> {
 /// The folder's files as (name, bytes): `config.json` from the base model's
 /// `config_json`, `model.safetensors`, and `tokenizer_files` as they are.
 pub fn export_folder(p: &ClassifierParams, config_json: &[u8], tokenizer_files: &[(&str, &[u8])]) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut config: serde_json::Value =
-        serde_json::from_slice(config_json).map_err(|e| Error::Config(format!("config.json is not valid JSON: {e}")))?;
+    let mut config: serde_json::Value = serde_json::from_slice(config_json)
+        .map_err(|e| Error::Config(format!("config.json is not valid JSON: {}", clipped(&e.to_string()))))?;
     let fields = config.as_object_mut().ok_or_else(|| Error::Config("config.json is not a JSON object".into()))?;
     let id2label: BTreeMap<String, &str> = ID2LABEL.iter().enumerate().map(|(i, l)| (i.to_string(), *l)).collect();
     let label2id: BTreeMap<&str, usize> = ID2LABEL.iter().enumerate().map(|(i, l)| (*l, i)).collect();
