@@ -83,8 +83,11 @@ impl HeadSpec {
         self.shapes().iter().map(|(_, o, i)| o.saturating_mul(*i).saturating_add(*o)).fold(0, usize::saturating_add)
     }
 
-    /// Refuses heads too large to allocate.
+    /// Refuses heads without inputs or classes, and heads too large to allocate.
     pub fn check_size(&self) -> Result<()> {
+        if self.in_dim == 0 || self.classes == 0 {
+            return Err(Error::Input(format!("a head needs inputs and classes: {} inputs, {} classes", self.in_dim, self.classes)));
+        }
         let n = self.param_count();
         if n > MAX_HEAD_PARAMS {
             return Err(Error::Input(format!(

@@ -164,6 +164,68 @@ fn bad_input_gives_one_line_errors_and_a_failing_exit_code() {
     assert_one_line_error(&bertlab(&["embed", "hi", "--model", "/nonexistent/model"]), "does not exist");
 }
 
+/// Issue 24's findings on the command line: files that are not regular
+/// (a FIFO hung the read, /dev/zero read 2 GB), echoed input, output bounds.
+#[test]
+fn files_that_are_not_regular_are_refused_and_echoes_are_cut() {
+    let dir = tiny_copy("fifo", |d| {
+        std::fs::remove_file(d.join("config.json")).unwrap();
+        assert!(Command::new("mkfifo").arg(d.join("config.json")).status().unwrap().success());
+    });
+    assert_one_line_error(&bertlab(&["embed", "hi", "--model", dir.to_str().unwrap()]), "config.json is not a regular file");
+    let head = fixtures().join("tiny-head/head.safetensors");
+    let (model, head) = (tiny_dir(), head.to_str().unwrap().to_string());
+    let o = bertlab(&["finetune", "--eval-only", "--model", model.to_str().unwrap(), "--head", &head, "--data", "/dev/zero", "--no-cache"]);
+    assert_one_line_error(&o, "/dev/zero is not a regular file");
+
+    let dir = tiny_copy("long-act", |d| {
+        let c = std::fs::read_to_string(d.join("config.json")).unwrap();
+        let act = "y".repeat(10 << 20);
+        std::fs::write(d.join("config.json"), c.replace("\"hidden_act\": \"gelu\"", &format!("\"hidden_act\": \"{act}\""))).unwrap();
+    });
+    let o = bertlab(&["embed", "hi", "--model", dir.to_str().unwrap()]);
+    assert_one_line_error(&o, "hidden_act \"yyyy");
+    assert!(stderr(&o).len() < 300, "{} bytes of error", stderr(&o).len());
+}
+
+#[test]
+fn bench_settings_without_bound_are_refused() {
+    for (flag, value, want) in [
+        ("--batches", "0", "--batches 0"),
+        ("--batches", "100000", "--batches 100000"),
+        ("--seqs", "0", "--seqs 0"),
+        ("--seqs", "100000", "--seqs 100000"),
+        ("--matmul-tokens", "100000000", "--matmul-tokens 100000000"),
+        ("--min-seconds", "inf", "--min-seconds inf"),
+        ("--min-seconds", "NaN", "--min-seconds NaN"),
+    ] {
+        assert_one_line_error(&bertlab(&["bench", "--backends", "cpu", "--models", "bert-base", flag, value]), want);
+    }
+}
+
+#[test]
+fn many_texts_print_no_giant_matrix_and_a_closed_pipe_ends_quietly() {
+    let texts: Vec<String> = (0..40).map(|i| format!("sentence number {i}")).collect();
+    let tiny = tiny_dir();
+    let mut args = vec!["embed", "--model", tiny.to_str().unwrap(), "--backend", "cpu"];
+    args.extend(texts.iter().map(String::as_str));
+    let o = bertlab(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("40 sentences make a 40 × 40 matrix, not printed here"), "{out}");
+    assert!(out.lines().count() < 300, "{} lines", out.lines().count());
+    // `bertlab embed … | head -c 10`: stdout closes early; println! used to panic on the broken pipe
+    let cmd = format!(
+        "'{}' embed --model '{}' --backend cpu {} | head -c 10",
+        env!("CARGO_BIN_EXE_bertlab"),
+        tiny_dir().display(),
+        "'one text' ".repeat(40)
+    );
+    let o = Command::new("sh").arg("-c").arg(cmd).env("XDG_RUNTIME_DIR", std::env::temp_dir()).output().unwrap();
+    assert_eq!(o.stdout.len(), 10);
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
 #[test]
 fn bench_prints_its_tables() {
     let model = minilm_dir();

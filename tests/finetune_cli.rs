@@ -242,6 +242,87 @@ fn bad_data_and_settings_give_clear_messages() {
     }
 }
 
+/// `--out` loses nothing (issue 24): a non-empty destination is refused
+/// unless --overwrite-output-dir, the base model's folder always; the result
+/// replaces the folder whole (no stale file from before survives); a
+/// destination that cannot be written fails before the first step.
+#[test]
+fn out_never_overwrites_by_surprise_and_is_checked_before_training() {
+    let root = scratch("out");
+    let cache = root.join("cache");
+    let data = data_dir("out-data", &glue_head("train.tsv", 32), &glue_head("dev.tsv", 16));
+    let layers = |out: &Path, extra: &[&str]| {
+        let o = out.to_str().unwrap().to_string();
+        let args = [&["--train-layers", "all", "--num-train-epochs", "1", "--json", "--out", &o][..], extra].concat();
+        finetune(&data, &cache, &args)
+    };
+    // an existing folder with a stale tokenizer.json (it would win over the export's vocab.txt on load)
+    let out = root.join("model");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("tokenizer.json"), "{ stale }").unwrap();
+    let e = error_of(&layers(&out, &[]));
+    assert!(e.contains("already exists and is not empty: pass --overwrite-output-dir"), "{e}");
+    assert_eq!(std::fs::read_to_string(out.join("tokenizer.json")).unwrap(), "{ stale }", "a refusal touches nothing");
+    json_lines(&layers(&out, &["--overwrite-output-dir"]));
+    assert!(!out.join("tokenizer.json").exists(), "the stale file went with the old folder");
+    let mut names: Vec<String> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]);
+    bertlab::Model::from_dir(&out).unwrap();
+    let siblings: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(siblings.iter().all(|n| !n.to_string_lossy().contains("partial")), "nothing staged is left: {siblings:?}");
+
+    // the model being trained, or a folder holding it, is never an output, flag or not
+    let model = root.join("base");
+    std::fs::create_dir_all(&model).unwrap();
+    for f in ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"] {
+        std::fs::copy(tiny_dir().join(f), model.join(f)).unwrap();
+    }
+    let before = std::fs::read(model.join("model.safetensors")).unwrap();
+    for out in [model.clone(), root.clone()] {
+        let (m, d, o) = (model.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap());
+        let e = error_of(&bertlab(&["finetune", "--model", m, "--data", d, "--out", o, "--overwrite-output-dir", "--no-cache"]));
+        assert!(e.contains("is (or holds) the model being trained"), "{e}");
+    }
+    assert_eq!(std::fs::read(model.join("model.safetensors")).unwrap(), before);
+
+    // an unwritable destination fails before any step (it failed after training)
+    let o = layers(Path::new("/proc/bertlab-out"), &[]);
+    let e = error_of(&o);
+    assert!(e.contains("cannot write beside --out /proc/bertlab-out"), "{e}");
+    assert!(o.stdout.is_empty(), "no step ran: {}", String::from_utf8_lossy(&o.stdout));
+
+    // a head file: refused when it exists, replaced with the flag
+    let head = root.join("head.safetensors");
+    std::fs::write(&head, "old").unwrap();
+    let h = head.to_str().unwrap();
+    let e = error_of(&finetune(&data, &cache, &["--num-train-epochs", "1", "--out", h]));
+    assert!(e.contains("already exists"), "{e}");
+    json_lines(&finetune(&data, &cache, &["--num-train-epochs", "1", "--json", "--out", h, "--overwrite-output-dir"]));
+    safetensors::SafeTensors::deserialize(&std::fs::read(&head).unwrap()).unwrap();
+}
+
+/// An error after progress lines (`\r`-rewritten) starts a line of its own,
+/// and settings whose product overflowed are refused by name.
+#[test]
+fn errors_start_their_own_line_and_overflowing_settings_are_refused() {
+    let root = scratch("line");
+    let data = data_dir("line-data", &glue_head("train.tsv", 64), &glue_head("dev.tsv", 16));
+    let o = finetune(&data, &root.join("cache"), &["--train-layers", "all", "--learning-rate", "1e30", "--num-train-epochs", "3"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("\rstep 1/"), "progress was shown: {err:?}");
+    let line = err.split('\n').find(|l| l.contains("error:")).unwrap();
+    assert!(line.starts_with("error: "), "the error shares a line with the progress: {line:?}");
+
+    let e = error_of(&finetune(
+        &data,
+        &root.join("cache"),
+        &["--per-device-train-batch-size", "18446744073709551615", "--gradient-accumulation-steps", "2"],
+    ));
+    assert!(e.contains("per_device_train_batch_size 18446744073709551615 is more than this engine runs"), "{e}");
+}
+
 /// The cache holds features by content: a second run reads them (and gives
 /// the same numbers), another model or other texts miss, and a broken file
 /// is recomputed, not trusted.

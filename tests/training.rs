@@ -238,6 +238,13 @@ fn settings_no_run_can_use_are_refused_by_name() {
         (TrainConfig { per_device_eval_batch_size: 0, ..d() }, "per_device_eval_batch_size must be at least 1"),
         (TrainConfig { num_train_epochs: 0, ..d() }, "num_train_epochs must be at least 1"),
         (TrainConfig { max_seq_length: 3, ..d() }, "max_seq_length 3 must be at least 5"),
+        // batch × accumulation overflowed to 0 and divided by it (issue 24)
+        (
+            TrainConfig { per_device_train_batch_size: usize::MAX, gradient_accumulation_steps: 2, ..d() },
+            "per_device_train_batch_size 18446744073709551615 is more than this engine runs",
+        ),
+        (TrainConfig { gradient_accumulation_steps: 1 << 40, ..d() }, "gradient_accumulation_steps 1099511627776 is more"),
+        (TrainConfig { num_train_epochs: usize::MAX, ..d() }, "num_train_epochs 18446744073709551615 is more"),
     ] {
         let e = try_config(config).expect(want);
         assert!(e.contains(want), "{e} / {want}");
@@ -261,6 +268,9 @@ fn the_schedule_warms_up_then_decays_linearly_to_zero() {
     assert_eq!(learning_rate_at(55, 100, 10, 1.0), 0.5);
     assert_eq!(learning_rate_at(0, 100, 0, 2e-5), 2e-5);
     assert_eq!(learning_rate_at(100, 100, 0, 1.0), 0.0);
+    // warmup longer than the run (it underflowed `total - warmup`)
+    assert_eq!(learning_rate_at(50, 10, 100, 1.0), 0.5);
+    assert_eq!(learning_rate_at(150, 10, 100, 1.0), 0.0);
 }
 
 #[test]
@@ -337,6 +347,23 @@ fn a_run_resumed_from_a_checkpoint_continues_exactly() {
     assert!(e.contains("the head reads 12 per pair"), "{e}");
     let e = pollster::block_on(Training::resume(b"junk", None, toy(1, 12, 3), toy(1, 12, 4))).err().unwrap().to_string();
     assert!(e.contains("corrupt or truncated"), "{e}");
+    // a saved run whose head is too large to allocate: refused before anything is sized by it
+    // (resume made the head's initial weights first, and aborted)
+    let huge = edit_metadata(&bytes, |state| state.replace("\"hidden\":9", "\"hidden\":10000000000000"));
+    let e = pollster::block_on(Training::resume(&huge, None, toy(150, 12, 3), toy(60, 12, 4))).err().unwrap().to_string();
+    assert!(e.contains("too large"), "{e}");
+    let no_classes = edit_metadata(&bytes, |state| state.replace("\"classes\":2", "\"classes\":0"));
+    let e = pollster::block_on(Training::resume(&no_classes, None, toy(150, 12, 3), toy(60, 12, 4))).err().unwrap().to_string();
+    assert!(e.contains("0 classes"), "{e}");
+}
+
+/// A safetensors file with each metadata value passed through `edit`.
+fn edit_metadata(bytes: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+    common::with_header(bytes, |header| {
+        for v in header["__metadata__"].as_object_mut().unwrap().values_mut() {
+            *v = edit(v.as_str().unwrap()).into();
+        }
+    })
 }
 
 /// The baseline row: always the training set's majority class. On MRPC-like

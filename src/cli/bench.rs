@@ -118,7 +118,29 @@ fn pytorch(python: &str, device: &str, args: &BenchArgs, threads: usize) -> Resu
     Ok(times)
 }
 
+/// Refuses settings that would allocate without bound or never end.
+fn check(args: &BenchArgs) -> Result<(), String> {
+    if let Some(b) = args.batches.iter().find(|&&b| b == 0 || b > MAX_BATCH) {
+        return Err(format!("--batches {b}: give batch sizes from 1 to {MAX_BATCH}"));
+    }
+    if let Some(s) = args.seqs.iter().find(|&&s| s == 0 || s > MAX_SEQ) {
+        return Err(format!("--seqs {s}: give lengths from 1 to {MAX_SEQ}"));
+    }
+    if args.matmul_tokens > MAX_MATMUL_TOKENS {
+        return Err(format!("--matmul-tokens {}: at most {MAX_MATMUL_TOKENS}", args.matmul_tokens));
+    }
+    if !(args.min_seconds.is_finite() && (0.0..=3600.0).contains(&args.min_seconds)) {
+        return Err(format!("--min-seconds {}: give seconds from 0 to 3600", args.min_seconds));
+    }
+    Ok(())
+}
+
+const MAX_BATCH: usize = 1024;
+const MAX_SEQ: usize = 512;
+const MAX_MATMUL_TOKENS: usize = 1 << 16;
+
 pub fn run(args: BenchArgs) -> Result<(), String> {
+    check(&args)?;
     let mut weights = Vec::new();
     for m in &args.models {
         match m.as_str() {

@@ -51,7 +51,9 @@ pub fn run(
         }
         None => println!("pooler_output: none (the checkpoint has no pooler weights)"),
     }
-    if b > 1 {
+    if b > MAX_SIMILARITY_ROWS {
+        println!("cosine similarity: {b} sentences make a {b} × {b} matrix, not printed here (at most {MAX_SIMILARITY_ROWS}; --json gives the embeddings)");
+    } else if b > 1 {
         let emb: Vec<Vec<f32>> = (0..b).filter_map(|r| out.sentence_embedding(r, &batch.attention_mask, Pooling::Mean, true)).collect();
         println!("cosine similarity of the mean-pooled embeddings:");
         for (i, u) in emb.iter().enumerate() {
@@ -62,6 +64,9 @@ pub fn run(
     println!("forward: {ms:.1} ms");
     Ok(())
 }
+
+/// The largest similarity matrix printed as a table (10 000 sentences would print 700 MB).
+const MAX_SIMILARITY_ROWS: usize = 32;
 
 fn nested(data: &[f32], inner: usize) -> Vec<&[f32]> {
     data.chunks(inner).collect()

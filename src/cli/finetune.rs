@@ -12,7 +12,9 @@ use bertlab::glue::Dataset;
 use bertlab::head::{HeadInput, HeadSpec};
 use bertlab::{Engine, Model};
 
+use crate::destination::Destination;
 use crate::feature_cache::{Entry, FeatureCache};
+use crate::status_line;
 
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
@@ -27,6 +29,9 @@ pub struct FinetuneArgs {
     /// --train-layers 0 the head (safetensors; a .config.json beside it).
     #[arg(long)]
     pub(crate) out: Option<PathBuf>,
+    /// Replace --out when it already holds something (refused otherwise).
+    #[arg(long)]
+    pub(crate) overwrite_output_dir: bool,
     /// Score a saved head (--head) on --data instead of training.
     #[arg(long)]
     pub(crate) eval_only: bool,
@@ -105,7 +110,7 @@ impl FinetuneArgs {
 }
 
 pub(crate) fn read_tsv(path: &Path) -> Result<Dataset, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = bertlab::disk::read_text(path, bertlab::disk::MAX_DATA_BYTES).map_err(|e| e.to_string())?;
     let d = Dataset::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     if !d.has_header {
         eprintln!("note: {} has no header row; line 1 is read as data", path.display());
@@ -128,15 +133,16 @@ fn features(engine: &mut Engine, cache: &FeatureCache, data: &Dataset, config: &
         done += n;
         if !quiet {
             let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-            eprint!("\rencoding: {done}/{total} inputs, {rate:.0}/s, {:.0} s left   ", (total - done) as f64 / rate.max(1e-9));
+            status_line::show(&format!(
+                "encoding: {done}/{total} inputs, {rate:.0}/s, {:.0} s left",
+                (total - done) as f64 / rate.max(1e-9)
+            ));
         }
     };
     let (input, max_len, batch) = (config.head_input, config.max_seq_length, config.per_device_eval_batch_size);
     let f =
         pollster::block_on(extract_features(engine, &data.examples, input, max_len, batch, &mut progress)).map_err(|e| e.to_string())?;
-    if !quiet {
-        eprintln!();
-    }
+    status_line::end();
     let entry = Entry { model: engine.identity(), data, input, max_len };
     if let Err(e) = cache.store(&entry, &f) {
         eprintln!("warning: {e}");
@@ -220,18 +226,23 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
     }
     let config = a.config(input, layers);
     config.validate().map_err(|e| e.to_string())?;
+    // --out before the model and the data: a destination that cannot be used fails before any work
+    let out = match (&a.out, a.eval_only) {
+        (Some(out), false) => Some(Destination::prepare(out, &a.model, a.overwrite_output_dir)?),
+        _ => None,
+    };
     let model = Model::from_dir(&a.model).map_err(|e| e.to_string())?;
     if a.eval_only && a.head.is_none() {
         return crate::finetune_model::eval_only(&a, config, model);
     }
     if head_only {
-        return run_head(&a, config, model);
+        return run_head(&a, config, model, out);
     }
     TrainLayers::parse(&a.train_layers, model.config.num_hidden_layers).map_err(|e| e.to_string())?;
-    crate::finetune_model::run(&a, config, model)
+    crate::finetune_model::run(&a, config, model, out)
 }
 
-fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
+fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model, out: Option<Destination>) -> Result<(), String> {
     let input = config.head_input;
     let cache = FeatureCache::new(a.cache_dir.clone(), !a.no_cache);
     let spec = HeadSpec { input, in_dim: input.width(model.config.hidden_size), hidden: a.mlp_hidden, classes: 2 };
@@ -275,9 +286,9 @@ fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), S
     loop {
         match pollster::block_on(t.advance()) {
             Err(e) => {
-                if let Some(out) = &a.out {
+                if let Some(out) = &out {
                     write_head(out, &pollster::block_on(t.head()).map_err(|e| e.to_string())?)?;
-                    eprintln!("wrote the last good head to {}", out.display());
+                    eprintln!("wrote the last good head to {}", out.path().display());
                 }
                 return Err(e.to_string());
             }
@@ -311,25 +322,24 @@ fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), S
             println!("logistic regression (C={c}) on the same features: accuracy {:.4}, F1 {:.4}", b.accuracy, b.f1);
         }
     }
-    if let Some(out) = &a.out {
+    if let Some(out) = &out {
         write_head(out, &pollster::block_on(t.head()).map_err(|e| e.to_string())?)?;
         if !a.json {
-            println!("wrote {}", out.display());
+            println!("wrote {}", out.path().display());
         }
     }
     Ok(())
 }
 
-fn write_head(out: &Path, head: &TrainedHead) -> Result<(), String> {
+/// The head's safetensors as `--out`, its config.json fields beside it (`HEAD.config.json`).
+fn write_head(out: &Destination, head: &TrainedHead) -> Result<(), String> {
     let (bytes, config) = head.export().map_err(|e| e.to_string())?;
-    std::fs::write(out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    let cfg = out.with_extension("config.json");
-    std::fs::write(&cfg, config).map_err(|e| format!("cannot write {}: {e}", cfg.display()))
+    out.write_file(&bytes, &[("config.json", config.into_bytes())])
 }
 
 fn eval_only(a: &FinetuneArgs, engine: &mut Engine, cache: &FeatureCache) -> Result<(), String> {
     let path = a.head.as_ref().ok_or("--eval-only needs --head HEAD.safetensors, or a fine-tuned model folder as --model")?;
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = bertlab::disk::read_bounded(path, bertlab::model::max_file_bytes("model.safetensors")).map_err(|e| e.to_string())?;
     let head = TrainedHead::import(&bytes).map_err(|e| e.to_string())?;
     head.check_model(engine.identity()).map_err(|e| e.to_string())?;
     let data = read_tsv(&a.data)?;

@@ -2,22 +2,23 @@
 //! classifier on the CPU path or the GPU, reported as the head runs are,
 //! written out as a Hugging Face folder.
 
-use std::path::Path;
-
 use bertlab::classifier::export::export_folder;
 use bertlab::classifier::math::CpuMath;
 use bertlab::classifier::ClassifierParams;
+use bertlab::disk::read_bounded;
 use bertlab::fast_cpu::FastCpuEncoder;
 use bertlab::finetune::model_training::{evaluate_model, ModelTraining, Pairs};
 use bertlab::finetune::training::Event;
 use bertlab::finetune::TrainConfig;
 use bertlab::gpu::GpuContext;
+use bertlab::model::max_file_bytes;
 use bertlab::{Model, ModelIdentity};
 
+use crate::destination::Destination;
 use crate::finetune::{metrics_json, print_scores, print_summary, read_tsv, report, FinetuneArgs};
-use crate::BackendArg;
+use crate::{status_line, BackendArg};
 
-pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
+pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model, out: Option<Destination>) -> Result<(), String> {
     let layers = config.train_layers;
     let mut train = read_tsv(&a.data.join("train.tsv"))?;
     let dev = read_tsv(&a.data.join("dev.tsv"))?;
@@ -62,9 +63,10 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
         }
         match event {
             Err(e) => {
-                if let Some(out) = &a.out {
+                if let Some(out) = &out {
                     write_folder(out, &a.model, pollster::block_on(t.params()).map_err(|e| e.to_string())?)?;
-                    eprintln!("wrote the last good model to {}", out.display());
+                    status_line::end();
+                    eprintln!("wrote the last good model to {}", out.path().display());
                 }
                 return Err(e.to_string());
             }
@@ -73,7 +75,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
                 if let (Event::Step { step, .. }, false) = (&event, a.json) {
                     let rate = f64::from(*step) / step_seconds.max(1e-9);
                     let left = (total - *step as usize) as f64 / rate;
-                    eprint!("\rstep {step}/{total}, {rate:.2} steps/s, {:.0} min left   ", left / 60.0);
+                    status_line::show(&format!("step {step}/{total}, {rate:.2} steps/s, {:.0} min left", left / 60.0));
                 }
                 report(&event, steps_per_epoch, a.json);
             }
@@ -88,14 +90,14 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
             serde_json::json!({"train_seconds": step_seconds, "total_seconds": total_seconds, "pairs_per_second": pairs_per_second});
         println!("{}", serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "speed": speed}));
     } else {
-        eprintln!();
+        status_line::end();
         print_summary(&last, majority, "this model");
         println!("{pairs_per_second:.1} training pairs/s ({step_seconds:.0} s of steps, {total_seconds:.0} s with evaluation)");
     }
-    if let Some(out) = &a.out {
+    if let Some(out) = &out {
         write_folder(out, &a.model, pollster::block_on(t.params()).map_err(|e| e.to_string())?)?;
         if !a.json {
-            println!("wrote {} (BertForSequenceClassification.from_pretrained loads it)", out.display());
+            println!("wrote {} (BertForSequenceClassification.from_pretrained loads it)", out.path().display());
         }
     }
     Ok(())
@@ -103,7 +105,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), St
 
 /// `--eval-only` with a fine-tuned folder as `--model`: its classifier on `--data` (one TSV file).
 pub fn eval_only(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
-    let bytes = std::fs::read(a.model.join("model.safetensors")).map_err(|e| format!("cannot read {}: {e}", a.model.display()))?;
+    let bytes = read_bounded(&a.model.join("model.safetensors"), max_file_bytes("model.safetensors")).map_err(|e| e.to_string())?;
     let params = ClassifierParams::from_checkpoint(model.weights, &bytes).map_err(|e| e.to_string())?;
     let data = read_tsv(&a.data)?;
     let pairs = Pairs::encode(&model.tokenizer, &data.examples, config.max_seq_length).map_err(|e| e.to_string())?;
@@ -124,8 +126,8 @@ fn training_device(backend: BackendArg) -> Result<Option<GpuContext>, String> {
 }
 
 /// The fine-tuned model as a Hugging Face folder, with the base model's config and tokenizer files.
-fn write_folder(out: &Path, base: &Path, p: &ClassifierParams) -> Result<(), String> {
-    let read = |name: &str| std::fs::read(base.join(name)).map_err(|e| format!("cannot read {}: {e}", base.join(name).display()));
+fn write_folder(out: &Destination, base: &std::path::Path, p: &ClassifierParams) -> Result<(), String> {
+    let read = |name: &str| read_bounded(&base.join(name), max_file_bytes(name)).map_err(|e| e.to_string());
     let config = read("config.json")?;
     let tokenizer: Vec<(&str, Vec<u8>)> = ["tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"]
         .into_iter()
@@ -133,15 +135,5 @@ fn write_folder(out: &Path, base: &Path, p: &ClassifierParams) -> Result<(), Str
         .map(|n| read(n).map(|b| (n, b)))
         .collect::<Result<_, _>>()?;
     let borrowed: Vec<(&str, &[u8])> = tokenizer.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    let files = export_folder(p, &config, &borrowed).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    for (name, bytes) in files {
-        let path = out.join(&name);
-        // written beside, then renamed: a crash never leaves half a file under the real name
-        let tmp = out.join(format!(".{name}.partial"));
-        std::fs::write(&tmp, bytes)
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    }
-    Ok(())
+    out.write_folder(export_folder(p, &config, &borrowed).map_err(|e| e.to_string())?)
 }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use bertlab::{BackendChoice, Input};
 
 mod bench;
+mod destination;
 mod embed;
 mod feature_cache;
 mod finetune;
@@ -74,7 +75,32 @@ pub fn default_model_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2"))
 }
 
+/// A progress line on stderr, rewritten in place (`\r`): ended with a
+/// newline before anything else is printed there, so an error never lands
+/// on the same line.
+pub mod status_line {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static OPEN: AtomicBool = AtomicBool::new(false);
+
+    pub fn show(line: &str) {
+        eprint!("\r{line}   ");
+        OPEN.store(true, Ordering::Relaxed);
+    }
+
+    pub fn end() {
+        if OPEN.swap(false, Ordering::Relaxed) {
+            eprintln!();
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    // `bertlab embed … | head` closes our stdout: end quietly, as other tools do, not with a panic
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Embed { texts, pair, model, backend, json, attentions, normalize } => {
@@ -88,6 +114,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            status_line::end();
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }

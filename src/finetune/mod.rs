@@ -23,6 +23,13 @@ use crate::tokenize::MIN_LEN;
 /// nothing with it in three epochs.
 pub const HEAD_LEARNING_RATE: f32 = 1e-3;
 
+/// Bounds on the settings that size memory or count steps: a batch's
+/// activations are held at once (1024 pairs of 128 tokens of bert-base
+/// already take gigabytes), and steps × epochs must not overflow.
+pub const MAX_BATCH: usize = 1024;
+pub const MAX_ACCUMULATION: usize = 1024;
+pub const MAX_EPOCHS: usize = 1000;
+
 /// The Trainer's hyper-parameters, with its names and defaults.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -77,9 +84,9 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// Pairs per optimizer step.
+    /// Pairs per optimizer step (both factors are bounded by `validate`).
     pub fn pairs_per_step(&self) -> usize {
-        self.per_device_train_batch_size.max(1) * self.gradient_accumulation_steps.max(1)
+        self.per_device_train_batch_size.clamp(1, MAX_BATCH) * self.gradient_accumulation_steps.clamp(1, MAX_ACCUMULATION)
     }
 
     /// Optimizer steps of a run over `pairs` training pairs.
@@ -101,14 +108,17 @@ impl TrainConfig {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad(format!("weight_decay {} must be a number ≥ 0", self.weight_decay));
         }
-        for (name, v) in [
-            ("per_device_train_batch_size", self.per_device_train_batch_size),
-            ("gradient_accumulation_steps", self.gradient_accumulation_steps),
-            ("per_device_eval_batch_size", self.per_device_eval_batch_size),
-            ("num_train_epochs", self.num_train_epochs),
+        for (name, v, max) in [
+            ("per_device_train_batch_size", self.per_device_train_batch_size, MAX_BATCH),
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps, MAX_ACCUMULATION),
+            ("per_device_eval_batch_size", self.per_device_eval_batch_size, MAX_BATCH),
+            ("num_train_epochs", self.num_train_epochs, MAX_EPOCHS),
         ] {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));
+            }
+            if v > max {
+                return bad(format!("{name} {v} is more than this engine runs (at most {max})"));
             }
         }
         if self.trains_layers() && (self.head_input != HeadInput::Pooler || self.mlp_hidden != 0) {
@@ -127,7 +137,8 @@ pub fn learning_rate_at(step: usize, total: usize, warmup: usize, base: f32) -> 
     if step < warmup {
         base * step as f32 / warmup.max(1) as f32
     } else {
-        base * ((total - step.min(total)) as f32 / (total - warmup).max(1) as f32).max(0.0)
+        // warmup past the run's end leaves nothing to decay over
+        base * (total.saturating_sub(step) as f32 / total.saturating_sub(warmup).max(1) as f32).max(0.0)
     }
 }
 

@@ -31,6 +31,7 @@ use crate::tokenize::{Batch, BertTokenizer, Input};
 use crate::weights::BertWeights;
 
 /// Sentence pairs as token ids and type ids (unpadded), with their 0/1 labels.
+#[derive(Debug, Clone)]
 pub struct Pairs {
     pub rows: Vec<(Vec<u32>, Vec<u32>)>,
     pub labels: Vec<u8>,
@@ -357,6 +358,7 @@ impl ModelTraining {
     pub fn resume(bytes: &[u8], name: &str, base: BertWeights, math: CpuMath, train: Pairs, eval: Pairs) -> Result<Self> {
         let r = TensorReader::parse(bytes, "checkpoint")?;
         let state: State = r.json(STATE_KEY)?;
+        state.config.validate()?;
         state.model.check_loaded("this run", &ModelIdentity::of(name, &base))?;
         let params = ClassifierParams::new(base, state.config.seed);
         let layers = params.bert.layers.len();

@@ -259,6 +259,9 @@ impl Training {
     pub async fn resume(bytes: &[u8], gpu: Option<GpuContext>, train: Split, eval: Split) -> Result<Self> {
         let r = TensorReader::parse(bytes, "checkpoint")?;
         let state: State = r.json(STATE_KEY)?;
+        // the saved settings before anything is sized by them
+        state.setup.config.validate()?;
+        state.setup.spec.check_size()?;
         let shapes = state.setup.spec.init(0);
         let read = |prefix: &str| shapes.with_values(|name, shape| r.f32(&format!("{prefix}.{name}"), shape));
         let (params, m, v, good) = (read("param")?, read("adam_m")?, read("adam_v")?, read("good")?);
