@@ -13,23 +13,42 @@ const types = {
   '.tsv': 'text/tab-separated-values; charset=utf-8',
 };
 
+/// The file under `root` that a request path names, or an HTTP status: 400
+/// for a bad percent escape or a NUL, 403 for anything outside `root` (the
+/// path is decoded, then resolved, then compared by whole components, so
+/// `/..%2fdist-x/` cannot reach a sibling folder named like `root`).
+export function fileFor(root, pathname) {
+  let decoded;
+  try { decoded = decodeURIComponent(pathname); } catch { return 400; }
+  if (decoded.includes('\0')) return 400;
+  const file = path.resolve(root, '.' + path.sep + decoded);
+  if (file !== root && !file.startsWith(root + path.sep)) return 403;
+  return file;
+}
+
 /// `extra(req, res, url)` may answer a request first (return true when it did).
 export async function startServer({ dist = path.join(here, '..', 'dist'), port = 0, extra } = {}) {
   const log = [];
+  const root = path.resolve(dist);
   const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://localhost');
+    // whatever a request holds, it gets an answer and the server keeps serving
+    try { await answer(req, res); } catch { if (!res.headersSent) res.writeHead(500); res.end(); }
+  });
+  async function answer(req, res) {
+    let url;
+    try { url = new URL(req.url, 'http://localhost'); } catch { res.writeHead(400); res.end(); return; }
     log.push(url.pathname);
     if (extra && (await extra(req, res, url))) return;
-    let file = path.join(dist, decodeURIComponent(url.pathname));
-    if (!file.startsWith(dist)) { res.writeHead(403); res.end(); return; }
+    let file = fileFor(root, url.pathname);
+    if (typeof file === 'number') { res.writeHead(file, { 'content-type': 'text/plain' }); res.end(); return; }
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    if (!fs.existsSync(file)) { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('not found'); return; }
+    if (!fs.existsSync(file) || !fs.statSync(file).isFile()) { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('not found'); return; }
     res.writeHead(200, {
       'content-type': types[path.extname(file)] ?? 'application/octet-stream',
       'content-length': fs.statSync(file).size,
     });
-    fs.createReadStream(file).pipe(res);
-  });
+    fs.createReadStream(file).on('error', () => res.destroy()).pipe(res);
+  }
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
   const base = `http://127.0.0.1:${server.address().port}`;
   return { base, log, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) };
