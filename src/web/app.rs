@@ -12,7 +12,7 @@ use crate::client;
 use crate::explorer::{examples, Results, SentenceList};
 use crate::fetch;
 use crate::finetune::FinetunePage;
-use crate::loader::{LoadState, LoaderState, ModelPanel, DEFAULT_MODEL};
+use crate::loader::{LoadState, LoaderState, ModelPanel};
 
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
@@ -61,7 +61,7 @@ pub fn App() -> impl IntoView {
         );
     });
 
-    loader.load_source(fetch::query_param("model").unwrap_or_else(|| DEFAULT_MODEL.to_string()));
+    loader.load_from_link();
 
     let tab = RwSignal::new(if fetch::query_param("tab").as_deref() == Some("finetune") { 1 } else { 0 });
     // what the explorer waits for before its first result

@@ -12,6 +12,9 @@ use web_sys::{AbortSignal, Request, RequestInit, Response};
 
 const CACHE: &str = "bertlab-models-v1";
 
+/// The most a download reserves from its Content-Length before bytes arrive.
+const PREALLOCATE_BYTES: u64 = 64 << 20;
+
 /// One file's download, as the progress bars show it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Progress {
@@ -25,6 +28,24 @@ pub struct Progress {
 /// The page's window (the page only runs in one).
 pub fn window() -> web_sys::Window {
     web_sys::window().expect("the page runs in a window")
+}
+
+/// The Hugging Face hub, where model ids resolve unless `?hub=` says otherwise.
+pub const DEFAULT_HUB: &str = "https://huggingface.co";
+
+/// `url`'s origin (scheme, host and port), as the browser sees it.
+pub fn origin_of(url: &str) -> Option<String> {
+    web_sys::Url::new(url).ok().map(|u| u.origin())
+}
+
+/// The origin of `url` when it is one the user has not chosen by opening
+/// the page: neither this page's own nor `trusted` (the default hub, the
+/// default datasets server). A link may name such an origin only if the
+/// user agrees before anything is fetched from it.
+pub fn foreign_origin(url: &str, trusted: &str) -> Option<String> {
+    let origin = origin_of(url)?;
+    let page = window().location().origin().ok();
+    (Some(&origin) != page.as_ref() && Some(&origin) != origin_of(trusted).as_ref()).then_some(origin)
 }
 
 /// Where the files of a model are: a hub id, a URL, or the bundled default.
@@ -75,10 +96,16 @@ async fn fetch_file(
         return Err(format!("{url}: HTTP {} {}", resp.status(), resp.status_text()));
     }
     let total = resp.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<u64>().ok());
+    let max = bertlab::model::max_file_bytes(file);
+    let too_large = |n: u64| format!("{url} is {n} bytes: more than a model's {file} may hold ({max})");
+    if let Some(n) = total.filter(|&n| n > max) {
+        return Err(too_large(n));
+    }
     let body = resp.body().ok_or_else(|| format!("{url}: empty response"))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let start = web_time::Instant::now();
-    let mut bytes: Vec<u8> = Vec::with_capacity(total.unwrap_or(0) as usize);
+    // the header is the server's word, not the bytes: reserve a bounded part of it, grow as bytes arrive
+    let mut bytes: Vec<u8> = Vec::with_capacity(total.unwrap_or(0).min(PREALLOCATE_BYTES) as usize);
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(|e| {
             if signal.aborted() {
@@ -91,6 +118,9 @@ async fn fetch_file(
             break;
         }
         let value: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(|e| js_err(file, e))?.unchecked_into();
+        if bytes.len() as u64 + u64::from(value.length()) > max {
+            return Err(too_large(bytes.len() as u64 + u64::from(value.length())));
+        }
         bytes.extend(value.to_vec());
         let secs = start.elapsed().as_secs_f64().max(1e-3);
         on_progress(Progress {
@@ -147,16 +177,24 @@ pub async fn read_dropped(files: Vec<web_sys::File>) -> Result<(ModelFiles, Vec<
     let mut ignored = Vec::new();
     for f in files {
         let name = f.name();
-        let bytes = JsFuture::from(f.array_buffer()).await.map_err(|e| js_err(&name, e))?;
-        let bytes = Some(Uint8Array::new(&bytes).to_vec());
-        match name.as_str() {
-            "config.json" => m.config_json = bytes,
-            "model.safetensors" => m.model_safetensors = bytes,
-            "tokenizer.json" => m.tokenizer_json = bytes,
-            "vocab.txt" => m.vocab_txt = bytes,
-            "tokenizer_config.json" => m.tokenizer_config_json = bytes,
-            _ => ignored.push(name),
+        let slot = match name.as_str() {
+            "config.json" => &mut m.config_json,
+            "model.safetensors" => &mut m.model_safetensors,
+            "tokenizer.json" => &mut m.tokenizer_json,
+            "vocab.txt" => &mut m.vocab_txt,
+            "tokenizer_config.json" => &mut m.tokenizer_config_json,
+            _ => {
+                // not read at all: a dropped video costs nothing
+                ignored.push(name);
+                continue;
+            }
+        };
+        let max = bertlab::model::max_file_bytes(&name);
+        if f.size() > max as f64 {
+            return Err(format!("{name} is {} bytes: more than a model's {name} may hold ({max})", f.size()));
         }
+        let bytes = JsFuture::from(f.array_buffer()).await.map_err(|e| js_err(&name, e))?;
+        *slot = Some(Uint8Array::new(&bytes).to_vec());
     }
     Ok((m, ignored))
 }

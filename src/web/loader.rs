@@ -22,6 +22,13 @@ pub enum LoadState {
     Failed(String),
 }
 
+/// A model named by the page's link (`?model=`, `?hub=`) on another origin.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinkRequest {
+    pub source: String,
+    pub origin: String,
+}
+
 /// A failed load; whether the model's own files are at fault.
 struct Corrupt(bool);
 
@@ -39,6 +46,9 @@ pub struct LoaderState {
     pub last_source: RwSignal<Option<String>>,
     /// Something the user should know about the last load (files not cached).
     pub notice: RwSignal<Option<String>>,
+    /// A model the page's link asks for from an origin the user has not
+    /// chosen: nothing is fetched from it until the user agrees.
+    pub link: RwSignal<Option<LinkRequest>>,
     /// The load in flight: a new load cancels it, and its late results are dropped.
     current: StoredValue<(u64, Option<AbortController>), LocalStorage>,
 }
@@ -68,12 +78,27 @@ impl LoaderState {
             backend: RwSignal::new(backend),
             last_source: RwSignal::new(None),
             notice: RwSignal::new(None),
+            link: RwSignal::new(None),
             current: StoredValue::new_local((0, None)),
         }
     }
 
     fn hub(&self) -> String {
-        fetch::query_param("hub").unwrap_or_else(|| "https://huggingface.co".into())
+        fetch::query_param("hub").unwrap_or_else(|| fetch::DEFAULT_HUB.into())
+    }
+
+    /// The model the page opens with: the link's `?model=` when it lives on
+    /// this page's origin or the default hub; otherwise the bundled model,
+    /// and the link's model waits for the user's word (`link`).
+    pub fn load_from_link(self) {
+        let Some(source) = fetch::query_param("model") else { return self.load_source(DEFAULT_MODEL.into()) };
+        match fetch::foreign_origin(&fetch::folder_url(&source, &self.hub()), fetch::DEFAULT_HUB) {
+            Some(origin) => {
+                self.link.set(Some(LinkRequest { source, origin }));
+                self.load_source(DEFAULT_MODEL.into());
+            }
+            None => self.load_source(source),
+        }
     }
 
     /// Starts a load, cancelling the one in flight; returns its generation.
@@ -96,7 +121,12 @@ impl LoaderState {
     /// hub id, a URL, or the default model's folder.
     pub fn load_source(self, source: String) {
         let folder = if source == DEFAULT_MODEL { fetch::resolve(DEFAULT_MODEL) } else { fetch::folder_url(&source, &self.hub()) };
-        let name = if source == DEFAULT_MODEL { "all-MiniLM-L6-v2 (bundled)".to_string() } else { source.clone() };
+        // an id resolved on another hub than Hugging Face's says where it came from (a URL says it itself)
+        let name = match fetch::foreign_origin(&folder, fetch::DEFAULT_HUB) {
+            _ if source == DEFAULT_MODEL => "all-MiniLM-L6-v2 (bundled)".to_string(),
+            Some(origin) if !source.contains("://") => format!("{source} from {origin}"),
+            _ => source.clone(),
+        };
         let Ok(controller) = AbortController::new() else { return };
         let signal = controller.signal();
         let gen = self.begin(Some(controller));
@@ -127,7 +157,11 @@ impl LoaderState {
                         let _ = fetch::delete_cached(&folder).await;
                     }
                 }
-                Err(e) => self.state.set(LoadState::Failed(e)),
+                Err(e) => {
+                    // files that arrived before the failure are no model: the cache does not list half of one
+                    let _ = fetch::delete_cached(&folder).await;
+                    self.state.set(LoadState::Failed(e));
+                }
             }
             self.refresh_cache();
         });
@@ -284,10 +318,35 @@ pub fn ModelPanel(loader: LoaderState) -> impl IntoView {
                     }
                 />
             </label>
+            <LinkConfirm loader=loader/>
             <StatusLine loader=loader/>
             <ProgressList loader=loader/>
             <CachedList loader=loader/>
         </section>
+    }
+}
+
+/// The link's model from another origin: the origin in full, and the user's choice.
+#[component]
+fn LinkConfirm(loader: LoaderState) -> impl IntoView {
+    move || {
+        loader.link.get().map(|l| {
+            let accept = l.source.clone();
+            view! {
+                <div class="status warning" role="alertdialog" aria-label="Download from another site?" data-testid="link-confirm">
+                    <p>"This page's link asks to download the model " <b>{l.source.clone()}</b> " from "
+                        <b data-testid="link-origin">{l.origin.clone()}</b>
+                        ", a site you have not chosen. Nothing has been fetched from it; the bundled model is loaded meanwhile."</p>
+                    <div class="row">
+                        <button type="button" data-testid="link-accept"
+                            on:click=move |_| { loader.link.set(None); loader.load_source(accept.clone()); }>
+                            {format!("Download from {}", l.origin)}
+                        </button>
+                        <button type="button" data-testid="link-dismiss" on:click=move |_| loader.link.set(None)>"Keep the bundled model"</button>
+                    </div>
+                </div>
+            }
+        })
     }
 }
 

@@ -215,7 +215,8 @@ test('a model from the (mock) hub: progress, cache on reload, delete, bad files'
   assert.match(listed, /tiny\/bert\/resolve\/main\/ · 26\d\.\d kB/);
 
   // bad files: a readable error, and the loaded model stays
-  for (const [id, msg] of [['bad/truncated', /corrupt or truncated/], ['bad/html', /config\.json is not a valid BERT config/], ['no/such-model', /config\.json was not found \(404\)/]]) {
+  for (const [id, msg] of [['bad/truncated', /corrupt or truncated/], ['bad/html', /config\.json is not a valid BERT config/], ['no/such-model', /config\.json was not found \(404\)/],
+    ['bad/huge', /is 3000000000 bytes: more than a model's model\.safetensors may hold/]]) {
     await page.fill('[data-testid=model-source]', id);
     await page.click('[data-testid=load-model]');
     await page.waitForSelector('[data-testid=load-error]', { timeout: LONG });
@@ -396,4 +397,33 @@ test('views a researcher can read: robust scales, linked selection, labelled axe
   await page.screenshot({ path: path.join(artifacts, 'views-finetune-420.png'), fullPage: true });
   assert.deepEqual(missing, [], 'no request is a 404 (the icon included)');
   assert.deepEqual(errors, []);
+});
+
+test('a link to a model on another origin fetches nothing before the user agrees', { timeout: 600_000 }, async (t) => {
+  const browser = await launch(t, { webgpu: false });
+  // localhost and 127.0.0.1 are two origins: the page is on one, the link's model on the other
+  const foreign = server.base.replace('127.0.0.1', 'localhost');
+  const folder = `${foreign}/hub/tiny/other/resolve/main/`;
+  const asked = () => server.log.filter((p) => p.startsWith('/hub/tiny/other/'));
+  const { page, errors } = await open(browser, `?backend=cpu&model=${encodeURIComponent(folder)}`);
+  await page.waitForSelector('[data-testid=link-confirm]', { timeout: LONG });
+  assert.equal(await text(page, 'link-origin'), foreign);
+  // the bundled model loads meanwhile; the foreign one is not touched
+  await waitForModel(page, 'all-MiniLM-L6-v2');
+  assert.deepEqual(asked(), []);
+  await page.screenshot({ path: path.join(artifacts, 'link-confirm.png'), fullPage: true });
+  // a hub id on another hub (?hub=) is asked about the same way, and named with its origin once loaded
+  const viaHub = await open(browser, `?backend=cpu&hub=${encodeURIComponent(foreign + '/hub')}&model=tiny/other`);
+  await viaHub.page.waitForSelector('[data-testid=link-confirm]', { timeout: LONG });
+  assert.deepEqual(asked(), []);
+  await viaHub.page.click('[data-testid=link-accept]');
+  await waitForModel(viaHub.page, `tiny/other from ${foreign}`);
+  assert.ok(asked().length > 0);
+  // declining keeps the bundled model and fetches nothing more
+  const before = asked().length;
+  await page.click('[data-testid=link-dismiss]');
+  await page.waitForSelector('[data-testid=link-confirm]', { state: 'detached' });
+  assert.match(await text(page, 'model-info'), /all-MiniLM-L6-v2/);
+  assert.equal(asked().length, before);
+  assert.deepEqual([...errors, ...viaHub.errors], []);
 });

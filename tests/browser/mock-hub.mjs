@@ -26,6 +26,7 @@ function models() {
     'bad/truncated': { ...good, 'model.safetensors': weights.subarray(0, weights.length - 5000) },
     'bad/html': { ...good, 'config.json': Buffer.from('<!DOCTYPE html><html><body>Sign in to continue</body></html>') },
     'slow/bert': good,
+    'bad/huge': good,
   };
 }
 
@@ -62,6 +63,15 @@ export function mockHub() {
     }
     const m = url.pathname.match(/^\/hub\/([^/]+\/[^/]+)\/resolve\/main\/(.+)$/);
     if (!m) return false;
+    // as the real hub does: pages on other origins may fetch its files
+    res.setHeader('access-control-allow-origin', '*');
+    if (m[1] === 'bad/huge' && m[2] === 'model.safetensors') {
+      // a header that claims 3 GB: the page must not reserve that, and says the file is too large
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': '3000000000' });
+      res.write(Buffer.alloc(1024));
+      setTimeout(() => res.destroy(), 2000);
+      return true;
+    }
     const bytes = all[m[1]]?.[m[2]];
     if (!bytes) { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('Entry not found'); return true; }
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length });

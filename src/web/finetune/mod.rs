@@ -76,9 +76,20 @@ pub fn FinetunePage(loader: LoaderState, #[prop(into)] active: Signal<bool>) -> 
     }
 }
 
+/// Hugging Face's datasets server, unless the page's link says `?datasets=`.
+const DEFAULT_DATASETS: &str = "https://datasets-server.huggingface.co";
+
+/// Where "Fetch GLUE MRPC" goes, and the origin to name on the button when
+/// the link chose one the user did not (the click is their consent).
+fn datasets_server() -> (String, Option<String>) {
+    let base = fetch::query_param("datasets").unwrap_or_else(|| DEFAULT_DATASETS.into());
+    let foreign = fetch::foreign_origin(&base, DEFAULT_DATASETS);
+    (base, foreign)
+}
+
 /// The hub's GLUE MRPC train and validation splits.
 fn fetch_from_hub(ft: Ft) {
-    let base = fetch::query_param("datasets").unwrap_or_else(|| "https://datasets-server.huggingface.co".into());
+    let (base, foreign) = datasets_server();
     let progress = ft.hub_progress;
     spawn_local(async move {
         let report = move |split: &'static str| move |done: usize, total: usize| progress.set(format!("{split}: {done}/{total} pairs"));
@@ -90,7 +101,11 @@ fn fetch_from_hub(ft: Ft) {
         match (train, dev) {
             (Ok(train), Ok(dev)) => {
                 ft.data_error.set(None);
-                ft.data.set(Some(Data { source: "GLUE MRPC (Hugging Face hub)".into(), train, dev }));
+                let source = match foreign {
+                    Some(origin) => format!("GLUE MRPC (from {origin})"),
+                    None => "GLUE MRPC (Hugging Face hub)".into(),
+                };
+                ft.data.set(Some(Data { source, train, dev }));
             }
             (Err(e), _) | (_, Err(e)) => ft.data_error.set(Some(e)),
         }
@@ -151,7 +166,10 @@ fn DataPanel(ft: Ft) -> impl IntoView {
             })}
             {move || ft.data_error.get().map(|e| view! { <div class="status error" role="alert" data-testid="data-error">{e}</div> })}
             <div class="row">
-                <button type="button" data-testid="fetch-mrpc" on:click=move |_| fetch_from_hub(ft)>"Fetch GLUE MRPC from the Hugging Face hub"</button>
+                <button type="button" data-testid="fetch-mrpc" on:click=move |_| fetch_from_hub(ft)>{match datasets_server().1 {
+                    Some(origin) => format!("Fetch GLUE MRPC from {origin} (this page's link chose it)"),
+                    None => "Fetch GLUE MRPC from the Hugging Face hub".into(),
+                }}</button>
                 <span data-testid="fetch-progress">{move || hub_progress.get()}</span>
             </div>
             <div class="row">
