@@ -1,7 +1,10 @@
 // Softmax cross-entropy over rows of logits, forward and backward at once:
 //   loss[r]      = -log softmax(logits[r])[label[r]]
 //   dlogits[r,c] = (softmax(logits[r])[c] - [c == label[r]]) · scale
-// (scale = 1/batch for the mean loss). One thread per row; classes are few.
+// (scale = 1/labelled rows for the mean loss). A row labelled IGNORE
+// (transformers' -100) has loss 0 and gradient 0. One thread per row.
+
+const IGNORE: u32 = 0xffffffffu;
 
 struct Params {
     rows: u32,
@@ -20,12 +23,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let r = gid.x;
     if (r >= p.rows) { return; }
     let base = r * p.classes;
+    let y = labels[r];
+    if (y == IGNORE) {
+        loss[r] = 0.0;
+        for (var c = 0u; c < p.classes; c++) { dlogits[base + c] = 0.0; }
+        return;
+    }
     var m = logits[base];
     for (var c = 1u; c < p.classes; c++) { m = max(m, logits[base + c]); }
     var sum = 0.0;
     for (var c = 0u; c < p.classes; c++) { sum += exp(logits[base + c] - m); }
     let log_sum = log(sum) + m;
-    let y = labels[r];
     loss[r] = log_sum - logits[base + y];
     for (var c = 0u; c < p.classes; c++) {
         let prob = exp(logits[base + c] - log_sum);

@@ -11,13 +11,15 @@ mod common;
 use bertlab::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dropout};
 use bertlab::classifier::export::{export_folder, hf_tensors};
 use bertlab::classifier::gpu_backprop::GpuTraining;
+use bertlab::classifier::loss::Targets;
 use bertlab::classifier::math::CpuMath;
 use bertlab::classifier::optimizer::{step, Moments, MAX_GRAD_NORM};
-use bertlab::classifier::{ClassifierParams, TrainLayers, CLASSES};
+use bertlab::classifier::{ClassifierParams, HeadKind, Labels, TrainLayers};
 use bertlab::finetune::model_training::{ModelTraining, Pairs};
 use bertlab::finetune::training::Event;
 use bertlab::finetune::{learning_rate_at, TrainConfig};
 use bertlab::kernels::adamw::AdamW;
+use bertlab::kernels::cross_entropy::IGNORE_INDEX;
 use bertlab::kernels::matmul::Layout;
 use bertlab::tensor_file::TensorReader;
 use bertlab::tokenize::Batch;
@@ -29,14 +31,20 @@ use serde_json::Value;
 struct Case {
     params: ClassifierParams,
     batch: Batch,
-    labels: Vec<u32>,
+    labels: Targets,
     json: Value,
 }
 
+/// MRPC's case: three pairs through `BertForSequenceClassification` (tests/fixtures/tiny-train).
 fn case() -> Case {
-    let json = read_json(&fixtures().join("tiny-train/case.json"));
+    task_case(read_json(&fixtures().join("tiny-train/case.json")), HeadKind::Sequence)
+}
+
+/// A fixture case's batch, labels and head (`kind`, with its outputs and PyTorch's initial values).
+fn task_case(json: Value, kind: HeadKind) -> Case {
     let model = Model::from_dir(&tiny_dir()).unwrap();
-    let mut params = ClassifierParams::new(model.weights, 0);
+    let outputs = json["classifier_bias"].as_array().unwrap().len();
+    let mut params = ClassifierParams::new(model.weights, kind, outputs, 0);
     params.classifier.weight = f32s(&json["classifier_weight"]);
     params.classifier.bias = f32s(&json["classifier_bias"]);
     let rows = (0..json["input_ids"].as_array().unwrap().len())
@@ -47,7 +55,13 @@ fn case() -> Case {
         })
         .collect();
     let batch = Batch::from_rows(rows, 0).unwrap();
-    let labels = json["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    // class ids (PyTorch's -100 is our IGNORE_INDEX; token labels come a row of the batch each), or numbers
+    let flat: Vec<&Value> =
+        json["labels"].as_array().unwrap().iter().flat_map(|v| v.as_array().map_or(vec![v], |r| r.iter().collect())).collect();
+    let labels = match outputs {
+        1 => Targets::Values(flat.iter().map(|v| v.as_f64().unwrap() as f32).collect()),
+        _ => Targets::Classes(flat.iter().map(|v| v.as_i64().unwrap()).map(|y| if y == -100 { IGNORE_INDEX } else { y as u32 }).collect()),
+    };
     Case { params, batch, labels, json }
 }
 
@@ -60,7 +74,7 @@ fn gradients(c: &Case, math: CpuMath, train: TrainLayers, dropout: Option<&Dropo
 /// Each tensor against the same-named one of a PyTorch safetensors file,
 /// within `tol` of its largest value, or within `abs_tol(name)` where given.
 fn assert_matches_file(what: &str, p: &ClassifierParams, file: &str, tol: f32, abs_tol: impl Fn(&str) -> Option<f32>) {
-    let bytes = std::fs::read(fixtures().join("tiny-train").join(file)).unwrap();
+    let bytes = std::fs::read(fixtures().join(file)).unwrap();
     let want = TensorReader::parse(&bytes, "fixture").unwrap();
     let ours = hf_tensors(p);
     assert_eq!(ours.len(), want.names().len(), "{what}: tensor count");
@@ -80,7 +94,61 @@ fn logits_loss_and_every_gradient_equal_pytorch_autograd() {
     assert_close("logits", &f.logits, &f32s(&c.json["logits"]), 1e-5);
     let (loss, grads) = gradients(&c, CpuMath::Reference, TrainLayers::All, None);
     assert!((loss - c.json["loss"].as_f64().unwrap() as f32).abs() < 1e-5, "loss {loss}");
-    assert_matches_file("gradient", &grads, "grads.safetensors", 1e-4, |_| None);
+    assert_matches_file("gradient", &grads, "tiny-train/grads.safetensors", 1e-4, |_| None);
+}
+
+/// N labels, regression and token classification (tests/fixtures/tiny-tasks,
+/// made by tests/reference/make_task_fixture.py): logits, loss and every
+/// gradient equal PyTorch autograd's, -100 tokens included, on the plain
+/// references, the fast CPU math and the GPU.
+#[test]
+fn every_task_head_s_logits_loss_and_gradients_equal_pytorch_autograd() {
+    let cases = read_json(&fixtures().join("tiny-tasks/cases.json"));
+    for (name, kind) in [("three_labels", HeadKind::Sequence), ("regression", HeadKind::Sequence), ("tokens", HeadKind::Tokens)] {
+        let c = task_case(cases[name].clone(), kind);
+        assert_eq!(c.params.outputs(), cases[name]["num_labels"].as_u64().unwrap() as usize);
+        let want_loss = cases[name]["loss"].as_f64().unwrap() as f32;
+        let file = format!("tiny-tasks/{name}.safetensors");
+        // a key bias's gradient is zero in exact arithmetic (softmax ignores a shift shared by
+        // every key): both sides hold rounding noise there, held to 1e-5 of the largest gradient
+        let bytes = std::fs::read(fixtures().join(&file)).unwrap();
+        let fixture = TensorReader::parse(&bytes, "fixture").unwrap();
+        let largest = fixture.names().iter().flat_map(|n| fixture.f32_with_shape(n).unwrap().1).fold(0.0f32, |m, v| m.max(v.abs()));
+        let key_bias = |n: &str| n.ends_with("key.bias").then_some(1e-5 * largest);
+        for math in [CpuMath::Reference, CpuMath::Fast] {
+            let f = forward(math, &c.params, &c.batch, TrainLayers::All, None, None);
+            assert_close(&format!("{name} logits ({math:?})"), &f.logits, &f32s(&c.json["logits"]), 1e-5);
+            let (loss, grads) = gradients(&c, math, TrainLayers::All, None);
+            assert!((loss - want_loss).abs() < 1e-5, "{name} ({math:?}): loss {loss}, PyTorch {want_loss}");
+            assert_matches_file(&format!("{name} gradient ({math:?})"), &grads, &file, 1e-4, key_bias);
+        }
+        let g = GpuTraining::new(gpu(), &c.params, &Moments::new(&c.params), TrainLayers::All).unwrap();
+        let logits = block_on(g.logits(&c.batch, None)).unwrap();
+        assert_close(&format!("{name} GPU logits"), &logits, &f32s(&c.json["logits"]), 1e-5);
+        let (loss, grads) = gpu_gradients(&c, TrainLayers::All, None);
+        assert!((loss - want_loss).abs() < 1e-5, "{name} GPU loss {loss}, PyTorch {want_loss}");
+        assert_matches_file(&format!("{name} GPU gradient"), &grads, &file, 1e-4, key_bias);
+    }
+}
+
+/// A token head's top-k run and its dropout: the GPU draws the CPU's masks, so the two agree.
+#[test]
+fn a_token_head_trains_its_top_layers_with_dropout_alike_on_cpu_and_gpu() {
+    let cases = read_json(&fixtures().join("tiny-tasks/cases.json"));
+    let c = task_case(cases["tokens"].clone(), HeadKind::Tokens);
+    let d = Dropout { hidden: 0.2, attention: 0.2, classifier: 0.2, ..Dropout::training(&c.params.bert.config, 5, 1) };
+    for train in [TrainLayers::All, TrainLayers::Top(1)] {
+        let first = train.first_trained_layer(c.params.bert.layers.len());
+        let entry = (train != TrainLayers::All).then(|| frozen_hidden(CpuMath::Reference, &c.params, &c.batch, first));
+        let mut want = c.params.zeros_like();
+        let l = loss_and_gradients(CpuMath::Reference, &c.params, &c.batch, &c.labels, train, Some(&d), entry, 1.0, &mut want);
+        let (gl, got) = gpu_gradients(&c, train, Some(&d));
+        assert!((l - gl).abs() < 1e-5, "{train:?}: loss {l} CPU, {gl} GPU");
+        for ((info, a), b) in c.params.layout().iter().zip(got.data()).zip(want.data()) {
+            let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            assert_close(&format!("{train:?} {}", info.name), a, b, 1e-4 * scale);
+        }
+    }
 }
 
 #[test]
@@ -110,7 +178,7 @@ fn three_trainer_steps_equal_pytorch_parameters() {
     // shift shared by every key), so both sides hold rounding noise there,
     // which Adam's normalisation turns into steps of up to ±lr each.
     let key_bias = |name: &str| name.ends_with("key.bias").then_some(2.0 * lr * steps as f32);
-    assert_matches_file("parameter after 3 steps", &params, "after.safetensors", 2e-5, key_bias);
+    assert_matches_file("parameter after 3 steps", &params, "tiny-train/after.safetensors", 2e-5, key_bias);
 }
 
 #[test]
@@ -170,8 +238,7 @@ fn gradients_with_dropout_are_the_derivative_of_the_dropped_out_loss() {
     let layout = c.params.layout();
     let loss_at = |p: &ClassifierParams| {
         let f = forward(CpuMath::Reference, p, &c.batch, TrainLayers::All, Some(&d), None);
-        let (losses, _) = bertlab::kernels::cross_entropy::cross_entropy_cpu(&f.logits, &c.labels, CLASSES, 1.0);
-        losses.iter().map(|&l| f64::from(l)).sum::<f64>() / c.labels.len() as f64
+        f64::from(bertlab::classifier::loss::loss_and_dlogits(&f.logits, &c.labels, p.outputs(), 1.0).0)
     };
     // the largest gradient of a few tensors across the model, by central differences
     let mut checked = 0;
@@ -229,7 +296,7 @@ fn an_exported_folder_loads_back_as_the_fine_tuned_encoder() {
     let dir = tiny_dir();
     let config = std::fs::read(dir.join("config.json")).unwrap();
     let vocab = std::fs::read(dir.join("vocab.txt")).unwrap();
-    let files = export_folder(&params, &config, &[("vocab.txt", &vocab)]).unwrap();
+    let files = export_folder(&params, &Labels::mrpc(), &config, &[("vocab.txt", &vocab)]).unwrap();
     let out = std::env::temp_dir().join(format!("bertlab-export-{}", std::process::id()));
     std::fs::create_dir_all(&out).unwrap();
     for (name, bytes) in &files {
@@ -243,7 +310,7 @@ fn an_exported_folder_loads_back_as_the_fine_tuned_encoder() {
     assert_eq!(loaded.weights.layers[0].qkv.weight, params.bert.layers[0].qkv.weight);
     let reader_bytes = std::fs::read(out.join("model.safetensors")).unwrap();
     let r = TensorReader::parse(&reader_bytes, "export").unwrap();
-    assert_eq!(r.f32("classifier.weight", &[CLASSES, 32]).unwrap(), params.classifier.weight);
+    assert_eq!(r.f32("classifier.weight", &[2, 32]).unwrap(), params.classifier.weight);
     std::fs::remove_dir_all(&out).unwrap();
 }
 
@@ -269,7 +336,7 @@ fn a_model_run_resumes_from_its_checkpoint_exactly() {
             ..Default::default()
         };
         let start = || {
-            let params = ClassifierParams::new(model.weights.clone(), config.seed);
+            let params = ClassifierParams::new(model.weights.clone(), HeadKind::Sequence, 2, config.seed);
             let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 16));
             ModelTraining::new("run-1".into(), identity.clone(), params, config.clone(), CpuMath::Fast, train, dev).unwrap()
         };
@@ -326,7 +393,7 @@ fn a_gpu_run_follows_the_cpu_run_and_resumes_exactly() {
     for layers in [TrainLayers::All, TrainLayers::Top(1)] {
         let config = TrainConfig { train_layers: layers, ..config.clone() };
         let start = |gpu_run: bool| {
-            let params = ClassifierParams::new(model.weights.clone(), config.seed);
+            let params = ClassifierParams::new(model.weights.clone(), HeadKind::Sequence, 2, config.seed);
             let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 16));
             let t = ModelTraining::new("run-g".into(), identity.clone(), params, config.clone(), CpuMath::Fast, train, dev).unwrap();
             if gpu_run {
@@ -348,8 +415,10 @@ fn a_gpu_run_follows_the_cpu_run_and_resumes_exactly() {
             assert!((a.loss - b.loss).abs() < 1e-3, "{layers:?}: GPU eval loss {}, CPU {}", a.loss, b.loss);
         }
         let (gpu_params, cpu_params) = (block_on(on_gpu.params()).unwrap().clone(), block_on(cpu.params()).unwrap());
-        let moved =
-            max_abs_diff(&gpu_params.classifier.weight, &ClassifierParams::new(model.weights.clone(), config.seed).classifier.weight);
+        let moved = max_abs_diff(
+            &gpu_params.classifier.weight,
+            &ClassifierParams::new(model.weights.clone(), HeadKind::Sequence, 2, config.seed).classifier.weight,
+        );
         assert!(moved > 1e-3, "{layers:?}: the GPU run did not train (moved {moved})");
         for ((info, a), b) in gpu_params.layout().iter().zip(gpu_params.data()).zip(cpu_params.data()) {
             let err = max_abs_diff(a, b);
@@ -388,7 +457,7 @@ fn accumulated_batches_make_the_same_step_as_one_batch() {
             train_layers: TrainLayers::All,
             ..Default::default()
         };
-        let params = ClassifierParams::new(model.weights.clone(), config.seed);
+        let params = ClassifierParams::new(model.weights.clone(), HeadKind::Sequence, 2, config.seed);
         let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 8));
         let mut t = ModelTraining::new("acc".into(), identity.clone(), params, config, CpuMath::Fast, train, dev).unwrap();
         assert_eq!(t.total_steps(), 3);
@@ -436,7 +505,7 @@ fn gpu_logits_loss_and_every_gradient_equal_pytorch_autograd() {
     assert_close("GPU logits", &logits, &f32s(&c.json["logits"]), 1e-5);
     let (loss, grads) = gpu_gradients(&c, TrainLayers::All, None);
     assert!((loss - c.json["loss"].as_f64().unwrap() as f32).abs() < 1e-5, "GPU loss {loss}");
-    assert_matches_file("GPU gradient", &grads, "grads.safetensors", 1e-4, |_| None);
+    assert_matches_file("GPU gradient", &grads, "tiny-train/grads.safetensors", 1e-4, |_| None);
 }
 
 #[test]
@@ -479,7 +548,7 @@ fn three_gpu_trainer_steps_equal_pytorch_parameters() {
     }
     let (params, _) = pollster::block_on(g.download(&c.params)).unwrap();
     let key_bias = |name: &str| name.ends_with("key.bias").then_some(2.0 * lr * steps as f32);
-    assert_matches_file("GPU parameter after 3 steps", &params, "after.safetensors", 2e-5, key_bias);
+    assert_matches_file("GPU parameter after 3 steps", &params, "tiny-train/after.safetensors", 2e-5, key_bias);
 }
 
 #[test]
@@ -495,7 +564,9 @@ fn the_gpu_path_refuses_models_and_batches_past_its_binding_limit() {
     ctx.limit_bindings(200_000);
     let g = GpuTraining::new(ctx, &c.params, &moments, TrainLayers::All).unwrap();
     let big = Batch::from_rows((0..40).map(|_| (vec![5u32; 40], vec![0u32; 40])).collect(), 0).unwrap();
-    let e = block_on(g.loss_and_gradients(&big, &[0; 40], None, None, 1.0)).expect_err("a batch past the limit is refused").to_string();
+    let e = block_on(g.loss_and_gradients(&big, &Targets::Classes(vec![0; 40]), None, None, 1.0))
+        .expect_err("a batch past the limit is refused")
+        .to_string();
     assert!(e.contains("a batch of 40 pairs of 40 tokens") && e.contains("lower the batch size"), "{e}");
     let loss = block_on(g.loss_and_gradients(&c.batch, &c.labels, None, None, 1.0)).unwrap();
     assert!(loss.is_finite(), "the fixture's batch still trains");

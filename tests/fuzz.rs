@@ -17,7 +17,7 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bertlab::classifier::math::CpuMath;
-use bertlab::classifier::{ClassifierParams, TrainLayers};
+use bertlab::classifier::{ClassifierParams, HeadKind, TrainLayers};
 use bertlab::finetune::model_training::{ModelTraining, Pairs};
 use bertlab::finetune::training::{HeadBackend, RunSetup, Split, Training};
 use bertlab::finetune::TrainConfig;
@@ -338,7 +338,7 @@ fn corpus() -> Corpus {
     data.examples.truncate(8);
     let pairs = Pairs::encode(&model.tokenizer, &data.examples, 32).unwrap();
     let config = TrainConfig { per_device_train_batch_size: 4, train_layers: TrainLayers::All, ..Default::default() };
-    let params = ClassifierParams::new(model.weights, 1);
+    let params = ClassifierParams::new(model.weights, HeadKind::Sequence, 2, 1);
     let mut run = ModelTraining::new("fuzz".into(), identity, params, config, CpuMath::Reference, pairs.clone(), pairs.clone()).unwrap();
     pollster::block_on(run.advance()).unwrap();
     let model_checkpoint = pollster::block_on(run.checkpoint()).unwrap();

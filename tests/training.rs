@@ -11,8 +11,9 @@ use bertlab::finetune::{evaluate, learning_rate_at, TrainConfig};
 use bertlab::gpu::GpuContext;
 use bertlab::head::{CpuHead, GpuHead, HeadInput, HeadParams, HeadSpec};
 use bertlab::kernels::adamw::{adamw_cpu, AdamW, AdamWKernel};
-use bertlab::kernels::cross_entropy::{cross_entropy_cpu, CrossEntropyKernel};
+use bertlab::kernels::cross_entropy::{cross_entropy_cpu, CrossEntropyKernel, IGNORE_INDEX};
 use bertlab::kernels::relu_backward::{relu_backward_cpu, ReluBackwardKernel};
+use bertlab::kernels::squared_error::{squared_error_cpu, SquaredErrorKernel};
 use bertlab::ModelIdentity;
 use common::{assert_close, f32s, fixtures, gpu, read_json, values};
 
@@ -26,8 +27,10 @@ fn cross_entropy_matches_cpu_and_finite_differences() {
     let kernel = CrossEntropyKernel::new(&ctx);
     for (i, &(rows, classes)) in [(1, 2), (37, 2), (300, 5), (65, 3)].iter().enumerate() {
         let logits = values(rows * classes, i as u32, 4.0);
-        let labels: Vec<u32> = (0..rows).map(|r| (r * 7 % classes) as u32).collect();
-        let scale = 1.0 / rows as f32;
+        // every fourth row unlabelled (transformers' -100): loss 0, gradient 0
+        let labels: Vec<u32> = (0..rows).map(|r| if r % 4 == 3 { IGNORE_INDEX } else { (r * 7 % classes) as u32 }).collect();
+        let labelled = labels.iter().filter(|&&y| y != IGNORE_INDEX).count();
+        let scale = 1.0 / labelled as f32;
         let (want_loss, want_grad) = cross_entropy_cpu(&logits, &labels, classes, scale);
         let (lb, yb) = (ctx.storage_f32("logits", &logits), ctx.storage_u32("labels", &labels));
         let (loss, grad) = (ctx.scratch("loss", rows), ctx.scratch("grad", rows * classes));
@@ -36,13 +39,40 @@ fn cross_entropy_matches_cpu_and_finite_differences() {
         assert_close("cross-entropy loss", &got[0], &want_loss, 1e-5);
         assert_close("cross-entropy gradient", &got[1], &want_grad, 1e-6);
         // the gradient is the derivative of the mean loss
-        let mean = |z: &[f32]| cross_entropy_cpu(z, &labels, classes, scale).0.iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
+        let mean = |z: &[f32]| cross_entropy_cpu(z, &labels, classes, scale).0.iter().map(|&v| v as f64).sum::<f64>() / labelled as f64;
+        for (r, &y) in labels.iter().enumerate().filter(|(_, &y)| y == IGNORE_INDEX) {
+            assert_eq!((want_loss[r], &want_grad[r * classes..][..classes]), (0.0, &vec![0.0; classes][..]), "row {r} ({y})");
+        }
         for j in [0, rows * classes / 2, rows * classes - 1] {
             let (mut up, mut down) = (logits.clone(), logits.clone());
             up[j] += 1e-2;
             down[j] -= 1e-2;
             let numeric = (mean(&up) - mean(&down)) / 2e-2;
             assert!((numeric - want_grad[j] as f64).abs() < 1e-4, "d loss / d logit {j}: {numeric} vs {}", want_grad[j]);
+        }
+    }
+}
+
+#[test]
+fn squared_error_matches_cpu_and_finite_differences() {
+    let ctx = gpu();
+    let kernel = SquaredErrorKernel::new(&ctx);
+    for (i, rows) in [1, 37, 300].into_iter().enumerate() {
+        let (output, target) = (values(rows, i as u32, 4.0), values(rows, 50 + i as u32, 4.0));
+        let scale = 1.0 / rows as f32;
+        let (want_loss, want_grad) = squared_error_cpu(&output, &target, scale);
+        let (ob, tb) = (ctx.storage_f32("output", &output), ctx.storage_f32("target", &target));
+        let (loss, grad) = (ctx.scratch("loss", rows), ctx.scratch("grad", rows));
+        let got = run(&ctx, kernel.bind(&ctx, &ob, &tb, &loss, &grad, rows, scale), &[(&loss, rows), (&grad, rows)]);
+        assert_close("squared error", &got[0], &want_loss, 1e-5);
+        assert_close("squared error gradient", &got[1], &want_grad, 1e-6);
+        let mean = |y: &[f32]| squared_error_cpu(y, &target, scale).0.iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
+        for j in [0, rows / 2, rows - 1] {
+            let (mut up, mut down) = (output.clone(), output.clone());
+            up[j] += 1e-2;
+            down[j] -= 1e-2;
+            let numeric = (mean(&up) - mean(&down)) / 2e-2;
+            assert!((numeric - want_grad[j] as f64).abs() < 1e-3, "d loss / d output {j}: {numeric} vs {}", want_grad[j]);
         }
     }
 }

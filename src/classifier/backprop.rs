@@ -1,18 +1,18 @@
-//! `BertForSequenceClassification` forward, keeping what the backward pass
-//! needs, and backward: the gradient of the mean cross-entropy with respect
-//! to every trained tensor. Each step calls one kernel's plain CPU reference
+//! BERT with its task head forward, keeping what the backward pass needs,
+//! and backward: the gradient of the task's loss ([`loss`](super::loss))
+//! with respect to every trained tensor. Each step calls one kernel's plain CPU reference
 //! (or a matrix product of [`CpuMath`]), in the order the math is written.
 //!
 //! Layers below the first trained one run in evaluation mode (no dropout)
 //! and keep nothing, so their outputs can be computed once per pair and
 //! cached ([`frozen_hidden`]); a step then starts from them.
 
+use crate::classifier::loss::{loss_and_dlogits, Targets};
 use crate::classifier::math::{add, CpuMath};
-use crate::classifier::{ClassifierParams, TrainLayers, CLASSES};
+use crate::classifier::{ClassifierParams, HeadKind, TrainLayers};
 use crate::config::BertConfig;
 use crate::kernels::attention::AttentionShape;
 use crate::kernels::cls_gradient::cls_gradient_cpu;
-use crate::kernels::cross_entropy::cross_entropy_cpu;
 use crate::kernels::dropout::{dropout_mask_cpu, site_seed, Mask};
 use crate::kernels::embeddings::embeddings_cpu;
 use crate::kernels::layernorm::{layernorm_backward_cpu, layernorm_cpu};
@@ -88,19 +88,27 @@ struct LayerTape {
     s2: Vec<f32>,
 }
 
+/// What a sequence head's backward pass needs beyond the classifier's input.
+struct PoolerTape {
+    cls: Vec<f32>,
+    /// the pooler's output before its tanh
+    pooled_pre: Vec<f32>,
+}
+
 /// A batch's geometry and what its forward pass kept.
 pub struct Forward {
+    /// `[rows, outputs]`: a row a sequence (sequence head) or a token (token head).
     pub logits: Vec<f32>,
     shape: AttentionShape,
     /// The embeddings before their LayerNorm, and its dropout (when the embeddings train).
     embeddings: Option<(Vec<f32>, Option<Vec<f32>>)>,
     first_layer: usize,
     layers: Vec<LayerTape>,
-    cls: Vec<f32>,
-    pooled_pre: Vec<f32>,
-    /// tanh(pooled_pre) after dropout: the classifier's input
-    pooled: Vec<f32>,
-    pooled_dropout: Option<Vec<f32>>,
+    /// `Some` for a sequence head.
+    pooler: Option<PoolerTape>,
+    /// The classifier's input after its dropout: tanh(pooled) a sequence, or the last hidden state a token.
+    features: Vec<f32>,
+    features_dropout: Option<Vec<f32>>,
 }
 
 pub(crate) fn shape_of(c: &BertConfig, batch: &Batch) -> AttentionShape {
@@ -192,13 +200,20 @@ pub fn forward(
         layers.push(tape);
         x = out;
     }
-    let cls: Vec<f32> = (0..b).flat_map(|r| x[r * s * h..][..h].iter().copied()).collect();
-    let pooled_pre = math.linear(&cls, b, p.pooler());
-    let mut pooled: Vec<f32> = pooled_pre.iter().map(|v| v.tanh()).collect();
-    let pooled_dropout = dropout.and_then(|d| d.mask(layer_site(p.bert.layers.len()), d.classifier, pooled.len()));
-    apply(&mut pooled, &pooled_dropout);
-    let logits = math.linear(&pooled, b, &p.classifier);
-    Forward { logits, shape, embeddings, first_layer, layers, cls, pooled_pre, pooled, pooled_dropout }
+    // the head: [CLS] → pooler → tanh (a sequence's), or every token's hidden state; then dropout → classifier
+    let (pooler, mut features) = match p.kind {
+        HeadKind::Sequence => {
+            let cls: Vec<f32> = (0..b).flat_map(|r| x[r * s * h..][..h].iter().copied()).collect();
+            let pooled_pre = math.linear(&cls, b, p.pooler());
+            let pooled = pooled_pre.iter().map(|v| v.tanh()).collect();
+            (Some(PoolerTape { cls, pooled_pre }), pooled)
+        }
+        HeadKind::Tokens => (None, x),
+    };
+    let features_dropout = dropout.and_then(|d| d.mask(layer_site(p.bert.layers.len()), d.classifier, features.len()));
+    apply(&mut features, &features_dropout);
+    let logits = math.linear(&features, features.len() / h, &p.classifier);
+    Forward { logits, shape, embeddings, first_layer, layers, pooler, features, features_dropout }
 }
 
 /// The backward pass of `y = LayerNorm(dropout(branch) + residual)` given
@@ -230,16 +245,26 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Bat
     let (b, s) = (shape.batch, shape.seq);
     let rows = b * s;
 
-    // the head: classifier ← dropout ← tanh ← pooler ← [CLS]
-    let mut d_pooled = math.linear_backward(&f.pooled, dlogits, b, &p.classifier, &mut grads.classifier, true).unwrap_or_default();
-    apply(&mut d_pooled, &f.pooled_dropout);
-    let d_pre = activation_backward_cpu(&f.pooled_pre, &d_pooled, Epilogue::Tanh);
-    let pooler_grad = grads.bert.pooler.as_mut().expect("gradients have the parameters' pooler");
-    let d_cls = math.linear_backward(&f.cls, &d_pre, b, p.pooler(), pooler_grad, !f.layers.is_empty()).unwrap_or_default();
-    if f.layers.is_empty() {
-        return;
-    }
-    let mut dx = cls_gradient_cpu(&d_cls, b, s, h);
+    // the head: classifier ← dropout ← (tanh ← pooler ← [CLS] for a sequence head)
+    let want_dx = !f.layers.is_empty();
+    let feature_rows = f.features.len() / h;
+    let want_features = want_dx || f.pooler.is_some();
+    let d_features = math.linear_backward(&f.features, dlogits, feature_rows, &p.classifier, &mut grads.classifier, want_features);
+    let mut d_features = d_features.unwrap_or_default();
+    apply(&mut d_features, &f.features_dropout);
+    let mut dx = match &f.pooler {
+        Some(t) => {
+            let d_pre = activation_backward_cpu(&t.pooled_pre, &d_features, Epilogue::Tanh);
+            let pooler_grad = grads.bert.pooler.as_mut().expect("gradients have the parameters' pooler");
+            let d_cls = math.linear_backward(&t.cls, &d_pre, b, p.pooler(), pooler_grad, want_dx).unwrap_or_default();
+            if !want_dx {
+                return;
+            }
+            cls_gradient_cpu(&d_cls, b, s, h)
+        }
+        None if !want_dx => return,
+        None => d_features,
+    };
 
     let act: Epilogue = c.hidden_act.into();
     while let Some(t) = f.layers.pop() {
@@ -275,14 +300,15 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Bat
     }
 }
 
-/// The batch's mean cross-entropy; its gradients are added into `grads`,
-/// scaled by `scale` (1 for one batch; 1/n when n micro-batches make a step).
+/// The batch's mean loss toward `targets` (a row of the logits each); its
+/// gradients are added into `grads`, scaled by `scale` (1 for one batch;
+/// 1/n when n micro-batches make a step).
 #[allow(clippy::too_many_arguments)]
 pub fn loss_and_gradients(
     math: CpuMath,
     p: &ClassifierParams,
     batch: &Batch,
-    labels: &[u32],
+    targets: &Targets,
     train: TrainLayers,
     dropout: Option<&Dropout>,
     entry: Option<Vec<f32>>,
@@ -290,8 +316,7 @@ pub fn loss_and_gradients(
     grads: &mut ClassifierParams,
 ) -> f32 {
     let f = forward(math, p, batch, train, dropout, entry);
-    let rows = labels.len();
-    let (losses, dlogits) = cross_entropy_cpu(&f.logits, labels, CLASSES, scale / rows as f32);
+    let (loss, dlogits) = loss_and_dlogits(&f.logits, targets, p.outputs(), scale);
     backward(math, p, f, batch, &dlogits, grads);
-    losses.iter().sum::<f32>() / rows as f32
+    loss
 }

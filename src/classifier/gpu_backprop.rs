@@ -9,8 +9,9 @@
 //! few-rows); the backward products on the generic strided one.
 
 use crate::classifier::backprop::{layer_site, shape_of, Dropout};
+use crate::classifier::loss::Targets;
 use crate::classifier::optimizer::Moments;
-use crate::classifier::{ClassifierParams, TensorInfo, TrainLayers, CLASSES};
+use crate::classifier::{ClassifierParams, HeadKind, TensorInfo, TrainLayers};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::gpu::{Dispatch, GpuContext};
@@ -23,6 +24,7 @@ use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsBackwardKernel, Embe
 use crate::kernels::layernorm::{LayerNormBackwardKernel, LayerNormGradients, LayerNormKernel};
 use crate::kernels::linear::{padded_rows, LinearKernel, XRows};
 use crate::kernels::matmul::{ActivationKernel, ColumnSumsKernel, Epilogue, Layout};
+use crate::kernels::squared_error::SquaredErrorKernel;
 use crate::kernels::sum_squares::SumSquaresKernel;
 use crate::tokenize::Batch;
 
@@ -45,12 +47,14 @@ mod index {
         5 + PER_LAYER * l + offset
     }
 
+    /// The pooler, after the layers (a sequence head's).
     pub fn pooler(layers: usize) -> usize {
         5 + PER_LAYER * layers
     }
 
-    pub fn classifier(layers: usize) -> usize {
-        pooler(layers) + 2
+    /// The classifier: the last two tensors.
+    pub fn classifier(tensors: usize) -> usize {
+        tensors - 2
     }
 }
 
@@ -67,6 +71,7 @@ struct Kernels {
     embeddings_backward: EmbeddingsBackwardKernel,
     cls_gradient: ClsGradientKernel,
     cross_entropy: CrossEntropyKernel,
+    squared_error: SquaredErrorKernel,
     sum_squares: SumSquaresKernel,
     adamw: AdamWKernel,
 }
@@ -76,6 +81,8 @@ pub struct GpuTraining {
     ctx: GpuContext,
     k: Kernels,
     config: BertConfig,
+    kind: HeadKind,
+    outputs: usize,
     layout: Vec<TensorInfo>,
     train: TrainLayers,
     params: Vec<wgpu::Buffer>,
@@ -107,9 +114,14 @@ struct Forward {
     embeddings: Option<wgpu::Buffer>,
     first_layer: usize,
     layers: Vec<LayerTape>,
+    /// The last layer's output (for a token head: after the classifier's dropout, in place).
     out: wgpu::Buffer,
-    pooled_pre: wgpu::Buffer,
-    pooled: wgpu::Buffer,
+    /// A sequence head's pooler output before its tanh.
+    pooled_pre: Option<wgpu::Buffer>,
+    /// The classifier's input after its dropout: tanh(pooled) a sequence, or `out` a token.
+    features: wgpu::Buffer,
+    /// Rows of the logits: sequences or tokens.
+    rows: usize,
     logits: wgpu::Buffer,
 }
 
@@ -140,12 +152,15 @@ impl GpuTraining {
             embeddings_backward: EmbeddingsBackwardKernel::new(&ctx),
             cls_gradient: ClsGradientKernel::new(&ctx),
             cross_entropy: CrossEntropyKernel::new(&ctx),
+            squared_error: SquaredErrorKernel::new(&ctx),
             sum_squares: SumSquaresKernel::new(&ctx),
             adamw: AdamWKernel::new(&ctx),
         };
         let training = GpuTraining {
             k,
             config: c.clone(),
+            kind: params.kind,
+            outputs: params.outputs(),
             layout: params.layout(),
             train,
             params: upload("parameter", params),
@@ -173,40 +188,45 @@ impl GpuTraining {
         self.ctx.clear(&bufs)
     }
 
-    /// The batch's mean cross-entropy; its gradients, scaled by `scale`, are
-    /// added into the device's. `entry`: `backprop::frozen_hidden` of the
-    /// batch when the run trains the top layers only.
+    /// The batch's mean loss toward `targets` (as `loss::loss_and_dlogits`);
+    /// its gradients, scaled by `scale`, are added into the device's.
+    /// `entry`: `backprop::frozen_hidden` of the batch when the run trains
+    /// the top layers only.
     pub async fn loss_and_gradients(
         &self,
         batch: &Batch,
-        labels: &[u32],
+        targets: &Targets,
         dropout: Option<&Dropout>,
         entry: Option<Vec<f32>>,
         scale: f32,
     ) -> Result<f32> {
         let mut f = self.forward(batch, dropout, entry)?;
-        let rows = labels.len();
-        let labels_buf = self.ctx.storage_u32("labels", labels);
-        let (loss, dlogits) = (self.ctx.scratch("loss", rows), self.ctx.scratch("dlogits", rows * CLASSES));
-        f.dispatches.push(self.k.cross_entropy.bind(
-            &self.ctx,
-            &f.logits,
-            &labels_buf,
-            &loss,
-            &dlogits,
-            rows,
-            CLASSES,
-            scale / rows as f32,
-        ));
+        let (ctx, rows) = (&self.ctx, f.rows);
+        if targets.rows() != rows {
+            return Err(Error::Input(format!("{} targets for {rows} rows of outputs", targets.rows())));
+        }
+        let counted = targets.counted().max(1);
+        let (loss, dlogits) = (ctx.scratch("loss", rows), ctx.scratch("dlogits", rows * self.outputs));
+        let scale = scale / counted as f32;
+        f.dispatches.push(match targets {
+            Targets::Classes(labels) => {
+                let labels = ctx.storage_u32("labels", labels);
+                self.k.cross_entropy.bind(ctx, &f.logits, &labels, &loss, &dlogits, rows, self.outputs, scale)
+            }
+            Targets::Values(values) => {
+                let values = ctx.storage_f32("targets", values);
+                self.k.squared_error.bind(ctx, &f.logits, &values, &loss, &dlogits, rows, scale)
+            }
+        });
         let dispatches = self.backward(f, batch, &dlogits, dropout);
-        let losses = self.ctx.run(&dispatches, &[(&loss, rows)]).await?.remove(0);
-        Ok(losses.iter().sum::<f32>() / rows as f32)
+        let losses = ctx.run(&dispatches, &[(&loss, rows)]).await?.remove(0);
+        Ok(losses.iter().sum::<f32>() / counted as f32)
     }
 
-    /// The logits of `batch` in evaluation mode.
+    /// The logits of `batch` in evaluation mode (`[rows, outputs]`: a row a sequence, or a token).
     pub async fn logits(&self, batch: &Batch, entry: Option<Vec<f32>>) -> Result<Vec<f32>> {
         let f = self.forward(batch, None, entry)?;
-        Ok(self.ctx.run(&f.dispatches, &[(&f.logits, batch.batch_size * CLASSES)]).await?.remove(0))
+        Ok(self.ctx.run(&f.dispatches, &[(&f.logits, f.rows * self.outputs)]).await?.remove(0))
     }
 
     /// A forward Linear on the inference encoder's kernels (tiled, or few-rows);
@@ -359,19 +379,27 @@ impl GpuTraining {
             layers.push(tape);
             x = out;
         }
-        let site = |site: u32, p: fn(&Dropout) -> f32| dropout.map_or(Mask::NONE, |d| d.site(site, p(d)));
+        let classifier_mask = dropout.map_or(Mask::NONE, |d| d.site(layer_site(self.layers()), d.classifier));
 
-        // the head: each sequence's [CLS] row (a strided read) → pooler → tanh → dropout → classifier
-        let (pooler, classifier) = (index::pooler(self.layers()), index::classifier(self.layers()));
-        let pooled_pre = ctx.scratch("pooled", b * h);
-        let (pooler_w, pooler_b) = (&self.params[pooler], &self.params[pooler + 1]);
-        d.push(k.linear.bind(ctx, (&x, XRows::Every(s * h)), pooler_w, pooler_b, &pooled_pre, (b, h, h), Epilogue::None));
-        let pooled = self.input("pooled", b, h);
-        d.push(k.activation.forward(ctx, &pooled_pre, &pooled, b * h, Epilogue::Tanh));
-        d.push(k.dropout.bind(ctx, &pooled, b * h, site(layer_site(self.layers()), |d| d.classifier)));
-        let logits = ctx.scratch("logits", b * CLASSES);
-        d.push(self.linear(&pooled, b, classifier, &logits));
-        Ok(Forward { dispatches: d, shape, embeddings, first_layer, layers, out: x, pooled_pre, pooled, logits })
+        // the head: each sequence's [CLS] row (a strided read) → pooler → tanh, or every token's
+        // hidden state; then dropout → classifier
+        let (pooled_pre, features, head_rows) = match self.kind {
+            HeadKind::Sequence => {
+                let pooler = index::pooler(self.layers());
+                let pooled_pre = ctx.scratch("pooled", b * h);
+                let (pooler_w, pooler_b) = (&self.params[pooler], &self.params[pooler + 1]);
+                d.push(k.linear.bind(ctx, (&x, XRows::Every(s * h)), pooler_w, pooler_b, &pooled_pre, (b, h, h), Epilogue::None));
+                let pooled = self.input("pooled", b, h);
+                d.push(k.activation.forward(ctx, &pooled_pre, &pooled, b * h, Epilogue::Tanh));
+                (Some(pooled_pre), pooled, b)
+            }
+            // the output itself, dropped out in place (the layers' backward passes do not read it)
+            HeadKind::Tokens => (None, x.clone(), rows),
+        };
+        d.push(k.dropout.bind(ctx, &features, head_rows * h, classifier_mask));
+        let logits = ctx.scratch("logits", head_rows * self.outputs);
+        d.push(self.linear(&features, head_rows, index::classifier(self.layout.len()), &logits));
+        Ok(Forward { dispatches: d, shape, embeddings, first_layer, layers, out: x, pooled_pre, features, rows: head_rows, logits })
     }
 
     /// Adds a Linear's weight and bias gradients (tensor `at`) from `x` and
@@ -424,23 +452,34 @@ impl GpuTraining {
         let rows = b * s;
         let site = |site: u32, p: fn(&Dropout) -> f32| dropout.map_or(Mask::NONE, |d| d.site(site, p(d)));
         let layers = self.layers();
-        let (pooler, classifier) = (index::pooler(layers), index::classifier(layers));
+        let classifier = index::classifier(self.layout.len());
         let mut d = std::mem::take(&mut f.dispatches);
 
-        // the head: classifier ← dropout ← tanh ← pooler ← [CLS]
-        self.linear_grads(&mut d, (&f.pooled, Layout::rows(h)), dlogits, b, classifier);
-        let d_pooled = ctx.scratch("d_pooled", b * h);
-        d.push(self.linear_dx(dlogits, b, classifier, &d_pooled, false));
-        d.push(k.dropout.bind(ctx, &d_pooled, b * h, site(layer_site(layers), |d| d.classifier)));
-        d.push(k.activation.backward(ctx, &f.pooled_pre, &d_pooled, b * h, Epilogue::Tanh));
-        self.linear_grads(&mut d, (&f.out, Layout { row_stride: s * h, col_stride: 1 }), &d_pooled, b, pooler);
-        if f.layers.is_empty() {
+        // the head: classifier ← dropout ← (tanh ← pooler ← [CLS] for a sequence head)
+        let head_rows = f.rows;
+        self.linear_grads(&mut d, (&f.features, Layout::rows(h)), dlogits, head_rows, classifier);
+        if f.layers.is_empty() && f.pooled_pre.is_none() {
             return d;
         }
-        let d_cls = ctx.scratch("d_cls", b * h);
-        d.push(self.linear_dx(&d_pooled, b, pooler, &d_cls, false));
-        let mut dx = ctx.scratch("dx", rows * h);
-        d.push(k.cls_gradient.bind(ctx, &d_cls, &dx, (b, s, h)));
+        let d_features = ctx.scratch("d_features", head_rows * h);
+        d.push(self.linear_dx(dlogits, head_rows, classifier, &d_features, false));
+        d.push(k.dropout.bind(ctx, &d_features, head_rows * h, site(layer_site(layers), |d| d.classifier)));
+        let mut dx = match &f.pooled_pre {
+            Some(pooled_pre) => {
+                let pooler = index::pooler(layers);
+                d.push(k.activation.backward(ctx, pooled_pre, &d_features, b * h, Epilogue::Tanh));
+                self.linear_grads(&mut d, (&f.out, Layout { row_stride: s * h, col_stride: 1 }), &d_features, b, pooler);
+                if f.layers.is_empty() {
+                    return d;
+                }
+                let d_cls = ctx.scratch("d_cls", b * h);
+                d.push(self.linear_dx(&d_features, b, pooler, &d_cls, false));
+                let dx = ctx.scratch("dx", rows * h);
+                d.push(k.cls_gradient.bind(ctx, &d_cls, &dx, (b, s, h)));
+                dx
+            }
+            None => d_features,
+        };
 
         let act: Epilogue = c.hidden_act.into();
         while let Some(t) = f.layers.pop() {
@@ -557,7 +596,7 @@ impl GpuTraining {
 #[cfg(test)]
 mod tests {
     use super::index;
-    use crate::classifier::ClassifierParams;
+    use crate::classifier::{ClassifierParams, HeadKind};
     use crate::config::BertConfig;
     use crate::weights::BertWeights;
 
@@ -565,7 +604,7 @@ mod tests {
     fn the_indices_name_the_layout_s_tensors() {
         let mut c = BertConfig::bert_base();
         (c.vocab_size, c.hidden_size, c.num_attention_heads, c.intermediate_size, c.num_hidden_layers) = (50, 8, 2, 12, 3);
-        let layout = ClassifierParams::new(BertWeights::random(&c, 1), 3).layout();
+        let layout = ClassifierParams::new(BertWeights::random(&c, 1), HeadKind::Sequence, 2, 3).layout();
         let name = |i: usize| layout[i].name.as_str();
         assert_eq!(name(index::WORD), "bert.embeddings.word_embeddings.weight");
         assert_eq!(name(index::POSITION), "bert.embeddings.position_embeddings.weight");
@@ -582,7 +621,9 @@ mod tests {
             assert_eq!(name(index::layer(2, offset)), format!("bert.encoder.layer.2.{what}"));
         }
         assert_eq!(name(index::pooler(3)), "bert.pooler.dense.weight");
-        assert_eq!(name(index::classifier(3)), "classifier.weight");
-        assert_eq!(index::classifier(3) + 2, layout.len());
+        assert_eq!(name(index::classifier(layout.len())), "classifier.weight");
+        let tokens = ClassifierParams::new(BertWeights::random(&c, 1), HeadKind::Tokens, 5, 3).layout();
+        assert_eq!(tokens[index::classifier(tokens.len())].name, "classifier.weight");
+        assert_eq!(tokens[index::classifier(tokens.len())].shape, [5, 8]);
     }
 }

@@ -1,5 +1,7 @@
-//! `BertForSequenceClassification` as one trainable whole: BERT, its pooler,
-//! dropout and a Linear classifier, every tensor under transformers' name.
+//! BERT with a task head as one trainable whole, every tensor under
+//! transformers' name: `BertForSequenceClassification` (its pooler, dropout
+//! and a Linear: N labels, or one number for regression) or
+//! `BertForTokenClassification` (dropout and a Linear on every token).
 //!
 //! [`backprop`] runs it forward keeping what the backward pass needs, and
 //! back; [`math`] is where its matrix products run (the plain reference or
@@ -12,6 +14,7 @@ pub mod cost;
 pub mod export;
 mod fast_attention;
 pub mod gpu_backprop;
+pub mod loss;
 pub mod math;
 pub mod optimizer;
 
@@ -20,8 +23,55 @@ use crate::rng::Rng;
 use crate::tensor_file::TensorReader;
 use crate::weights::{BertWeights, Linear};
 
-/// The classes of the task (MRPC: not equivalent, equivalent).
-pub const CLASSES: usize = 2;
+/// The head on top of BERT, as transformers' classes shape it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum HeadKind {
+    /// `BertForSequenceClassification`: [CLS] → pooler (tanh) → dropout → Linear; one row of outputs a sequence.
+    Sequence,
+    /// `BertForTokenClassification`: dropout → Linear on every token; one row a token, no pooler.
+    Tokens,
+}
+
+impl HeadKind {
+    /// transformers' class name (config.json's `architectures`).
+    pub fn architecture(self) -> &'static str {
+        match self {
+            HeadKind::Sequence => "BertForSequenceClassification",
+            HeadKind::Tokens => "BertForTokenClassification",
+        }
+    }
+}
+
+/// What a head's outputs mean, as config.json says it: named classes
+/// (`id2label`, in id order), or one number (`problem_type` "regression").
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Labels {
+    Classes(Vec<String>),
+    Regression,
+}
+
+impl Labels {
+    /// GLUE MRPC's two classes.
+    pub fn mrpc() -> Self {
+        Labels::Classes(vec!["not_equivalent".into(), "equivalent".into()])
+    }
+
+    /// The head's outputs (`num_labels`).
+    pub fn outputs(&self) -> usize {
+        match self {
+            Labels::Classes(names) => names.len(),
+            Labels::Regression => 1,
+        }
+    }
+
+    /// transformers' `problem_type`.
+    pub fn problem_type(&self) -> &'static str {
+        match self {
+            Labels::Classes(_) => "single_label_classification",
+            Labels::Regression => "regression",
+        }
+    }
+}
 
 /// Which part of the model a tensor belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,9 +135,10 @@ impl TrainLayers {
 /// The model's parameters; the same shape holds their gradients and AdamW's moments.
 #[derive(Debug, Clone)]
 pub struct ClassifierParams {
-    /// BERT with its pooler (always present here).
+    /// BERT; with its pooler for a sequence head, without for a token head.
     pub bert: BertWeights,
-    /// `classifier`: `[CLASSES, hidden]`.
+    pub kind: HeadKind,
+    /// `classifier`: `[outputs, hidden]` (the labels, or 1 for regression).
     pub classifier: Linear,
 }
 
@@ -114,40 +165,59 @@ fn random_linear(rng: &mut Rng, out_dim: usize, in_dim: usize) -> Linear {
 }
 
 impl ClassifierParams {
-    /// BERT's weights with a new classifier (and a new pooler where the
-    /// checkpoint has none), initialised as transformers does, from `seed`.
-    pub fn new(mut bert: BertWeights, seed: u64) -> Self {
+    /// BERT's weights with a new `kind` head of `outputs` outputs (and, for a
+    /// sequence head, a new pooler where the checkpoint has none; a token
+    /// head has none, as `BertForTokenClassification`), initialised as
+    /// transformers does, from `seed`.
+    pub fn new(mut bert: BertWeights, kind: HeadKind, outputs: usize, seed: u64) -> Self {
         let h = bert.config.hidden_size;
         let mut rng = Rng::new(seed);
-        let classifier = random_linear(&mut rng, CLASSES, h);
-        bert.pooler.get_or_insert_with(|| random_linear(&mut rng, h, h));
-        ClassifierParams { bert, classifier }
+        let classifier = random_linear(&mut rng, outputs, h);
+        match kind {
+            HeadKind::Sequence => _ = bert.pooler.get_or_insert_with(|| random_linear(&mut rng, h, h)),
+            HeadKind::Tokens => bert.pooler = None,
+        }
+        ClassifierParams { bert, kind, classifier }
     }
 
     /// A fine-tuned model read back: BERT's weights and the `classifier.*`
-    /// tensors of the same `model.safetensors` (as [`export`] writes them).
-    pub fn from_checkpoint(bert: BertWeights, model_safetensors: &[u8]) -> Result<Self> {
+    /// tensors of the same `model.safetensors` (as [`export`] writes them, and
+    /// transformers' `save_pretrained`), its outputs read from their shape.
+    pub fn from_checkpoint(mut bert: BertWeights, kind: HeadKind, model_safetensors: &[u8]) -> Result<Self> {
         let h = bert.config.hidden_size;
-        if bert.pooler.is_none() {
-            return Err(Error::Weights("this checkpoint has no pooler weights, so it is not a fine-tuned classifier".into()));
+        match kind {
+            HeadKind::Sequence if bert.pooler.is_none() => {
+                return Err(Error::Weights(
+                    "this checkpoint has no pooler weights, so it is not a fine-tuned BertForSequenceClassification".into(),
+                ))
+            }
+            HeadKind::Sequence => {}
+            HeadKind::Tokens => bert.pooler = None,
         }
         let r = TensorReader::parse(model_safetensors, "model.safetensors")?;
         if !r.has("classifier.weight") {
-            return Err(Error::Weights(
-                "model.safetensors has no `classifier.weight`: it is not a BertForSequenceClassification checkpoint (give --head for a head file)".into(),
-            ));
+            return Err(Error::Weights(format!(
+                "model.safetensors has no `classifier.weight`: it is not a {} checkpoint (give --head for a head file)",
+                kind.architecture()
+            )));
         }
-        let classifier = Linear {
-            weight: r.f32("classifier.weight", &[CLASSES, h])?,
-            bias: r.f32("classifier.bias", &[CLASSES])?,
-            in_dim: h,
-            out_dim: CLASSES,
+        let (shape, weight) = r.f32_with_shape("classifier.weight")?;
+        let outputs = match shape[..] {
+            [n, inp] if inp == h && n > 0 => n,
+            _ => return Err(Error::Weights(format!("`classifier.weight` has shape {shape:?}; expected [labels, {h}]"))),
         };
-        Ok(ClassifierParams { bert, classifier })
+        let classifier = Linear { weight, bias: r.f32("classifier.bias", &[outputs])?, in_dim: h, out_dim: outputs };
+        Ok(ClassifierParams { bert, kind, classifier })
     }
 
+    /// The head's outputs: its labels, or 1 for regression.
+    pub fn outputs(&self) -> usize {
+        self.classifier.out_dim
+    }
+
+    /// A sequence head's pooler.
     pub fn pooler(&self) -> &Linear {
-        self.bert.pooler.as_ref().expect("ClassifierParams::new gives BERT a pooler")
+        self.bert.pooler.as_ref().expect("a sequence head's BERT has a pooler (ClassifierParams::new)")
     }
 
     /// Every tensor's name, part and shape, in the order of [`Self::data`].
@@ -177,10 +247,13 @@ impl ClassifierParams {
                 v.push(t(format!("{p}.{name}.bias"), part, &[h]));
             }
         }
-        v.push(t("bert.pooler.dense.weight".into(), Part::Pooler, &[h, h]));
-        v.push(t("bert.pooler.dense.bias".into(), Part::Pooler, &[h]));
-        v.push(t("classifier.weight".into(), Part::Classifier, &[CLASSES, h]));
-        v.push(t("classifier.bias".into(), Part::Classifier, &[CLASSES]));
+        if self.bert.pooler.is_some() {
+            v.push(t("bert.pooler.dense.weight".into(), Part::Pooler, &[h, h]));
+            v.push(t("bert.pooler.dense.bias".into(), Part::Pooler, &[h]));
+        }
+        let n = self.outputs();
+        v.push(t("classifier.weight".into(), Part::Classifier, &[n, h]));
+        v.push(t("classifier.bias".into(), Part::Classifier, &[n]));
         v
     }
 
@@ -197,8 +270,10 @@ impl ClassifierParams {
                 v.extend([&n.gamma, &n.beta]);
             }
         }
-        let p = self.pooler();
-        v.extend([&p.weight, &p.bias, &self.classifier.weight, &self.classifier.bias]);
+        if let Some(p) = &b.pooler {
+            v.extend([&p.weight, &p.bias]);
+        }
+        v.extend([&self.classifier.weight, &self.classifier.bias]);
         v
     }
 
@@ -220,8 +295,10 @@ impl ClassifierParams {
                 v.extend([&mut n.gamma, &mut n.beta]);
             }
         }
-        let p = b.pooler.as_mut().expect("ClassifierParams::new gives BERT a pooler");
-        v.extend([&mut p.weight, &mut p.bias, &mut self.classifier.weight, &mut self.classifier.bias]);
+        if let Some(p) = &mut b.pooler {
+            v.extend([&mut p.weight, &mut p.bias]);
+        }
+        v.extend([&mut self.classifier.weight, &mut self.classifier.bias]);
         v
     }
 
@@ -264,7 +341,7 @@ mod tests {
     fn layout_and_data_agree_and_decay_follows_the_trainer() {
         let mut c = BertConfig::bert_base();
         (c.vocab_size, c.hidden_size, c.num_attention_heads, c.intermediate_size, c.num_hidden_layers) = (50, 8, 2, 12, 2);
-        let p = ClassifierParams::new(BertWeights::random(&c, 1), 3);
+        let p = ClassifierParams::new(BertWeights::random(&c, 1), HeadKind::Sequence, 2, 3);
         let layout = p.layout();
         assert_eq!(layout.len(), p.data().len());
         for (info, t) in layout.iter().zip(p.data()) {

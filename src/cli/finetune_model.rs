@@ -4,10 +4,10 @@
 
 use bertlab::classifier::export::export_folder;
 use bertlab::classifier::math::CpuMath;
-use bertlab::classifier::ClassifierParams;
+use bertlab::classifier::{ClassifierParams, HeadKind, Labels};
 use bertlab::disk::read_bounded;
 use bertlab::fast_cpu::FastCpuEncoder;
-use bertlab::finetune::model_training::{evaluate_model, ModelTraining, Pairs};
+use bertlab::finetune::model_training::{evaluate_model, ModelTraining, Pairs, MRPC_CLASSES};
 use bertlab::finetune::training::Event;
 use bertlab::finetune::TrainConfig;
 use bertlab::gpu::GpuContext;
@@ -29,7 +29,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model, out: Option<Dest
         |d: &bertlab::glue::Dataset| Pairs::encode(&model.tokenizer, &d.examples, config.max_seq_length).map_err(|e| e.to_string());
     let (train_pairs, dev_pairs) = (encode(&train)?, encode(&dev)?);
     let identity = ModelIdentity::of(&model.name, &model.weights);
-    let params = ClassifierParams::new(model.weights, config.seed);
+    let params = ClassifierParams::new(model.weights, HeadKind::Sequence, MRPC_CLASSES, config.seed);
     let (all, trained) = params.counts(layers);
     let gpu = training_device(a.backend)?;
     if !a.json {
@@ -106,7 +106,7 @@ pub fn run(a: &FinetuneArgs, config: TrainConfig, model: Model, out: Option<Dest
 /// `--eval-only` with a fine-tuned folder as `--model`: its classifier on `--data` (one TSV file).
 pub fn eval_only(a: &FinetuneArgs, config: TrainConfig, model: Model) -> Result<(), String> {
     let bytes = read_bounded(&a.model.join("model.safetensors"), max_file_bytes("model.safetensors")).map_err(|e| e.to_string())?;
-    let params = ClassifierParams::from_checkpoint(model.weights, &bytes).map_err(|e| e.to_string())?;
+    let params = ClassifierParams::from_checkpoint(model.weights, HeadKind::Sequence, &bytes).map_err(|e| e.to_string())?;
     let data = read_tsv(&a.data)?;
     let pairs = Pairs::encode(&model.tokenizer, &data.examples, config.max_seq_length).map_err(|e| e.to_string())?;
     let m =
@@ -135,5 +135,5 @@ fn write_folder(out: &Destination, base: &std::path::Path, p: &ClassifierParams)
         .map(|n| read(n).map(|b| (n, b)))
         .collect::<Result<_, _>>()?;
     let borrowed: Vec<(&str, &[u8])> = tokenizer.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    out.write_folder(export_folder(p, &config, &borrowed).map_err(|e| e.to_string())?)
+    out.write_folder(export_folder(p, &Labels::mrpc(), &config, &borrowed).map_err(|e| e.to_string())?)
 }

@@ -13,9 +13,10 @@
 
 use crate::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dropout};
 use crate::classifier::gpu_backprop::GpuTraining;
+use crate::classifier::loss::Targets;
 use crate::classifier::math::CpuMath;
 use crate::classifier::optimizer::{step, zero_trained, Moments, MAX_GRAD_NORM};
-use crate::classifier::{ClassifierParams, TrainLayers, CLASSES};
+use crate::classifier::{ClassifierParams, HeadKind, TrainLayers};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::finetune::progress::{epoch_order, Progress};
@@ -90,6 +91,9 @@ struct State {
 }
 
 const STATE_KEY: &str = "bertlab_model_training";
+
+/// MRPC's classes: not equivalent, equivalent.
+pub const MRPC_CLASSES: usize = 2;
 
 /// One split's pairs and, for top-k runs, the frozen layers' output of each pair (`[len, hidden]`).
 struct Split {
@@ -262,7 +266,7 @@ impl ModelTraining {
         for (part, chunk) in idx.chunks(self.config.per_device_train_batch_size.max(1)).enumerate() {
             let on = Evaluation { math: self.math, gpu: self.stepper.gpu() };
             let (batch, entry) = prepare_batch(&self.params, on, self.train_layers, &mut self.train, chunk).await?;
-            let labels: Vec<u32> = chunk.iter().map(|&i| u32::from(self.train.pairs.labels[i])).collect();
+            let labels = Targets::Classes(chunk.iter().map(|&i| u32::from(self.train.pairs.labels[i])).collect());
             let share = chunk.len() as f32 / idx.len() as f32;
             // dropout masks are drawn per batch of the run (the n-th batch, across steps)
             let nth = t as usize * self.config.gradient_accumulation_steps.max(1) + part;
@@ -360,7 +364,7 @@ impl ModelTraining {
         let state: State = r.json(STATE_KEY)?;
         state.config.validate()?;
         state.model.check_loaded("this run", &ModelIdentity::of(name, &base))?;
-        let params = ClassifierParams::new(base, state.config.seed);
+        let params = ClassifierParams::new(base, HeadKind::Sequence, MRPC_CLASSES, state.config.seed);
         let layers = params.bert.layers.len();
         let train_layers = state.config.train_layers;
         let read = |prefix: &str, from: &ClassifierParams| {
@@ -399,22 +403,22 @@ struct Evaluation<'a> {
     gpu: Option<&'a GpuTraining>,
 }
 
-/// Class probabilities `[n, CLASSES]` of a split's pairs in evaluation mode,
+/// Class probabilities `[n, MRPC_CLASSES]` of a split's pairs in evaluation mode,
 /// in batches of `batch` sorted by length (less padding).
 async fn predict(p: &ClassifierParams, on: Evaluation<'_>, train: TrainLayers, split: &mut Split, batch: usize) -> Result<Vec<f32>> {
     let math = on.math;
     let n = split.pairs.labels.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| split.pairs.rows[i].0.len());
-    let mut probs = vec![0.0f32; n * CLASSES];
+    let mut probs = vec![0.0f32; n * MRPC_CLASSES];
     for chunk in order.chunks(batch.max(1)) {
         let (b, entry) = prepare_batch(p, on, train, split, chunk).await?;
         let logits = match on.gpu {
             Some(g) => g.logits(&b, entry).await?,
             None => forward(math, p, &b, train, None, entry).logits,
         };
-        for (r, row) in softmax_rows(&logits, CLASSES).chunks(CLASSES).enumerate() {
-            probs[chunk[r] * CLASSES..][..CLASSES].copy_from_slice(row);
+        for (r, row) in softmax_rows(&logits, MRPC_CLASSES).chunks(MRPC_CLASSES).enumerate() {
+            probs[chunk[r] * MRPC_CLASSES..][..MRPC_CLASSES].copy_from_slice(row);
         }
     }
     Ok(probs)

@@ -2,13 +2,21 @@
 
 use crate::gpu::{Dispatch, GpuContext};
 
+/// A row whose label is this counts for nothing (transformers' -100: the
+/// WordPieces after a word's first, special tokens, padding).
+pub const IGNORE_INDEX: u32 = u32::MAX;
+
 /// CPU reference. `logits` is `[rows, classes]`; returns the loss of each row
-/// and `dlogits = (softmax − onehot)·scale` (scale 1/batch for the mean loss).
+/// and `dlogits = (softmax − onehot)·scale` (scale 1/labelled rows for the
+/// mean loss); a row labelled [`IGNORE_INDEX`] has loss 0 and gradient 0.
 pub fn cross_entropy_cpu(logits: &[f32], labels: &[u32], classes: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
     let rows = labels.len();
     let mut loss = vec![0.0; rows];
     let mut grad = vec![0.0; rows * classes];
     for r in 0..rows {
+        if labels[r] == IGNORE_INDEX {
+            continue;
+        }
         let z = &logits[r * classes..][..classes];
         let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let log_sum = z.iter().map(|v| (v - max).exp()).sum::<f32>().ln() + max;

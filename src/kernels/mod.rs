@@ -13,6 +13,7 @@ pub mod layernorm;
 pub mod linear;
 pub mod matmul;
 pub mod relu_backward;
+pub mod squared_error;
 pub mod sum_squares;
 
 /// Workgroup-wide sum and max (shaders/workgroup_reduce.wgsl), prepended to

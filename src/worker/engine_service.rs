@@ -12,7 +12,7 @@ use std::rc::Rc;
 use bertlab::classifier::backprop::forward;
 use bertlab::classifier::export::export_folder;
 use bertlab::classifier::math::CpuMath;
-use bertlab::classifier::{ClassifierParams, TrainLayers, CLASSES};
+use bertlab::classifier::{ClassifierParams, Labels, TrainLayers};
 use bertlab::finetune::features::extract_features;
 use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::HeadBackend;
@@ -249,7 +249,7 @@ pub fn export() -> Result<Reply, String> {
                     .filter_map(|(n, b)| b.as_deref().map(|b| (n, b)))
                     .collect();
             let config = f.config_json.as_deref().ok_or("the model's config.json is missing")?;
-            let files = export_folder(&m.params, config, &tokenizer).map_err(|e| e.to_string())?;
+            let files = export_folder(&m.params, &Labels::mrpc(), config, &tokenizer).map_err(|e| e.to_string())?;
             Ok(Reply::ModelExported { files: files.into_iter().map(|(name, bytes)| ExportedFile { name, bytes }).collect() })
         }
     }
@@ -279,7 +279,7 @@ pub async fn paraphrase_probability(a: String, b: String, max_len: usize) -> Res
         Trained::Model(m) => {
             let batch = m.tokenizer.encode_batch_to(&[Input::Pair(a, b)], max_len).map_err(|e| e.to_string())?;
             let f = forward(CpuMath::Fast, &m.params, &batch, TrainLayers::All, None, None);
-            return Ok(softmax_rows(&f.logits, CLASSES)[1]);
+            return Ok(softmax_rows(&f.logits, m.params.outputs())[1]);
         }
     };
     let engine = engine()?;

@@ -13,9 +13,9 @@ use std::rc::Rc;
 
 use bertlab::browser::yield_now;
 use bertlab::classifier::math::CpuMath;
-use bertlab::classifier::ClassifierParams;
+use bertlab::classifier::{ClassifierParams, HeadKind};
 use bertlab::finetune::features::extract_features;
-use bertlab::finetune::model_training::{ModelTraining, Pairs};
+use bertlab::finetune::model_training::{ModelTraining, Pairs, MRPC_CLASSES};
 use bertlab::finetune::progress::Progress;
 use bertlab::finetune::training::{Event, HeadBackend, RunSetup, Split, Training};
 use bertlab::finetune::TrainConfig;
@@ -242,7 +242,7 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
     let base = if c.trains_layers() {
         let files = engine_service::loaded().map_err(RunEvent::Failed)?.1;
         let model = Model::from_files(&files).map_err(failed)?;
-        Some((ClassifierParams::new(model.weights, c.seed), files, Rc::new(model.tokenizer)))
+        Some((ClassifierParams::new(model.weights, HeadKind::Sequence, MRPC_CLASSES, c.seed), files, Rc::new(model.tokenizer)))
     } else {
         None
     };
