@@ -29,6 +29,7 @@ pub mod model;
 pub mod outputs;
 pub mod protocol;
 pub mod rng;
+pub mod task;
 pub mod tensor_file;
 pub mod tokenize;
 pub mod weights;
