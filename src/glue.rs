@@ -85,8 +85,18 @@ impl Dataset {
         p.max(self.examples.len() - p) as f64 / self.examples.len() as f64
     }
 
-    pub fn labels(&self) -> Vec<u8> {
-        self.examples.iter().map(|e| e.label).collect()
+    /// The pairs as the task module's examples (MRPC's labels are its class ids).
+    pub fn texts(examples: &[Example]) -> crate::task::Examples {
+        let text = |e: &Example| crate::task::TextExample {
+            text: e.sentence1.clone(),
+            pair: Some(e.sentence2.clone()),
+            target: crate::task::Target::Class(u32::from(e.label)),
+        };
+        crate::task::Examples::Texts(examples.iter().map(text).collect())
+    }
+
+    pub fn labels(&self) -> Vec<u32> {
+        self.examples.iter().map(|e| u32::from(e.label)).collect()
     }
 }
 

@@ -192,6 +192,31 @@ impl BertTokenizer {
         Ok(batch)
     }
 
+    /// A sentence given as words (CoNLL's): token ids with [CLS] and [SEP],
+    /// and the word each token comes from (`None` for the special tokens),
+    /// cut to `max_len` tokens (the words past the cut dropped). A sentence
+    /// whose words give no token is refused, naming `what`.
+    pub fn encode_words(&self, words: &[String], max_len: usize, what: &str) -> Result<(Vec<u32>, Vec<Option<u32>>)> {
+        let max_len = max_len.min(self.model_max_len);
+        let failed = |e: tokenizers::Error| Error::Tokenizer(format!("cannot tokenize {what}: {}", clipped(&e.to_string())));
+        // a word gives at least one token or none: more words than tokens fit cannot count
+        let words = &words[..words.len().min(max_len.saturating_mul(4))];
+        let enc = self.inner.encode(words, false).map_err(failed)?;
+        if enc.is_empty() {
+            return Err(Error::Input(format!("{what} has no tokens: its words hold only spaces, control or zero-width characters")));
+        }
+        let added = self.inner.get_post_processor().map_or(0, |p| p.added_tokens(false));
+        let params = TruncationParams {
+            direction: TruncationDirection::Right,
+            max_length: max_len.saturating_sub(added),
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+        };
+        let (enc, _) = truncate_encodings(enc, None, &params).map_err(failed)?;
+        let enc = self.inner.post_process(enc, None, true).map_err(failed)?;
+        Ok((enc.get_ids().to_vec(), enc.get_word_ids().to_vec()))
+    }
+
     /// One row (row `i` of the batch, for messages): each text tokenized
     /// alone (after cutting it to a length that holds far more than
     /// `max_len` tokens, so a pasted book costs no more than a page),

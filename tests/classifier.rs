@@ -15,12 +15,14 @@ use bertlab::classifier::loss::Targets;
 use bertlab::classifier::math::CpuMath;
 use bertlab::classifier::optimizer::{step, Moments, MAX_GRAD_NORM};
 use bertlab::classifier::{ClassifierParams, HeadKind, Labels, TrainLayers};
-use bertlab::finetune::model_training::{ModelTraining, Pairs};
+use bertlab::finetune::encoded::Encoded;
+use bertlab::finetune::model_training::ModelTraining;
 use bertlab::finetune::training::Event;
 use bertlab::finetune::{learning_rate_at, TrainConfig};
 use bertlab::kernels::adamw::AdamW;
 use bertlab::kernels::cross_entropy::IGNORE_INDEX;
 use bertlab::kernels::matmul::Layout;
+use bertlab::task::{Builtin, Source};
 use bertlab::tensor_file::TensorReader;
 use bertlab::tokenize::Batch;
 use bertlab::Model;
@@ -314,11 +316,13 @@ fn an_exported_folder_loads_back_as_the_fine_tuned_encoder() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-fn glue_pairs(model: &Model, file: &str, n: usize) -> Pairs {
+/// The first `n` MRPC pairs of a split of tests/fixtures/glue-tiny, tokenized.
+fn glue_pairs(model: &Model, file: &str, n: usize) -> Encoded {
     let text = std::fs::read_to_string(fixtures().join("glue-tiny").join(file)).unwrap();
-    let mut d = bertlab::glue::Dataset::parse(&text).unwrap();
-    d.examples.truncate(n);
-    Pairs::encode(&model.tokenizer, &d.examples, 128).unwrap()
+    let src: Source = Builtin::Mrpc.source();
+    let (mut examples, _) = bertlab::task::read_split(&src, &text, &Builtin::Mrpc.labels(), file).unwrap();
+    examples.truncate(n);
+    Encoded::encode(&model.tokenizer, &examples, 128).unwrap()
 }
 
 /// A run paused after some steps, checkpointed and resumed goes on exactly
@@ -338,7 +342,7 @@ fn a_model_run_resumes_from_its_checkpoint_exactly() {
         let start = || {
             let params = ClassifierParams::new(model.weights.clone(), HeadKind::Sequence, 2, config.seed);
             let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 16));
-            ModelTraining::new("run-1".into(), identity.clone(), params, config.clone(), CpuMath::Fast, train, dev).unwrap()
+            ModelTraining::new("run-1".into(), identity.clone(), params, Labels::mrpc(), config.clone(), CpuMath::Fast, train, dev).unwrap()
         };
         let finish = |t: &mut ModelTraining| {
             while !matches!(block_on(t.advance()).unwrap(), Event::Done) {}
@@ -377,7 +381,7 @@ fn a_model_run_resumes_from_its_checkpoint_exactly() {
         let mut bad = glue_pairs(&model, "train.tsv", 40);
         bad.rows[3].0[1] = model.config.vocab_size as u32;
         let e = ModelTraining::resume(&bytes, "tiny", model.weights.clone(), CpuMath::Fast, bad, glue_pairs(&model, "dev.tsv", 16));
-        assert!(e.err().unwrap().to_string().contains("training pair 4 has token ids this model cannot read"));
+        assert!(e.err().unwrap().to_string().contains("training example 4 has token ids this model cannot read"));
     }
 }
 
@@ -395,7 +399,8 @@ fn a_gpu_run_follows_the_cpu_run_and_resumes_exactly() {
         let start = |gpu_run: bool| {
             let params = ClassifierParams::new(model.weights.clone(), HeadKind::Sequence, 2, config.seed);
             let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 16));
-            let t = ModelTraining::new("run-g".into(), identity.clone(), params, config.clone(), CpuMath::Fast, train, dev).unwrap();
+            let t = ModelTraining::new("run-g".into(), identity.clone(), params, Labels::mrpc(), config.clone(), CpuMath::Fast, train, dev)
+                .unwrap();
             if gpu_run {
                 t.on_gpu(gpu()).unwrap()
             } else {
@@ -459,7 +464,7 @@ fn accumulated_batches_make_the_same_step_as_one_batch() {
         };
         let params = ClassifierParams::new(model.weights.clone(), HeadKind::Sequence, 2, config.seed);
         let (train, dev) = (glue_pairs(&model, "train.tsv", 40), glue_pairs(&model, "dev.tsv", 8));
-        let mut t = ModelTraining::new("acc".into(), identity.clone(), params, config, CpuMath::Fast, train, dev).unwrap();
+        let mut t = ModelTraining::new("acc".into(), identity.clone(), params, Labels::mrpc(), config, CpuMath::Fast, train, dev).unwrap();
         assert_eq!(t.total_steps(), 3);
         while !matches!(block_on(t.advance()).unwrap(), Event::Done) {}
         t

@@ -18,11 +18,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use bertlab::classifier::math::CpuMath;
 use bertlab::classifier::{ClassifierParams, HeadKind, TrainLayers};
-use bertlab::finetune::model_training::{ModelTraining, Pairs};
+use bertlab::finetune::encoded::Encoded;
+use bertlab::finetune::model_training::ModelTraining;
 use bertlab::finetune::training::{HeadBackend, RunSetup, Split, Training};
 use bertlab::finetune::TrainConfig;
-use bertlab::glue::Dataset;
 use bertlab::head::{HeadInput, HeadSpec};
+use bertlab::task::Builtin;
 use bertlab::{BackendChoice, EmbedOptions, Engine, Input, Model, ModelFiles, ModelIdentity};
 use common::{fixtures, tiny_files, tiny_tokenizer_json, with_header};
 use serde_json::Value;
@@ -260,7 +261,7 @@ fn run_case(target: &str, seed: u64, corpus: &Corpus) -> Result<(), String> {
         }
         "head_run" => {
             let bytes = mutate_checkpoint(&mut rng, &corpus.head_checkpoint);
-            let split = |n: usize| Split { x: vec![0.25; n * 32], labels: (0..n).map(|i| (i % 2) as u8).collect() };
+            let split = |n: usize| Split { x: vec![0.25; n * 32], labels: (0..n).map(|i| (i % 2) as u32).collect() };
             match pollster::block_on(Training::resume(&bytes, None, split(20), split(8))) {
                 Err(e) => Err(e.to_string()),
                 Ok(mut t) => {
@@ -317,7 +318,7 @@ struct Corpus {
     tokenizer_json: Value,
     head_checkpoint: Vec<u8>,
     model_checkpoint: Vec<u8>,
-    pairs: Pairs,
+    pairs: Encoded,
 }
 
 fn corpus() -> Corpus {
@@ -328,18 +329,20 @@ fn corpus() -> Corpus {
     let spec = HeadSpec { input: HeadInput::Pooler, in_dim: 32, hidden: 5, classes: 2 };
     let config = TrainConfig { per_device_train_batch_size: 4, learning_rate: 1e-3, ..Default::default() };
     let setup = RunSetup { run_id: "fuzz".into(), model: identity.clone(), config, spec };
-    let split = |n: usize| Split { x: vec![0.25; n * 32], labels: (0..n).map(|i| (i % 2) as u8).collect() };
+    let split = |n: usize| Split { x: vec![0.25; n * 32], labels: (0..n).map(|i| (i % 2) as u32).collect() };
     let mut head = Training::new(setup, HeadBackend::new(spec, spec.init(1), None), spec.init(1), split(20), split(8)).unwrap();
     pollster::block_on(head.advance()).unwrap();
     let head_checkpoint = pollster::block_on(head.checkpoint()).unwrap();
 
     let text = std::fs::read_to_string(fixtures().join("glue-tiny/train.tsv")).unwrap();
-    let mut data = Dataset::parse(&text).unwrap();
-    data.examples.truncate(8);
-    let pairs = Pairs::encode(&model.tokenizer, &data.examples, 32).unwrap();
+    let (mut examples, _) = bertlab::task::read_split(&Builtin::Mrpc.source(), &text, &Builtin::Mrpc.labels(), "train.tsv").unwrap();
+    examples.truncate(8);
+    let pairs = Encoded::encode(&model.tokenizer, &examples, 32).unwrap();
     let config = TrainConfig { per_device_train_batch_size: 4, train_layers: TrainLayers::All, ..Default::default() };
     let params = ClassifierParams::new(model.weights, HeadKind::Sequence, 2, 1);
-    let mut run = ModelTraining::new("fuzz".into(), identity, params, config, CpuMath::Reference, pairs.clone(), pairs.clone()).unwrap();
+    let labels = Builtin::Mrpc.labels();
+    let mut run =
+        ModelTraining::new("fuzz".into(), identity, params, labels, config, CpuMath::Reference, pairs.clone(), pairs.clone()).unwrap();
     pollster::block_on(run.advance()).unwrap();
     let model_checkpoint = pollster::block_on(run.checkpoint()).unwrap();
     // the corpus itself loads and runs: every case starts one mutation from working

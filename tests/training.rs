@@ -7,7 +7,7 @@ mod common;
 
 use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::{Event, HeadBackend, RunSetup, Split, Training};
-use bertlab::finetune::{evaluate, learning_rate_at, TrainConfig};
+use bertlab::finetune::{evaluate, learning_rate_at, Metrics, Scores, TrainConfig};
 use bertlab::gpu::GpuContext;
 use bertlab::head::{CpuHead, GpuHead, HeadInput, HeadParams, HeadSpec};
 use bertlab::kernels::adamw::{adamw_cpu, AdamW, AdamWKernel};
@@ -118,12 +118,8 @@ fn adamw_equals_pytorch_for_three_steps_on_cpu_and_gpu() {
 fn toy(rows: usize, dim: usize, seed: u32) -> Split {
     // labels follow a direction in feature space, so there is something to learn
     let x = values(rows * dim, seed, 1.0);
-    let labels = (0..rows).map(|r| u8::from(x[r * dim..(r + 1) * dim].iter().take(3).sum::<f32>() > 0.0)).collect();
+    let labels = (0..rows).map(|r| u32::from(x[r * dim..(r + 1) * dim].iter().take(3).sum::<f32>() > 0.0)).collect();
     Split { x, labels }
-}
-
-fn u32_labels(s: &Split) -> Vec<u32> {
-    s.labels.iter().map(|&v| u32::from(v)).collect()
 }
 
 /// Every tensor of a head, mutable, weights and biases in layer order.
@@ -142,7 +138,7 @@ fn head_gradients_match_finite_differences() {
             t.iter_mut().enumerate().for_each(|(i, v)| *v = *v * 20.0 + 0.05 * (i % 3) as f32);
         }
         let data = toy(9, 6, 1);
-        let y = u32_labels(&data);
+        let y = data.labels.clone();
         let (_, grads) = CpuHead::new(spec, params.clone()).gradients(&data.x, &y);
         for (ti, t) in grads.tensors().iter().enumerate() {
             for (j, &g) in t.data.iter().enumerate() {
@@ -166,7 +162,7 @@ fn gpu_head_steps_equal_cpu_head_steps() {
         let mut cpu = CpuHead::new(spec, params.clone());
         let mut g = GpuHead::new(gpu(), spec, &params);
         let data = toy(45, 70, 2);
-        let y = u32_labels(&data);
+        let y = data.labels.clone();
         let opt = AdamW::new(1e-2, 0.01);
         for t in 1..=6 {
             let rows = if t % 3 == 0 { 13 } else { 16 }; // a short last batch, replayed plans in between
@@ -215,7 +211,7 @@ fn training_is_deterministic_learns_and_agrees_between_cpu_and_gpu() {
     let first: f32 = l1[..10].iter().sum::<f32>() / 10.0;
     let last: f32 = l1[l1.len() - 10..].iter().sum::<f32>() / 10.0;
     assert!(last < 0.7 * first, "loss {first} → {last}");
-    assert!(t2.progress.metrics.last().unwrap().accuracy > 0.8, "{:?}", t2.progress.metrics);
+    assert!(t2.progress.metrics.last().unwrap().headline().1 > 0.8, "{:?}", t2.progress.metrics);
     // the GPU path follows the CPU path
     let (lg, pg) = run_all(&mut training(config, true));
     assert_close("losses GPU vs CPU", &lg, &l1, 1e-4);
@@ -307,15 +303,24 @@ fn the_schedule_warms_up_then_decays_linearly_to_zero() {
 fn metrics_count_like_sklearn_and_refuse_nan() {
     // probs [p0, p1]; predictions 1, 0, 1, 1, 0 against labels 1, 1, 0, 1, 0
     let probs = [0.2, 0.8, 0.7, 0.3, 0.4, 0.6, 0.1, 0.9, 0.6, 0.4];
-    let m = evaluate(&probs, &[1, 1, 0, 1, 0]).unwrap();
-    assert_eq!(m.confusion, [[1, 1], [1, 2]]);
-    assert!((m.accuracy - 0.6).abs() < 1e-12);
-    assert!((m.f1 - 2.0 * 2.0 / (2.0 * 2.0 + 1.0 + 1.0)).abs() < 1e-12);
+    let m = evaluate(&probs, &[1, 1, 0, 1, 0], 2).unwrap();
+    assert_eq!(
+        m.scores,
+        Scores::Classes { accuracy: 0.6, f1: Some(2.0 * 2.0 / (2.0 * 2.0 + 1.0 + 1.0)), confusion: Some(vec![vec![1, 1], vec![1, 2]]) }
+    );
     // a NaN probability is an error, not a vote for class 0
     let nan = [0.2, 0.8, f32::NAN, f32::NAN];
-    let e = evaluate(&nan, &[1, 0]).unwrap_err().to_string();
-    assert!(e.contains("non-finite probability for validation pair 2"), "{e}");
-    assert!(evaluate(&probs[..4], &[1, 2]).unwrap_err().to_string().contains("label 2"));
+    let e = evaluate(&nan, &[1, 0], 2).unwrap_err().to_string();
+    assert!(e.contains("non-finite probability for validation example 2"), "{e}");
+    assert!(evaluate(&probs[..4], &[1, 2], 2).unwrap_err().to_string().contains("label 2"));
+    // three classes: accuracy, no binary F1
+    let m = evaluate(&[0.1, 0.2, 0.7, 0.5, 0.3, 0.2], &[2, 1], 3).unwrap();
+    assert_eq!(m.scores, Scores::Classes { accuracy: 0.5, f1: None, confusion: Some(vec![vec![0; 3], vec![1, 0, 0], vec![0, 0, 1]]) });
+    // metrics saved by a run before N labels still read
+    let old: Metrics = serde_json::from_str(r#"{"loss": 0.5, "accuracy": 0.75, "f1": 0.8, "confusion": [[1, 2], [3, 4]]}"#).unwrap();
+    assert_eq!(old.scores, Scores::Classes { accuracy: 0.75, f1: Some(0.8), confusion: Some(vec![vec![1, 2], vec![3, 4]]) });
+    let now: Metrics = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    assert_eq!(now, m);
 }
 
 #[test]
@@ -401,17 +406,17 @@ fn edit_metadata(bytes: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
 /// and the loss of the prior; a run whose head predicts one class is flagged.
 #[test]
 fn the_majority_baseline_scores_what_always_paraphrase_scores() {
-    let train: Vec<u8> = (0..300).map(|i| u8::from(i % 3 != 0)).collect();
-    let dev: Vec<u8> = (0..90).map(|i| u8::from(i % 3 != 2)).collect();
-    let m = bertlab::finetune::majority_baseline(&train, &dev).unwrap();
+    let train: Vec<u32> = (0..300).map(|i| u32::from(i % 3 != 0)).collect();
+    let dev: Vec<u32> = (0..90).map(|i| u32::from(i % 3 != 2)).collect();
+    let m = bertlab::finetune::majority_baseline(&train, &dev, 2).unwrap();
     let p = 2.0 / 3.0;
-    assert!((m.accuracy - p).abs() < 1e-9, "{m:?}");
-    assert!((m.f1 - 2.0 * p / (1.0 + p)).abs() < 1e-6, "{m:?}");
+    assert!((m.headline().1 - p).abs() < 1e-9, "{m:?}");
+    assert!((m.f1().unwrap() - 2.0 * p / (1.0 + p)).abs() < 1e-6, "{m:?}");
     let entropy = -(p * (p as f32).ln() as f64 + (1.0 - p) * ((1.0 - p) as f32).ln() as f64);
     assert!((m.loss - entropy).abs() < 1e-4, "{} vs {entropy}", m.loss);
-    assert_eq!(m.confusion, [[0, 30], [0, 60]]);
+    assert_eq!(m.predicted(), Some(vec![0, 90]));
     assert_eq!(m.single_class(), Some(1));
-    let mixed = bertlab::finetune::evaluate(&[0.9, 0.1, 0.2, 0.8], &[0, 1]).unwrap();
+    let mixed = bertlab::finetune::evaluate(&[0.9, 0.1, 0.2, 0.8], &[0, 1], 2).unwrap();
     assert_eq!(mixed.single_class(), None);
-    assert!(bertlab::finetune::majority_baseline(&[], &dev).is_err());
+    assert!(bertlab::finetune::majority_baseline(&[], &dev, 2).is_err());
 }

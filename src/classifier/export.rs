@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::classifier::{ClassifierParams, Labels};
-use crate::error::{clipped, Error, Result};
+use crate::classifier::{ClassifierParams, HeadKind, Labels};
+use crate::error::{clipped, quoted, Error, Result};
 use crate::tensor_file::TensorWriter;
 
 /// Every tensor under transformers' name, a layer's stacked qkv split back
@@ -69,4 +69,36 @@ pub fn export_folder(
     let mut files = vec![("config.json".to_string(), config), ("model.safetensors".to_string(), w.to_bytes()?)];
     files.extend(tokenizer_files.iter().map(|(n, b)| (n.to_string(), b.to_vec())));
     Ok(files)
+}
+
+/// What a fine-tuned folder's config.json says its head is (as transformers
+/// writes it): the class from `architectures`, the labels from `id2label`
+/// (`problem_type` "regression", or one label, is a regression).
+pub fn read_head_config(config_json: &[u8]) -> Result<(HeadKind, Labels)> {
+    let v: serde_json::Value = serde_json::from_slice(config_json)
+        .map_err(|e| Error::Config(format!("config.json is not valid JSON: {}", clipped(&e.to_string()))))?;
+    let arch = v["architectures"].as_array().and_then(|a| a.first()).and_then(|a| a.as_str()).unwrap_or("");
+    let kind = [HeadKind::Sequence, HeadKind::Tokens].into_iter().find(|k| k.architecture() == arch).ok_or_else(|| {
+        Error::Config(format!(
+            "config.json's architectures is {}: not a fine-tuned BertForSequenceClassification or BertForTokenClassification",
+            quoted(arch)
+        ))
+    })?;
+    let id2label = v["id2label"].as_object();
+    let n = id2label.map(|m| m.len()).or_else(|| v["num_labels"].as_u64().map(|n| n as usize)).unwrap_or(2);
+    if n == 0 || n > crate::finetune::model_training::MAX_OUTPUTS {
+        return Err(Error::Config(format!("config.json has {n} labels")));
+    }
+    if v["problem_type"].as_str() == Some("regression") || (n == 1 && kind == HeadKind::Sequence) {
+        return Ok((kind, Labels::Regression));
+    }
+    let names = (0..n)
+        .map(|i| match id2label.and_then(|m| m.get(&i.to_string())) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(Error::Config(format!("config.json's id2label \"{i}\" is not a name"))),
+            None if id2label.is_none() => Ok(format!("LABEL_{i}")),
+            None => Err(Error::Config(format!("config.json's id2label has no \"{i}\""))),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((kind, Labels::Classes(names)))
 }

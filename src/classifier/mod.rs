@@ -64,6 +64,14 @@ impl Labels {
         }
     }
 
+    /// The class names (a regression has none).
+    pub fn names(&self) -> &[String] {
+        match self {
+            Labels::Classes(names) => names,
+            Labels::Regression => &[],
+        }
+    }
+
     /// transformers' `problem_type`.
     pub fn problem_type(&self) -> &'static str {
         match self {

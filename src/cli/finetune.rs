@@ -1,4 +1,6 @@
-//! `bertlab finetune`: the fine-tuning of the page, natively.
+//! `bertlab finetune`: the fine-tuning of the page, natively: any task
+//! (`--task`, transformers' `run_glue` and `run_ner` names), BERT itself or
+//! a head on frozen features (MRPC).
 
 use std::path::{Path, PathBuf};
 
@@ -7,9 +9,11 @@ use bertlab::finetune::baseline::logistic_regression_baseline;
 use bertlab::finetune::features::extract_features;
 use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::{predict_batched, Event, HeadBackend, RunSetup, Split, Training};
-use bertlab::finetune::{evaluate, Metrics, TrainConfig, HEAD_LEARNING_RATE};
+use bertlab::finetune::{evaluate, Metrics, Scores, TrainConfig, HEAD_LEARNING_RATE};
 use bertlab::glue::Dataset;
 use bertlab::head::{HeadInput, HeadSpec};
+use bertlab::task::table::Format;
+use bertlab::task::{Builtin, Columns, Source, TaskData};
 use bertlab::{Engine, Model};
 
 use crate::destination::Destination;
@@ -18,12 +22,41 @@ use crate::status_line;
 
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
-    /// The GLUE task (only MRPC's sentence pairs for now).
+    /// mrpc, sst2 or conll2003 (the built-in datasets' files), classify (a
+    /// table of texts and labels: TSV, CSV or JSON lines; numbers that are
+    /// not all integers make a regression) or tokens (CoNLL `word … TAG` lines).
     #[arg(long, default_value = "mrpc")]
     pub(crate) task: String,
-    /// A folder with train.tsv and dev.tsv; with --eval-only, one TSV file.
+    /// A folder with the task's training and validation files (mrpc, sst2:
+    /// train.tsv and dev.tsv; conll2003: train.txt and dev.txt; classify and
+    /// tokens: train.* and dev.* or validation.*); with --eval-only, one file.
     #[arg(long)]
-    pub(crate) data: PathBuf,
+    pub(crate) data: Option<PathBuf>,
+    /// The training file (instead of --data's).
+    #[arg(long)]
+    pub(crate) train_file: Option<PathBuf>,
+    /// The validation file (instead of --data's).
+    #[arg(long)]
+    pub(crate) validation_file: Option<PathBuf>,
+    /// The column of a table holding the text (default: sentence, sentence1, text, …).
+    #[arg(long)]
+    pub(crate) text_column: Option<String>,
+    /// The column holding the second text of a pair (default: sentence2, … when present).
+    #[arg(long)]
+    pub(crate) text_pair_column: Option<String>,
+    /// The column holding the label (default: label, labels, score, …).
+    #[arg(long)]
+    pub(crate) label_column: Option<String>,
+    /// Use only the first N training examples.
+    #[arg(long, alias = "train-limit")]
+    pub(crate) max_train_samples: Option<usize>,
+    /// Use only the first N validation examples.
+    #[arg(long)]
+    pub(crate) max_eval_samples: Option<usize>,
+    /// Write each validation example's prediction: `gold<TAB>predicted` a line;
+    /// for tokens `word gold predicted` a line, a blank line between sentences.
+    #[arg(long)]
+    pub(crate) write_predictions: Option<PathBuf>,
     /// Where to write the result: a Hugging Face folder (config.json,
     /// model.safetensors, tokenizer files) when layers train; with
     /// --train-layers 0 the head (safetensors; a .config.json beside it).
@@ -68,9 +101,6 @@ pub struct FinetuneArgs {
     /// 0 for a Linear head; otherwise an MLP with this hidden width.
     #[arg(long, default_value_t = 0)]
     pub(crate) mlp_hidden: usize,
-    /// Use only the first N training pairs (quick runs).
-    #[arg(long)]
-    pub(crate) train_limit: Option<usize>,
     /// Also fit a logistic regression on the same features and print it.
     #[arg(long)]
     pub(crate) baseline: bool,
@@ -150,8 +180,15 @@ fn features(engine: &mut Engine, cache: &FeatureCache, data: &Dataset, config: &
     Ok(f)
 }
 
-pub(crate) fn metrics_json(m: &Metrics) -> serde_json::Value {
-    serde_json::json!({"eval_loss": m.loss, "eval_accuracy": m.accuracy, "eval_f1": m.f1, "confusion_matrix": m.confusion})
+/// A metrics line as the Trainer logs it: `{'eval_loss': 0.5, 'eval_accuracy': 0.8, 'epoch': 1.0}`.
+fn trainer_line(fields: &serde_json::Value) -> String {
+    let parts: Vec<String> = fields
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_f64().map(|x| format!("'{k}': {}", if k == "epoch" { format!("{x:.1}") } else { format!("{x:.4}") })))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
 }
 
 /// A step or an epoch, printed as the Trainer logs them (every 50 steps unless `json`).
@@ -163,55 +200,142 @@ pub(crate) fn report(event: &Event, steps_per_epoch: usize, json: bool) {
             let line =
                 serde_json::json!({"loss": loss, "learning_rate": learning_rate, "epoch": (epoch * 100.0).round() / 100.0, "step": step});
             if json || step % 50 == 0 {
+                status_line::end();
                 println!("{line}");
             }
         }
         Event::Epoch { epoch, train_loss, metrics } => {
+            let mut line = metrics.trainer_json();
+            line["epoch"] = serde_json::json!(*epoch as f64);
+            line["train_loss"] = serde_json::json!(train_loss);
+            status_line::end();
             if json {
-                let mut line = metrics_json(metrics);
-                line["epoch"] = serde_json::json!(*epoch as f64);
-                line["train_loss"] = serde_json::json!(train_loss);
                 println!("{line}");
             } else {
-                println!(
-                    "{{'eval_loss': {:.4}, 'eval_accuracy': {:.4}, 'eval_f1': {:.4}, 'epoch': {epoch}.0, 'train_loss': {train_loss:.4}}}",
-                    metrics.loss, metrics.accuracy, metrics.f1
-                );
+                println!("{}", trainer_line(&line));
             }
         }
     }
 }
 
-/// `--eval-only`'s answer: the metrics of `pairs` pairs of `--data`.
-pub(crate) fn print_scores(a: &FinetuneArgs, pairs: usize, m: &Metrics) {
-    if a.json {
-        println!("{}", metrics_json(m));
-    } else {
-        println!("{}: {pairs} pairs; accuracy {:.4}, F1 {:.4}, loss {:.4}", a.data.display(), m.accuracy, m.f1, m.loss);
-        print_confusion(m);
+/// The scores in words: the Trainer's line, a confusion matrix with the
+/// label names, and an entity table by type.
+pub(crate) fn print_metrics(m: &Metrics, names: &[String]) {
+    println!("{}", trainer_line(&m.trainer_json()));
+    match &m.scores {
+        Scores::Classes { confusion: Some(c), .. } => {
+            let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(1).clamp(7, 24);
+            println!("confusion matrix (rows: true label, columns: predicted)");
+            println!("  {:width$}  {}", "", names.iter().map(|n| format!("{n:>width$}")).collect::<Vec<_>>().join(" "));
+            for (name, row) in names.iter().zip(c) {
+                println!("  {name:>width$}  {}", row.iter().map(|v| format!("{v:>width$}")).collect::<Vec<_>>().join(" "));
+            }
+        }
+        Scores::Entities { types, .. } => {
+            println!("  {:<8} {:>9} {:>9} {:>9} {:>8}", "entity", "precision", "recall", "F1", "number");
+            for t in types {
+                println!("  {:<8} {:>9.4} {:>9.4} {:>9.4} {:>8}", t.kind, t.precision, t.recall, t.f1, t.support);
+            }
+        }
+        _ => {}
     }
 }
 
-/// The end of a run in words: its last epoch's confusion matrix beside the
-/// majority baseline, for `what` ("this head", "this model").
-pub(crate) fn print_summary(last: &Metrics, majority: f64, what: &str) {
-    print_confusion(last);
-    println!("majority-class baseline on validation: accuracy {majority:.4} (always \"equivalent\")");
-    println!("{what} on validation: accuracy {:.4}, F1 {:.4}", last.accuracy, last.f1);
+/// What `--task` names.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum TaskChoice {
+    Builtin(Builtin),
+    /// A table of texts (TSV, CSV, JSON lines).
+    Classify,
+    /// CoNLL `word … TAG` lines.
+    Tokens,
 }
 
-fn print_confusion(m: &Metrics) {
-    let c = m.confusion;
-    println!("confusion matrix (rows: true label, columns: predicted)");
-    println!("             pred 0  pred 1");
-    println!("  label 0  {:>7} {:>7}", c[0][0], c[0][1]);
-    println!("  label 1  {:>7} {:>7}", c[1][0], c[1][1]);
+impl TaskChoice {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "classify" => Ok(TaskChoice::Classify),
+            "tokens" => Ok(TaskChoice::Tokens),
+            _ => Builtin::parse(s)
+                .map(TaskChoice::Builtin)
+                .ok_or_else(|| format!("unknown task {}: mrpc, sst2, conll2003, classify or tokens", bertlab::error::quoted(s))),
+        }
+    }
+
+    /// How a file of this task is read.
+    pub(crate) fn source(self, a: &FinetuneArgs, file: &Path) -> Result<Source, String> {
+        match self {
+            TaskChoice::Builtin(b) => Ok(b.source()),
+            TaskChoice::Tokens => Ok(Source::Conll),
+            TaskChoice::Classify => {
+                let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let format = Format::of_name(&name)
+                    .ok_or_else(|| format!("{}: name the file .tsv, .csv or .jsonl so its format is known", file.display()))?;
+                Ok(Source::Table(
+                    format,
+                    Columns { text: a.text_column.clone(), pair: a.text_pair_column.clone(), label: a.label_column.clone() },
+                ))
+            }
+        }
+    }
+
+    /// The task's name in messages and saved runs.
+    fn name(self) -> &'static str {
+        match self {
+            TaskChoice::Builtin(b) => b.name(),
+            TaskChoice::Classify => "classify",
+            TaskChoice::Tokens => "tokens",
+        }
+    }
+}
+
+/// The training and validation files: given, or found in `--data`.
+fn task_files(a: &FinetuneArgs, choice: TaskChoice) -> Result<(PathBuf, PathBuf), String> {
+    if let (Some(t), Some(v)) = (&a.train_file, &a.validation_file) {
+        return Ok((t.clone(), v.clone()));
+    }
+    let dir = a.data.as_ref().ok_or("give --data DIR, or --train-file and --validation-file")?;
+    let find = |stems: &[&str], exts: &[&str]| -> Option<PathBuf> {
+        stems.iter().flat_map(|s| exts.iter().map(move |e| dir.join(format!("{s}.{e}")))).find(|p| p.is_file())
+    };
+    let (train, eval) = match choice {
+        TaskChoice::Builtin(b) => (Some(dir.join(b.files()[0])), Some(dir.join(b.files()[1]))),
+        TaskChoice::Classify => {
+            (find(&["train"], &["tsv", "csv", "jsonl", "json"]), find(&["dev", "validation"], &["tsv", "csv", "jsonl", "json"]))
+        }
+        TaskChoice::Tokens => (find(&["train"], &["txt", "conll"]), find(&["dev", "validation"], &["txt", "conll"])),
+    };
+    let missing = || {
+        format!("{} holds no training and validation files for --task {} (train.* and dev.* or validation.*)", dir.display(), choice.name())
+    };
+    Ok((a.train_file.clone().or(train).ok_or_else(missing)?, a.validation_file.clone().or(eval).ok_or_else(missing)?))
+}
+
+/// The task's data, as `--task`, `--data` (or the two files) and the column flags say.
+fn read_task(a: &FinetuneArgs, choice: TaskChoice) -> Result<TaskData, String> {
+    let (train_path, eval_path) = task_files(a, choice)?;
+    let read = |p: &Path| bertlab::disk::read_text(p, bertlab::disk::MAX_DATA_BYTES).map_err(|e| e.to_string());
+    let (train_src, eval_src) = (choice.source(a, &train_path)?, choice.source(a, &eval_path)?);
+    let labels = match choice {
+        TaskChoice::Builtin(b) => Some(b.labels()),
+        _ => None,
+    };
+    let mut data = bertlab::task::read(choice.name(), (&train_src, &read(&train_path)?), (&eval_src, &read(&eval_path)?), labels)
+        .map_err(|e| e.to_string())?;
+    if let Some(n) = a.max_train_samples {
+        data.train.truncate(n.max(1));
+    }
+    if let Some(n) = a.max_eval_samples {
+        data.eval.truncate(n.max(1));
+    }
+    for note in &data.notes {
+        eprintln!("warning: {note}");
+    }
+    Ok(data)
 }
 
 pub fn run(a: FinetuneArgs) -> Result<(), String> {
-    if a.task != "mrpc" {
-        return Err(format!("unknown task {:?}: only mrpc is supported", a.task));
-    }
+    let choice = TaskChoice::parse(&a.task)?;
     let input =
         HeadInput::parse(&a.head_input).ok_or_else(|| format!("unknown head input {:?} (pooler, cls, mean, pair)", a.head_input))?;
     // settings first: a typo fails before the model loads
@@ -220,8 +344,15 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
     let head_only = layers == TrainLayers::Top(0);
     if !head_only && (input != HeadInput::Pooler || a.mlp_hidden != 0 || a.baseline) {
         return Err(format!(
-            "--train-layers {} fine-tunes BertForSequenceClassification (pooler → dropout → Linear): --head-input, --mlp-hidden and --baseline are for --train-layers 0",
+            "--train-layers {} fine-tunes the model with its task head: --head-input, --mlp-hidden and --baseline are for --train-layers 0",
             a.train_layers
+        ));
+    }
+    let mrpc = choice == TaskChoice::Builtin(Builtin::Mrpc);
+    if head_only && !a.eval_only && !mrpc {
+        return Err(format!(
+            "--train-layers 0 (a head on frozen features) trains MRPC only: fine-tune the model's layers for --task {}",
+            a.task
         ));
     }
     let config = a.config(input, layers);
@@ -233,13 +364,24 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
     };
     let model = Model::from_dir(&a.model).map_err(|e| e.to_string())?;
     if a.eval_only && a.head.is_none() {
-        return crate::finetune_model::eval_only(&a, config, model);
+        return crate::finetune_model::eval_only(&a, choice, config, model);
     }
     if head_only {
         return run_head(&a, config, model, out);
     }
     TrainLayers::parse(&a.train_layers, model.config.num_hidden_layers).map_err(|e| e.to_string())?;
-    crate::finetune_model::run(&a, config, model, out)
+    let data = read_task(&a, choice)?;
+    crate::finetune_model::run(&a, data, config, model, out)
+}
+
+/// MRPC's label names, for a head's tables.
+fn mrpc_names() -> Vec<String> {
+    Builtin::Mrpc.labels().names().to_vec()
+}
+
+/// `--data`, which the MRPC head runs read.
+fn data_dir(a: &FinetuneArgs) -> Result<&Path, String> {
+    a.data.as_deref().ok_or_else(|| "give --data".to_string())
 }
 
 fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model, out: Option<Destination>) -> Result<(), String> {
@@ -251,9 +393,9 @@ fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model, out: Option<Des
     if a.eval_only {
         return eval_only(a, &mut engine, &cache);
     }
-    let mut train = read_tsv(&a.data.join("train.tsv"))?;
-    let dev = read_tsv(&a.data.join("dev.tsv"))?;
-    if let Some(n) = a.train_limit {
+    let mut train = read_tsv(&data_dir(a)?.join("train.tsv"))?;
+    let dev = read_tsv(&data_dir(a)?.join("dev.tsv"))?;
+    if let Some(n) = a.max_train_samples {
         train.examples.truncate(n.max(1));
     }
     let quiet = a.json;
@@ -310,16 +452,17 @@ fn run_head(a: &FinetuneArgs, config: TrainConfig, model: Model, out: Option<Des
         let lr: Vec<serde_json::Value> = baselines
             .iter()
             .map(|(c, m)| {
-                let mut j = metrics_json(m);
+                let mut j = m.trainer_json();
                 j["C"] = serde_json::json!(c);
                 j
             })
             .collect();
-        println!("{}", serde_json::json!({"final": metrics_json(&last), "majority_class_accuracy": majority, "logistic_regression": lr}));
+        println!("{}", serde_json::json!({"final": last.trainer_json(), "majority_class_accuracy": majority, "logistic_regression": lr}));
     } else {
-        print_summary(&last, majority, "this head");
+        print_metrics(&last, &mrpc_names());
+        println!("majority-class baseline on validation: accuracy {majority:.4}");
         for (c, b) in &baselines {
-            println!("logistic regression (C={c}) on the same features: accuracy {:.4}, F1 {:.4}", b.accuracy, b.f1);
+            println!("logistic regression (C={c}) on the same features: {}", trainer_line(&b.trainer_json()));
         }
     }
     if let Some(out) = &out {
@@ -342,13 +485,18 @@ fn eval_only(a: &FinetuneArgs, engine: &mut Engine, cache: &FeatureCache) -> Res
     let bytes = bertlab::disk::read_bounded(path, bertlab::model::max_file_bytes("model.safetensors")).map_err(|e| e.to_string())?;
     let head = TrainedHead::import(&bytes).map_err(|e| e.to_string())?;
     head.check_model(engine.identity()).map_err(|e| e.to_string())?;
-    let data = read_tsv(&a.data)?;
+    let data = read_tsv(data_dir(a)?)?;
     let config = a.config(head.spec.input, TrainLayers::Top(0));
     let x = features(engine, cache, &data, &config, a.json)?;
     let mut backend = HeadBackend::new(head.spec, head.params, None);
     let probs =
         pollster::block_on(predict_batched(&mut backend, &x, head.spec.in_dim, a.per_device_eval_batch_size)).map_err(|e| e.to_string())?;
-    let m = evaluate(&probs, &data.labels()).map_err(|e| e.to_string())?;
-    print_scores(a, data.examples.len(), &m);
+    let m = evaluate(&probs, &data.labels(), 2).map_err(|e| e.to_string())?;
+    if a.json {
+        println!("{}", m.trainer_json());
+    } else {
+        println!("{}: {} examples", data_dir(a)?.display(), data.examples.len());
+        print_metrics(&m, &mrpc_names());
+    }
     Ok(())
 }

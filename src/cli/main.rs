@@ -65,7 +65,7 @@ enum Command {
     /// Print a table of encoder and matmul throughput on the GPU and the CPU path.
     Bench(bench::BenchArgs),
     /// Train a classification head on frozen BERT features (GLUE MRPC), or score a saved one.
-    Finetune(finetune::FinetuneArgs),
+    Finetune(Box<finetune::FinetuneArgs>),
 }
 
 /// The bundled default model, fetched by the set-up script.
@@ -88,6 +88,7 @@ pub mod status_line {
         OPEN.store(true, Ordering::Relaxed);
     }
 
+    /// Ends the progress line: before a result, or anything on stderr.
     pub fn end() {
         if OPEN.swap(false, Ordering::Relaxed) {
             eprintln!();
@@ -109,7 +110,7 @@ fn main() -> ExitCode {
             embed::run(&model, inputs, backend.into(), json, attentions, normalize)
         }
         Command::Bench(args) => bench::run(args),
-        Command::Finetune(args) => finetune::run(args),
+        Command::Finetune(args) => finetune::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 //! heads; [`baseline`] fits the logistic regression they are compared with.
 
 pub mod baseline;
+pub mod encoded;
 pub mod features;
 pub mod head_io;
 pub mod model_training;
@@ -16,6 +17,7 @@ pub mod training;
 use crate::classifier::TrainLayers;
 use crate::error::{Error, Result};
 use crate::head::HeadInput;
+use crate::task::metrics::{self, EntityScores};
 use crate::tokenize::MIN_LEN;
 
 /// The default learning rate of a head alone on frozen features: the
@@ -142,70 +144,185 @@ pub fn learning_rate_at(step: usize, total: usize, warmup: usize, base: f32) -> 
     }
 }
 
-/// Validation results; `confusion[true label][predicted]`.
+/// Validation results: the loss and the task's scores.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "MetricsRecord")]
 pub struct Metrics {
     pub loss: f64,
-    pub accuracy: f64,
-    /// F1 of the positive class (label 1, "paraphrase").
-    pub f1: f64,
-    pub confusion: [[usize; 2]; 2],
+    pub scores: Scores,
+}
+
+/// A task's scores, as transformers' examples report them (task::metrics).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Scores {
+    /// Accuracy; F1 of class 1 for two classes; `confusion[true][predicted]` up to 20 classes.
+    Classes {
+        accuracy: f64,
+        f1: Option<f64>,
+        confusion: Option<Vec<Vec<usize>>>,
+    },
+    Regression {
+        pearson: f64,
+        spearman: f64,
+    },
+    /// seqeval's micro-averaged scores, the word accuracy, and a row per entity type.
+    Entities {
+        all: EntityScores,
+        accuracy: f64,
+        types: Vec<EntityScores>,
+    },
+}
+
+/// Metrics as saved now, or as runs saved before N-label tasks wrote them (MRPC's two classes).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MetricsRecord {
+    Now { loss: f64, scores: Scores },
+    Mrpc { loss: f64, accuracy: f64, f1: f64, confusion: [[usize; 2]; 2] },
+}
+
+impl From<MetricsRecord> for Metrics {
+    fn from(r: MetricsRecord) -> Self {
+        match r {
+            MetricsRecord::Now { loss, scores } => Metrics { loss, scores },
+            MetricsRecord::Mrpc { loss, accuracy, f1, confusion } => {
+                let confusion = Some(confusion.iter().map(|r| r.to_vec()).collect());
+                Metrics { loss, scores: Scores::Classes { accuracy, f1: Some(f1), confusion } }
+            }
+        }
+    }
 }
 
 impl Metrics {
-    /// How many pairs were predicted as each class.
-    pub fn predicted(&self) -> [usize; 2] {
-        let c = self.confusion;
-        [c[0][0] + c[1][0], c[0][1] + c[1][1]]
+    /// The score a run is judged and charted by, with its name: accuracy,
+    /// Spearman's correlation (regression), or entity F1 (tags).
+    pub fn headline(&self) -> (&'static str, f64) {
+        match &self.scores {
+            Scores::Classes { accuracy, .. } => ("accuracy", *accuracy),
+            Scores::Regression { spearman, .. } => ("Spearman", *spearman),
+            Scores::Entities { all, .. } => ("entity F1", all.f1),
+        }
     }
 
-    /// The class every pair was predicted as, when it was always the same one.
-    pub fn single_class(&self) -> Option<usize> {
-        match self.predicted() {
-            [0, n] if n > 0 => Some(1),
-            [n, 0] if n > 0 => Some(0),
+    /// F1 where the task has one: of class 1 for two classes, of entities for tags.
+    pub fn f1(&self) -> Option<f64> {
+        match &self.scores {
+            Scores::Classes { f1, .. } => *f1,
+            Scores::Entities { all, .. } => Some(all.f1),
+            Scores::Regression { .. } => None,
+        }
+    }
+
+    /// `[true][predicted]` counts (classification of up to 20 classes).
+    pub fn confusion(&self) -> Option<&Vec<Vec<usize>>> {
+        match &self.scores {
+            Scores::Classes { confusion, .. } => confusion.as_ref(),
             _ => None,
         }
+    }
+
+    /// How many examples were predicted as each class (classification).
+    pub fn predicted(&self) -> Option<Vec<usize>> {
+        match &self.scores {
+            Scores::Classes { confusion: Some(c), .. } => Some((0..c.len()).map(|p| c.iter().map(|row| row[p]).sum()).collect()),
+            _ => None,
+        }
+    }
+
+    /// The class every example was predicted as, when it was always the same one.
+    pub fn single_class(&self) -> Option<usize> {
+        let predicted = self.predicted()?;
+        let mut used = predicted.iter().enumerate().filter(|(_, &n)| n > 0);
+        match (used.next(), used.next()) {
+            (Some((c, _)), None) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The Trainer's names: `eval_loss`, `eval_accuracy`, `eval_f1`,
+    /// `eval_precision`, `eval_recall`, `eval_pearson`, `eval_spearmanr`.
+    pub fn trainer_json(&self) -> serde_json::Value {
+        let mut j = serde_json::json!({"eval_loss": self.loss});
+        match &self.scores {
+            Scores::Classes { accuracy, f1, confusion } => {
+                j["eval_accuracy"] = (*accuracy).into();
+                if let Some(f1) = f1 {
+                    j["eval_f1"] = (*f1).into();
+                }
+                if let Some(c) = confusion {
+                    j["confusion_matrix"] = serde_json::json!(c);
+                }
+            }
+            Scores::Regression { pearson, spearman } => {
+                j["eval_pearson"] = (*pearson).into();
+                j["eval_spearmanr"] = (*spearman).into();
+            }
+            Scores::Entities { all, accuracy, types } => {
+                j["eval_precision"] = all.precision.into();
+                j["eval_recall"] = all.recall.into();
+                j["eval_f1"] = all.f1.into();
+                j["eval_accuracy"] = (*accuracy).into();
+                for t in types {
+                    j[format!("eval_{}", t.kind)] =
+                        serde_json::json!({"precision": t.precision, "recall": t.recall, "f1": t.f1, "number": t.support});
+                }
+            }
+        }
+        j
     }
 }
 
 /// What a model that learned nothing scores: always the training set's
 /// majority class, with the training set's class frequencies as its
 /// probabilities (so its loss is the labels' entropy under that prior).
-pub fn majority_baseline(train_labels: &[u8], eval_labels: &[u8]) -> Result<Metrics> {
-    if train_labels.is_empty() {
+pub fn majority_baseline(train_labels: &[u32], eval_labels: &[u32], classes: usize) -> Result<Metrics> {
+    if train_labels.is_empty() || classes == 0 {
         return Err(Error::Input("no training labels for a baseline".into()));
     }
-    let positive = train_labels.iter().filter(|&&l| l == 1).count() as f32 / train_labels.len() as f32;
-    // clamped so a one-class training set still gives a finite loss
-    let p = positive.clamp(1e-6, 1.0 - 1e-6);
-    let probs: Vec<f32> = eval_labels.iter().flat_map(|_| [1.0 - p, p]).collect();
-    evaluate(&probs, eval_labels)
+    let mut counts = vec![0usize; classes];
+    for &y in train_labels {
+        if let Some(n) = counts.get_mut(y as usize) {
+            *n += 1;
+        }
+    }
+    // clamped so a class absent from training still gives a finite loss
+    let prior: Vec<f32> = counts.iter().map(|&n| (n as f32 / train_labels.len() as f32).max(1e-6)).collect();
+    let probs: Vec<f32> = eval_labels.iter().flat_map(|_| prior.iter().copied()).collect();
+    evaluate(&probs, eval_labels, classes)
 }
 
-/// Metrics of class probabilities `[n, 2]` against 0/1 labels. A probability
-/// that is not a number is an error, never a silent vote for class 0.
-pub fn evaluate(probs: &[f32], labels: &[u8]) -> Result<Metrics> {
-    if probs.len() != labels.len() * 2 {
-        return Err(Error::Input(format!("{} probabilities for {} labels", probs.len(), labels.len())));
+/// Metrics of class probabilities `[n, classes]` against class ids. A
+/// probability that is not a number is an error, never a silent vote.
+pub fn evaluate(probs: &[f32], labels: &[u32], classes: usize) -> Result<Metrics> {
+    if probs.len() != labels.len() * classes || classes == 0 {
+        return Err(Error::Input(format!("{} probabilities for {} labels of {classes} classes", probs.len(), labels.len())));
     }
-    let mut confusion = [[0usize; 2]; 2];
+    let mut predicted = Vec::with_capacity(labels.len());
     let mut loss = 0.0f64;
-    for (i, &y) in labels.iter().enumerate() {
-        let p = &probs[i * 2..i * 2 + 2];
+    for (i, (&y, p)) in labels.iter().zip(probs.chunks(classes)).enumerate() {
         if !p.iter().all(|v| v.is_finite()) {
-            return Err(Error::Input(format!("the head gave a non-finite probability for validation pair {}", i + 1)));
+            return Err(Error::Input(format!("the model gave a non-finite probability for validation example {}", i + 1)));
         }
-        let y = usize::from(y);
-        if y > 1 {
-            return Err(Error::Input(format!("validation pair {} has label {y}; MRPC's are 0 and 1", i + 1)));
-        }
-        confusion[y][usize::from(p[1] > p[0])] += 1;
-        loss -= (p[y].max(1e-12) as f64).ln();
+        let Some(&py) = p.get(y as usize) else {
+            return Err(Error::Input(format!("validation example {} has label {y}; the task has {classes} classes", i + 1)));
+        };
+        // the first of equal maxima, as argmax does
+        predicted.push(p.iter().enumerate().fold(0, |best, (c, &v)| if v > p[best] { c } else { best }) as u32);
+        loss -= (py.max(1e-12) as f64).ln();
     }
-    let tp = confusion[1][1] as f64;
-    let (fp, fn_) = (confusion[0][1] as f64, confusion[1][0] as f64);
-    let f1 = if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fn_) };
-    let n = labels.len().max(1) as f64;
-    Ok(Metrics { loss: loss / n, accuracy: (confusion[0][0] + confusion[1][1]) as f64 / n, f1, confusion })
+    let (accuracy, f1, confusion) = metrics::classification(&predicted, labels, classes);
+    Ok(Metrics { loss: loss / labels.len().max(1) as f64, scores: Scores::Classes { accuracy, f1, confusion } })
+}
+
+/// Metrics of a regression's predictions: the mean squared error as the loss, Pearson and Spearman.
+pub fn evaluate_values(predicted: &[f32], wanted: &[f32]) -> Result<Metrics> {
+    if predicted.len() != wanted.len() || wanted.is_empty() {
+        return Err(Error::Input(format!("{} predictions for {} targets", predicted.len(), wanted.len())));
+    }
+    if let Some(i) = predicted.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Input(format!("the model gave a non-finite prediction for validation example {}", i + 1)));
+    }
+    let (x, y): (Vec<f64>, Vec<f64>) = predicted.iter().zip(wanted).map(|(&p, &w)| (f64::from(p), f64::from(w))).unzip();
+    let loss = x.iter().zip(&y).map(|(p, w)| (p - w) * (p - w)).sum::<f64>() / x.len() as f64;
+    Ok(Metrics { loss, scores: Scores::Regression { pearson: metrics::pearson(&x, &y), spearman: metrics::spearman(&x, &y) } })
 }

@@ -1,6 +1,6 @@
 //! A run that fine-tunes BERT itself (the whole model, or its top layers)
-//! with the classifier, as the Trainer does: shuffled batches of tokenized
-//! pairs padded per batch, dropout from config.json, gradients clipped to
+//! with its task head, as the Trainer does: shuffled batches of tokenized
+//! examples padded per batch, dropout from config.json, gradients clipped to
 //! norm 1, AdamW with the linear schedule, evaluation each epoch. It runs on
 //! the CPU ([`CpuMath`]) or, after [`ModelTraining::on_gpu`], on the GPU
 //! ([`GpuTraining`]: the model stays on the device, the host copy is brought
@@ -13,78 +13,34 @@
 
 use crate::classifier::backprop::{forward, frozen_hidden, loss_and_gradients, Dropout};
 use crate::classifier::gpu_backprop::GpuTraining;
-use crate::classifier::loss::Targets;
 use crate::classifier::math::CpuMath;
 use crate::classifier::optimizer::{step, zero_trained, Moments, MAX_GRAD_NORM};
-use crate::classifier::{ClassifierParams, HeadKind, TrainLayers};
-use crate::config::BertConfig;
+use crate::classifier::{ClassifierParams, HeadKind, Labels, TrainLayers};
 use crate::error::{Error, Result};
+use crate::finetune::encoded::{Encoded, RowTargets};
 use crate::finetune::progress::{epoch_order, Progress};
 use crate::finetune::training::Event;
-use crate::finetune::{evaluate, learning_rate_at, Metrics, TrainConfig};
-use crate::glue::Example;
+use crate::finetune::{evaluate, evaluate_values, learning_rate_at, Metrics, Scores, TrainConfig};
 use crate::gpu::GpuContext;
 use crate::head::{check_loss, softmax_rows};
 use crate::kernels::adamw::AdamW;
+use crate::kernels::cross_entropy::IGNORE_INDEX;
 use crate::model::ModelIdentity;
+use crate::task::metrics::entity_scores;
 use crate::tensor_file::{TensorReader, TensorWriter};
-use crate::tokenize::{Batch, BertTokenizer, Input};
+use crate::tokenize::Batch;
 use crate::weights::BertWeights;
-
-/// Sentence pairs as token ids and type ids (unpadded), with their 0/1 labels.
-#[derive(Debug, Clone)]
-pub struct Pairs {
-    pub rows: Vec<(Vec<u32>, Vec<u32>)>,
-    pub labels: Vec<u8>,
-}
-
-impl Pairs {
-    /// Tokenizes `examples` as pairs, each truncated to `max_len` tokens.
-    pub fn encode(tokenizer: &BertTokenizer, examples: &[Example], max_len: usize) -> Result<Self> {
-        let mut rows = Vec::with_capacity(examples.len());
-        for chunk in examples.chunks(256) {
-            let inputs: Vec<Input> = chunk.iter().map(|e| Input::Pair(e.sentence1.clone(), e.sentence2.clone())).collect();
-            let b = tokenizer.encode_batch_to(&inputs, max_len)?;
-            for r in 0..b.batch_size {
-                let row = r * b.seq_len..r * b.seq_len + b.len_of(r);
-                rows.push((b.input_ids[row.clone()].to_vec(), b.token_type_ids[row].to_vec()));
-            }
-        }
-        let labels = examples.iter().map(|e| e.label).collect();
-        Ok(Pairs { rows, labels })
-    }
-
-    /// Refuses pairs the model cannot read (saved data can be damaged): ids
-    /// outside its tables, more tokens than its positions, labels other than 0/1.
-    fn check(&self, what: &str, c: &BertConfig) -> Result<()> {
-        if self.labels.is_empty() {
-            return Err(Error::Input(format!("the {what} split has no pairs")));
-        }
-        if self.rows.len() != self.labels.len() {
-            return Err(Error::Input(format!("the {what} split has {} pairs for {} labels", self.rows.len(), self.labels.len())));
-        }
-        for (i, (ids, types)) in self.rows.iter().enumerate() {
-            let fits = !ids.is_empty()
-                && ids.len() == types.len()
-                && ids.len() <= c.max_position_embeddings
-                && ids.iter().all(|&t| (t as usize) < c.vocab_size)
-                && types.iter().all(|&t| (t as usize) < c.type_vocab_size);
-            if !fits {
-                return Err(Error::Input(format!("{what} pair {} has token ids this model cannot read", i + 1)));
-            }
-        }
-        if let Some(i) = self.labels.iter().position(|&y| y > 1) {
-            return Err(Error::Input(format!("{what} pair {} has label {}; MRPC's are 0 and 1", i + 1, self.labels[i])));
-        }
-        Ok(())
-    }
-}
 
 /// The run state a checkpoint's metadata holds, beside its tensors.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct State {
     run_id: String,
     model: ModelIdentity,
+    /// What the head's outputs mean (runs saved before tasks: MRPC's).
+    #[serde(default = "Labels::mrpc")]
+    labels: Labels,
+    #[serde(default = "sequence_head")]
+    head: HeadKind,
     config: TrainConfig,
     #[serde(flatten)]
     progress: Progress,
@@ -92,18 +48,25 @@ struct State {
 
 const STATE_KEY: &str = "bertlab_model_training";
 
-/// MRPC's classes: not equivalent, equivalent.
-pub const MRPC_CLASSES: usize = 2;
+fn sequence_head() -> HeadKind {
+    HeadKind::Sequence
+}
 
-/// One split's pairs and, for top-k runs, the frozen layers' output of each pair (`[len, hidden]`).
+/// One split's examples and, for top-k runs, the frozen layers' output of each (`[len, hidden]`).
 struct Split {
-    pairs: Pairs,
+    data: Encoded,
     frozen: Vec<Option<Vec<f32>>>,
 }
 
-/// The padded batch of pairs `idx` of `split`, and where it enters the
-/// trained layers: their frozen states (computed now for the pairs that lack
-/// them), or `None` when the embeddings train.
+impl Split {
+    fn new(data: Encoded) -> Self {
+        Split { frozen: vec![None; data.len()], data }
+    }
+}
+
+/// The padded batch of examples `idx` of `split`, and where it enters the
+/// trained layers: their frozen states (computed now for the examples that
+/// lack them), or `None` when the embeddings train.
 async fn prepare_batch(
     p: &ClassifierParams,
     on: Evaluation<'_>,
@@ -112,14 +75,14 @@ async fn prepare_batch(
     idx: &[usize],
 ) -> Result<(Batch, Option<Vec<f32>>)> {
     let pad = p.bert.config.pad_token_id;
-    let batch = Batch::from_rows(idx.iter().map(|&i| split.pairs.rows[i].clone()).collect(), pad)?;
+    let batch = Batch::from_rows(idx.iter().map(|&i| split.data.rows[i].clone()).collect(), pad)?;
     if train == TrainLayers::All {
         return Ok((batch, None));
     }
     let h = p.bert.config.hidden_size;
     let missing: Vec<usize> = idx.iter().copied().filter(|&i| split.frozen[i].is_none()).collect();
     if !missing.is_empty() {
-        let m = Batch::from_rows(missing.iter().map(|&i| split.pairs.rows[i].clone()).collect(), pad)?;
+        let m = Batch::from_rows(missing.iter().map(|&i| split.data.rows[i].clone()).collect(), pad)?;
         let first = train.first_trained_layer(p.bert.layers.len());
         let x = match on.gpu {
             Some(g) => g.frozen_hidden(&m, first).await?,
@@ -144,6 +107,8 @@ pub struct ModelTraining {
     pub model: ModelIdentity,
     pub config: TrainConfig,
     pub train_layers: TrainLayers,
+    /// What the head's outputs mean.
+    pub labels: Labels,
     math: CpuMath,
     params: ClassifierParams,
     moments: Moments,
@@ -176,25 +141,29 @@ impl Stepper {
 }
 
 impl ModelTraining {
-    /// A run from `params` (the loaded model, `model`, with a new classifier).
+    /// A run from `params` (the loaded model, `model`, with a new head whose outputs `labels` names).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         run_id: String,
         model: ModelIdentity,
         params: ClassifierParams,
+        labels: Labels,
         config: TrainConfig,
         math: CpuMath,
-        train: Pairs,
-        eval: Pairs,
+        train: Encoded,
+        eval: Encoded,
     ) -> Result<Self> {
         config.validate()?;
         let train_layers = config.train_layers;
         if !config.trains_layers() {
             return Err(Error::Input("a head alone trains on frozen features (finetune::training), not here".into()));
         }
-        train.check("training", &params.bert.config)?;
-        eval.check("validation", &params.bert.config)?;
-        let split = |pairs: Pairs| Split { frozen: vec![None; pairs.rows.len()], pairs };
-        let order = epoch_order(config.seed, 0, train.labels.len());
+        if labels.outputs() != params.outputs() {
+            return Err(Error::Input(format!("{} labels for a head of {} outputs", labels.outputs(), params.outputs())));
+        }
+        train.check("training", &params.bert.config, params.outputs())?;
+        eval.check("validation", &params.bert.config, params.outputs())?;
+        let order = epoch_order(config.seed, 0, train.len());
         Ok(ModelTraining {
             run_id,
             model,
@@ -204,9 +173,10 @@ impl ModelTraining {
             params,
             config,
             train_layers,
+            labels,
             math,
-            train: split(train),
-            eval: split(eval),
+            train: Split::new(train),
+            eval: Split::new(eval),
             progress: Progress::default(),
             order,
         })
@@ -237,11 +207,11 @@ impl ModelTraining {
     }
 
     pub fn steps_per_epoch(&self) -> usize {
-        self.train.pairs.labels.len().div_ceil(self.config.pairs_per_step())
+        self.train.data.len().div_ceil(self.config.pairs_per_step())
     }
 
     pub fn total_steps(&self) -> usize {
-        self.config.total_steps(self.train.pairs.labels.len())
+        self.config.total_steps(self.train.data.len())
     }
 
     pub fn done(&self) -> bool {
@@ -266,7 +236,7 @@ impl ModelTraining {
         for (part, chunk) in idx.chunks(self.config.per_device_train_batch_size.max(1)).enumerate() {
             let on = Evaluation { math: self.math, gpu: self.stepper.gpu() };
             let (batch, entry) = prepare_batch(&self.params, on, self.train_layers, &mut self.train, chunk).await?;
-            let labels = Targets::Classes(chunk.iter().map(|&i| u32::from(self.train.pairs.labels[i])).collect());
+            let labels = self.train.data.batch_targets(chunk, batch.seq_len);
             let share = chunk.len() as f32 / idx.len() as f32;
             // dropout masks are drawn per batch of the run (the n-th batch, across steps)
             let nth = t as usize * self.config.gradient_accumulation_steps.max(1) + part;
@@ -324,7 +294,7 @@ impl ModelTraining {
             ))));
         }
         let train_loss = self.progress.end_epoch(metrics.clone());
-        self.order = epoch_order(self.config.seed, self.progress.epoch, self.train.pairs.labels.len());
+        self.order = epoch_order(self.config.seed, self.progress.epoch, self.train.data.len());
         self.last_good = self.params.clone();
         Ok(Event::Epoch { epoch: self.progress.epoch, train_loss, metrics })
     }
@@ -345,8 +315,14 @@ impl ModelTraining {
                 }
             }
         }
-        let state =
-            State { run_id: self.run_id.clone(), model: self.model.clone(), config: self.config.clone(), progress: self.progress.clone() };
+        let state = State {
+            run_id: self.run_id.clone(),
+            model: self.model.clone(),
+            labels: self.labels.clone(),
+            head: self.params.kind,
+            config: self.config.clone(),
+            progress: self.progress.clone(),
+        };
         w.meta(STATE_KEY, serde_json::to_string(&state).map_err(|e| Error::File(e.to_string()))?);
         w.to_bytes()
     }
@@ -358,13 +334,16 @@ impl ModelTraining {
     }
 
     /// Continues a run from [`ModelTraining::checkpoint`] bytes, on the model
-    /// it started from (`base`, checked by fingerprint) and its own pairs.
-    pub fn resume(bytes: &[u8], name: &str, base: BertWeights, math: CpuMath, train: Pairs, eval: Pairs) -> Result<Self> {
+    /// it started from (`base`, checked by fingerprint) and its own examples.
+    pub fn resume(bytes: &[u8], name: &str, base: BertWeights, math: CpuMath, train: Encoded, eval: Encoded) -> Result<Self> {
         let r = TensorReader::parse(bytes, "checkpoint")?;
         let state: State = r.json(STATE_KEY)?;
         state.config.validate()?;
         state.model.check_loaded("this run", &ModelIdentity::of(name, &base))?;
-        let params = ClassifierParams::new(base, HeadKind::Sequence, MRPC_CLASSES, state.config.seed);
+        if !(1..=MAX_OUTPUTS).contains(&state.labels.outputs()) {
+            return Err(r.error(format!("its head has {} outputs", state.labels.outputs())));
+        }
+        let params = ClassifierParams::new(base, state.head, state.labels.outputs(), state.config.seed);
         let layers = params.bert.layers.len();
         let train_layers = state.config.train_layers;
         let read = |prefix: &str, from: &ClassifierParams| {
@@ -378,23 +357,30 @@ impl ModelTraining {
         };
         let zeros = params.zeros_like();
         let (params, m, v) = (read("param", &params)?, read("adam_m", &zeros)?, read("adam_v", &zeros)?);
-        let mut t = ModelTraining::new(state.run_id, state.model, params, state.config, math, train, eval)?;
-        if state.progress.position > t.train.pairs.labels.len() || state.progress.epoch > t.config.num_train_epochs {
+        let mut t = ModelTraining::new(state.run_id, state.model, params, state.labels, state.config, math, train, eval)?;
+        if state.progress.position > t.train.data.len() || state.progress.epoch > t.config.num_train_epochs {
             return Err(r.error("its position is past the end of its data"));
         }
         t.moments = Moments { m, v };
         t.progress = state.progress;
-        t.order = epoch_order(t.config.seed, t.progress.epoch, t.train.pairs.labels.len());
+        t.order = epoch_order(t.config.seed, t.progress.epoch, t.train.data.len());
         Ok(t)
     }
 
-    /// Metrics on the validation pairs (evaluation mode).
-    pub async fn evaluate(&mut self) -> Result<Metrics> {
+    /// The model's outputs on the validation examples (evaluation mode).
+    pub async fn predict_eval(&mut self) -> Result<Predictions> {
         let on = Evaluation { math: self.math, gpu: self.stepper.gpu() };
-        let probs = predict(&self.params, on, self.train_layers, &mut self.eval, self.config.per_device_eval_batch_size).await?;
-        evaluate(&probs, &self.eval.pairs.labels)
+        predict(&self.params, on, self.train_layers, &mut self.eval, self.config.per_device_eval_batch_size).await
+    }
+
+    /// Metrics on the validation examples (evaluation mode).
+    pub async fn evaluate(&mut self) -> Result<Metrics> {
+        self.predict_eval().await?.score(&self.eval.data.targets, &self.labels)
     }
 }
+
+/// The most outputs a head may have (a saved run's, checked before anything is sized by it).
+pub const MAX_OUTPUTS: usize = 1 << 16;
 
 /// Where the frozen layers' outputs and evaluation's logits are computed: the GPU when the run is there.
 #[derive(Clone, Copy)]
@@ -403,32 +389,92 @@ struct Evaluation<'a> {
     gpu: Option<&'a GpuTraining>,
 }
 
-/// Class probabilities `[n, MRPC_CLASSES]` of a split's pairs in evaluation mode,
-/// in batches of `batch` sorted by length (less padding).
-async fn predict(p: &ClassifierParams, on: Evaluation<'_>, train: TrainLayers, split: &mut Split, batch: usize) -> Result<Vec<f32>> {
-    let math = on.math;
-    let n = split.pairs.labels.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| split.pairs.rows[i].0.len());
-    let mut probs = vec![0.0f32; n * MRPC_CLASSES];
-    for chunk in order.chunks(batch.max(1)) {
-        let (b, entry) = prepare_batch(p, on, train, split, chunk).await?;
-        let logits = match on.gpu {
-            Some(g) => g.logits(&b, entry).await?,
-            None => forward(math, p, &b, train, None, entry).logits,
-        };
-        for (r, row) in softmax_rows(&logits, MRPC_CLASSES).chunks(MRPC_CLASSES).enumerate() {
-            probs[chunk[r] * MRPC_CLASSES..][..MRPC_CLASSES].copy_from_slice(row);
-        }
-    }
-    Ok(probs)
+/// What a model gives on a split in evaluation mode: each example's logits,
+/// `outputs` a row (one row a sequence, or one a token of it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    pub logits: Vec<Vec<f32>>,
+    pub outputs: usize,
 }
 
-/// Metrics of a fine-tuned model on `pairs` (evaluation mode).
-pub async fn evaluate_model(p: &ClassifierParams, math: CpuMath, pairs: Pairs, batch: usize) -> Result<Metrics> {
-    pairs.check("evaluation", &p.bert.config)?;
-    let mut split = Split { frozen: vec![None; pairs.rows.len()], pairs };
-    let on = Evaluation { math, gpu: None };
-    let probs = predict(p, on, TrainLayers::All, &mut split, batch).await?;
-    evaluate(&probs, &split.pairs.labels)
+impl Predictions {
+    /// Each example's predicted class (or, for a token head, each token's), by argmax.
+    pub fn classes(&self) -> Vec<Vec<u32>> {
+        self.logits.iter().map(|l| self.classes_of(l)).collect()
+    }
+
+    /// One example's predicted class a row of its logits (the first of equal maxima, as argmax).
+    pub fn classes_of(&self, logits: &[f32]) -> Vec<u32> {
+        let argmax = |row: &[f32]| row.iter().enumerate().fold(0, |best, (c, &v)| if v > row[best] { c } else { best }) as u32;
+        logits.chunks(self.outputs.max(1)).map(argmax).collect()
+    }
+
+    /// The task's metrics against `targets`; `labels` names the classes (entity types for tags).
+    pub fn score(&self, targets: &RowTargets, labels: &Labels) -> Result<Metrics> {
+        let classes = self.outputs;
+        match targets {
+            RowTargets::Classes(gold) => {
+                let probs: Vec<f32> = self.logits.iter().flat_map(|l| softmax_rows(l, classes)).collect();
+                evaluate(&probs, gold, classes)
+            }
+            RowTargets::Values(wanted) => evaluate_values(&self.logits.iter().map(|l| l[0]).collect::<Vec<_>>(), wanted),
+            RowTargets::Tokens(gold) => {
+                let names = match labels {
+                    Labels::Classes(n) if n.len() == classes => n,
+                    _ => return Err(Error::Input("a token head's labels are tag names, one an output".into())),
+                };
+                let predicted = self.classes();
+                let (mut loss, mut counted) = (0.0f64, 0usize);
+                let mut sentences = Vec::with_capacity(gold.len());
+                for ((logits, labels), pred) in self.logits.iter().zip(gold).zip(&predicted) {
+                    let probs = softmax_rows(logits, classes);
+                    let (mut p, mut g) = (Vec::new(), Vec::new());
+                    for (t, &y) in labels.iter().enumerate().filter(|(_, &y)| y != IGNORE_INDEX) {
+                        let py = probs[t * classes + y as usize];
+                        if !py.is_finite() {
+                            return Err(Error::Input("the model gave a non-finite probability for a validation token".into()));
+                        }
+                        loss -= f64::from(py.max(1e-12)).ln();
+                        counted += 1;
+                        p.push(names[pred[t] as usize].as_str());
+                        g.push(names[y as usize].as_str());
+                    }
+                    sentences.push((p, g));
+                }
+                let (all, accuracy, types) = entity_scores(&sentences);
+                Ok(Metrics { loss: loss / counted.max(1) as f64, scores: Scores::Entities { all, accuracy, types } })
+            }
+        }
+    }
+}
+
+/// A split's logits in evaluation mode, in batches of `batch` sorted by
+/// length (less padding); a token head's rows cut to each example's tokens.
+async fn predict(p: &ClassifierParams, on: Evaluation<'_>, train: TrainLayers, split: &mut Split, batch: usize) -> Result<Predictions> {
+    let n = split.data.len();
+    let outputs = p.outputs();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| split.data.rows[i].0.len());
+    let mut logits = vec![Vec::new(); n];
+    for chunk in order.chunks(batch.max(1)) {
+        let (b, entry) = prepare_batch(p, on, train, split, chunk).await?;
+        let l = match on.gpu {
+            Some(g) => g.logits(&b, entry).await?,
+            None => forward(on.math, p, &b, train, None, entry).logits,
+        };
+        for (r, &i) in chunk.iter().enumerate() {
+            logits[i] = match p.kind {
+                HeadKind::Sequence => l[r * outputs..][..outputs].to_vec(),
+                HeadKind::Tokens => l[r * b.seq_len * outputs..][..split.data.rows[i].0.len() * outputs].to_vec(),
+            };
+        }
+    }
+    Ok(Predictions { logits, outputs })
+}
+
+/// A fine-tuned model's predictions on `data` (evaluation mode).
+pub async fn predict_model(p: &ClassifierParams, math: CpuMath, data: Encoded, batch: usize) -> Result<Predictions> {
+    data.check("evaluation", &p.bert.config, p.outputs())?;
+    let mut split = Split::new(data);
+    predict(p, Evaluation { math, gpu: None }, TrainLayers::All, &mut split, batch).await
 }

@@ -93,14 +93,14 @@ pub enum Event {
     Done,
 }
 
-/// Features and 0/1 labels of one split: `x` is `[labels.len(), width]`.
+/// Features and class ids of one split: `x` is `[labels.len(), width]`.
 pub struct Split {
     pub x: Vec<f32>,
-    pub labels: Vec<u8>,
+    pub labels: Vec<u32>,
 }
 
 impl Split {
-    fn check(&self, what: &str, width: usize) -> Result<()> {
+    fn check(&self, what: &str, width: usize, classes: usize) -> Result<()> {
         if self.labels.is_empty() {
             return Err(Error::Input(format!("the {what} split has no pairs")));
         }
@@ -111,8 +111,8 @@ impl Split {
                 self.labels.len()
             )));
         }
-        if let Some(i) = self.labels.iter().position(|&y| y > 1) {
-            return Err(Error::Input(format!("{what} pair {} has label {}; MRPC's are 0 and 1", i + 1, self.labels[i])));
+        if let Some(i) = self.labels.iter().position(|&y| y as usize >= classes) {
+            return Err(Error::Input(format!("{what} example {} has label {}; the head has {classes} classes", i + 1, self.labels[i])));
         }
         Ok(())
     }
@@ -144,8 +144,8 @@ impl Training {
     pub fn new(setup: RunSetup, backend: HeadBackend, initial: HeadParams, train: Split, eval: Split) -> Result<Self> {
         setup.config.validate()?;
         setup.spec.check_size()?;
-        train.check("training", setup.spec.in_dim)?;
-        eval.check("validation", setup.spec.in_dim)?;
+        train.check("training", setup.spec.in_dim, setup.spec.classes)?;
+        eval.check("validation", setup.spec.in_dim, setup.spec.classes)?;
         let mut t = Training { setup, backend, train, eval, progress: Progress::default(), order: Vec::new(), last_good: initial };
         t.order = epoch_order(t.config().seed, 0, t.train.labels.len());
         Ok(t)
@@ -180,7 +180,7 @@ impl Training {
         let f = self.setup.spec.in_dim;
         let step = self.progress.step;
         let x: Vec<f32> = idx.iter().flat_map(|&i| self.train.x[i * f..(i + 1) * f].iter().copied()).collect();
-        let y: Vec<u32> = idx.iter().map(|&i| u32::from(self.train.labels[i])).collect();
+        let y: Vec<u32> = idx.iter().map(|&i| self.train.labels[i]).collect();
         let lr = learning_rate_at(step as usize, self.total_steps(), c.warmup_steps, c.learning_rate);
         let opt = AdamW::new(lr, c.weight_decay);
         let taken = idx.len();
@@ -224,7 +224,7 @@ impl Training {
     pub async fn evaluate(&mut self) -> Result<Metrics> {
         let (dim, batch) = (self.setup.spec.in_dim, self.setup.config.per_device_eval_batch_size);
         let probs = predict_batched(&mut self.backend, &self.eval.x, dim, batch).await?;
-        evaluate(&probs, &self.eval.labels)
+        evaluate(&probs, &self.eval.labels, self.setup.spec.classes)
     }
 
     /// The head as it is now, with the model it reads.

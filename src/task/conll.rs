@@ -27,7 +27,7 @@ pub fn parse(text: &str) -> Result<(Vec<TaggedSentence>, Vec<String>)> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         match fields[..] {
             [] => end(&mut current),
-            [first, ..] if first == "-DOCSTART-" => end(&mut current),
+            ["-DOCSTART-", ..] => end(&mut current),
             [_] => skipped.push(format!("line {}: a word without a tag", i + 1)),
             [word, .., tag] => {
                 current.words.push(word.to_string());

@@ -11,7 +11,7 @@ pub mod conll;
 pub mod metrics;
 pub mod table;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::classifier::{HeadKind, Labels};
 use crate::error::{quoted, Error, Result};
@@ -45,10 +45,7 @@ impl Task {
 
     /// The label names (a regression has none).
     pub fn label_names(&self) -> &[String] {
-        match &self.labels {
-            Labels::Classes(names) => names,
-            Labels::Regression => &[],
-        }
+        self.labels.names()
     }
 }
 
@@ -168,50 +165,76 @@ impl Builtin {
     }
 
     /// Its label names in the Hugging Face dataset's order (the ids a
-    /// fine-tuned model's `id2label` gives them).
-    fn labels(self) -> Vec<String> {
+    /// fine-tuned model's `id2label` gives them; GLUE's files write the ids).
+    pub fn labels(self) -> Labels {
         let names: &[&str] = match self {
             Builtin::Mrpc => &["not_equivalent", "equivalent"],
             Builtin::Sst2 => &["negative", "positive"],
             Builtin::Conll2003 => &["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"],
         };
-        names.iter().map(|s| s.to_string()).collect()
+        Labels::Classes(names.iter().map(|s| s.to_string()).collect())
     }
 
-    /// Reads its two files (text of `train` and of `eval`).
-    pub fn read(self, train: &str, eval: &str) -> Result<TaskData> {
-        let names = self.labels();
+    /// How its files are read.
+    pub fn source(self) -> Source {
         match self {
-            Builtin::Mrpc | Builtin::Sst2 => {
-                let columns = match self {
-                    Builtin::Mrpc => {
-                        Columns { text: Some("#1 String".into()), pair: Some("#2 String".into()), label: Some("Quality".into()) }
-                    }
-                    _ => Columns { text: Some("sentence".into()), pair: None, label: Some("label".into()) },
-                };
-                // GLUE's labels are the class ids themselves
-                let ids: Vec<String> = (0..names.len()).map(|i| i.to_string()).collect();
-                let parse =
-                    |text: &str, what: &str| Table::parse(text, Format::Tsv).map_err(|e| Error::Input(format!("{what}: {}", e.message())));
-                read_texts(self.name(), (&parse(train, "training file")?, &parse(eval, "validation file")?), &columns, Some((&ids, names)))
-            }
-            Builtin::Conll2003 => read_words(self.name(), train, eval, Some(names)),
+            Builtin::Mrpc => Source::Table(
+                Format::Tsv,
+                Columns { text: Some("#1 String".into()), pair: Some("#2 String".into()), label: Some("Quality".into()) },
+            ),
+            Builtin::Sst2 => Source::Table(Format::Tsv, Columns { text: Some("sentence".into()), pair: None, label: Some("label".into()) }),
+            Builtin::Conll2003 => Source::Conll,
         }
     }
 }
 
-/// The user's own files: a table (`format`) with `columns` (found by their
-/// usual names where not given), or CoNLL `word … TAG` lines when `words`.
-pub fn read_files(name: &str, train: (&str, Option<Format>), eval: (&str, Option<Format>), columns: &Columns) -> Result<TaskData> {
-    match (train.1, eval.1) {
-        (Some(tf), Some(ef)) => {
-            let parse =
-                |text: &str, f: Format, what: &str| Table::parse(text, f).map_err(|e| Error::Input(format!("{what}: {}", e.message())));
-            read_texts(name, (&parse(train.0, tf, "training file")?, &parse(eval.0, ef, "validation file")?), columns, None)
-        }
-        (None, None) => read_words(name, train.0, eval.0, None),
-        _ => Err(Error::Input("give the training and validation data in the same kind of file (a table, or CoNLL lines)".into())),
-    }
+/// How a task's files are read: a table with its columns, or CoNLL lines.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Table(Format, Columns),
+    Conll,
+}
+
+/// Reads a task's training and validation text. `labels`: the task's labels
+/// when they are known (a built-in task's); otherwise they come from the
+/// training data, as `run_glue` and `run_ner` make them.
+pub fn read(
+    name: &str,
+    (train_src, train): (&Source, &str),
+    (eval_src, eval): (&Source, &str),
+    labels: Option<Labels>,
+) -> Result<TaskData> {
+    let train_rows = rows_of(train_src, train, "training file")?;
+    let eval_rows = rows_of(eval_src, eval, "validation file")?;
+    let mut notes = train_rows.notes.clone();
+    notes.extend(eval_rows.notes.iter().cloned());
+    let labels = match labels {
+        Some(l) => l,
+        None => infer_labels(&train_rows),
+    };
+    let train = examples(train_rows, &labels, "training file")?;
+    let eval = examples(eval_rows, &labels, "validation file")?;
+    let kind = match &train {
+        Examples::Texts(e) => TaskKind::Texts { pair: e.iter().any(|x| x.pair.is_some()) },
+        Examples::Words(_) => TaskKind::Words,
+    };
+    let mut data = TaskData { task: Task { name: name.to_string(), kind, labels }, train, eval, notes };
+    note_rare_labels(&mut data);
+    Ok(data)
+}
+
+/// One file of a task whose labels are known (`--eval-only` on a fine-tuned model).
+pub fn read_split(src: &Source, text: &str, labels: &Labels, what: &str) -> Result<(Examples, Vec<String>)> {
+    let rows = rows_of(src, text, what)?;
+    let notes = rows.notes.clone();
+    Ok((examples(rows, labels, what)?, notes))
+}
+
+/// A file's examples before their labels are looked up: (line or sentence, text, pair, label) or (words, tags).
+struct Rows {
+    texts: Vec<(usize, String, Option<String>, String)>,
+    words: Option<Vec<conll::TaggedSentence>>,
+    notes: Vec<String>,
 }
 
 /// The usual names of each column, as GLUE's files and `datasets` name them.
@@ -219,136 +242,117 @@ const TEXT_COLUMNS: &[&str] = &["sentence", "sentence1", "text", "#1 String", "q
 const PAIR_COLUMNS: &[&str] = &["sentence2", "#2 String", "hypothesis", "text_pair"];
 const LABEL_COLUMNS: &[&str] = &["label", "labels", "Quality", "score", "target"];
 
-/// A table's examples. `builtin`: the label strings as the file writes them, and their names.
-fn read_texts(
-    name: &str,
-    (train, eval): (&Table, &Table),
-    columns: &Columns,
-    builtin: Option<(&[String], Vec<String>)>,
-) -> Result<TaskData> {
-    let pick = |given: &Option<String>, usual: &[&str], what: &str| -> Result<usize> {
+fn rows_of(src: &Source, text: &str, what: &str) -> Result<Rows> {
+    let prefixed = |e: Error| Error::Input(format!("{what}: {}", e.message()));
+    let (format, columns) = match src {
+        Source::Conll => {
+            let (sentences, skipped) = conll::parse(text).map_err(prefixed)?;
+            let notes = skipped.iter().map(|s| format!("{what}: skipped {s}")).collect();
+            return Ok(Rows { texts: Vec::new(), words: Some(sentences), notes });
+        }
+        Source::Table(f, c) => (*f, c),
+    };
+    let table = Table::parse(text, format).map_err(prefixed)?;
+    let pick = |given: &Option<String>, usual: &[&str], role: &str| -> Result<usize> {
         match given {
-            Some(c) => train.column(c),
-            None => train.find(usual).ok_or_else(|| {
+            Some(c) => table.column(c).map_err(prefixed),
+            None => table.find(usual).ok_or_else(|| {
                 Error::Input(format!(
-                    "which column is the {what}? The file has {}: choose one (--{what}-column)",
-                    train.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ")
+                    "{what}: which column is the {role}? It has {}: choose one (--{role}-column)",
+                    table.columns.iter().map(|c| quoted(c)).collect::<Vec<_>>().join(", ")
                 ))
             }),
         }
     };
-    let text = pick(&columns.text, TEXT_COLUMNS, "text")?;
-    let label = pick(&columns.label, LABEL_COLUMNS, "label")?;
-    let pair = match &columns.pair {
-        Some(c) => Some(train.column(c)?),
-        None => train.find(PAIR_COLUMNS).filter(|&p| p != text && p != label),
+    let x = pick(&columns.text, TEXT_COLUMNS, "text")?;
+    let y = pick(&columns.label, LABEL_COLUMNS, "label")?;
+    let p = match &columns.pair {
+        Some(c) => Some(table.column(c).map_err(prefixed)?),
+        None => table.find(PAIR_COLUMNS).filter(|&p| p != x && p != y),
     };
-    let names: Vec<&str> = [Some(text), pair, Some(label)].into_iter().flatten().map(|i| train.columns[i].as_str()).collect();
-    let eval_at = names
-        .iter()
-        .map(|n| eval.column(n).map_err(|e| Error::Input(format!("validation file: {}", e.message()))))
-        .collect::<Result<Vec<_>>>()?;
-    let (e_text, e_pair, e_label) = (eval_at[0], pair.map(|_| eval_at[1]), eval_at[eval_at.len() - 1]);
-
-    let mut notes: Vec<String> = train.skipped.iter().map(|s| format!("training file: skipped {s}")).collect();
-    notes.extend(eval.skipped.iter().map(|s| format!("validation file: skipped {s}")));
-    // rows without text or label are skipped by line, said with the rest
-    let rows = |t: &Table, (x, p, y): (usize, Option<usize>, usize), what: &str, notes: &mut Vec<String>| {
-        let mut kept = Vec::new();
-        for (line, row) in &t.rows {
-            let missing = [Some(x), p, Some(y)].into_iter().flatten().find(|&c| row[c].is_empty());
-            match missing {
-                Some(c) => notes.push(format!("{what}: skipped line {line}: no {}", quoted(&t.columns[c]))),
-                None => kept.push((*line, row[x].clone(), p.map(|c| row[c].clone()), row[y].clone())),
-            }
+    let mut notes: Vec<String> = table.skipped.iter().map(|s| format!("{what}: skipped {s}")).collect();
+    let mut texts = Vec::new();
+    for (line, row) in &table.rows {
+        // a row without its text or label is skipped by line, said with the rest
+        match [Some(x), p, Some(y)].into_iter().flatten().find(|&c| row[c].is_empty()) {
+            Some(c) => notes.push(format!("{what}: skipped line {line}: no {}", quoted(&table.columns[c]))),
+            None => texts.push((*line, row[x].clone(), p.map(|c| row[c].clone()), row[y].clone())),
         }
-        kept
-    };
-    let train_rows = rows(train, (text, pair, label), "training file", &mut notes);
-    let eval_rows = rows(eval, (e_text, e_pair, e_label), "validation file", &mut notes);
-    if train_rows.is_empty() || eval_rows.is_empty() {
-        let which = if train_rows.is_empty() { "training" } else { "validation" };
-        let why = notes.iter().find(|n| n.starts_with(which)).map(|n| format!(" ({n})")).unwrap_or_default();
-        return Err(Error::Input(format!("the {which} file has no usable rows{why}")));
     }
+    if texts.is_empty() {
+        let why = notes.first().map(|n| format!(" ({n})")).unwrap_or_default();
+        return Err(Error::Input(format!("the {what} has no usable rows{why}")));
+    }
+    Ok(Rows { texts, words: None, notes })
+}
 
-    let raw: Vec<&str> = train_rows.iter().map(|r| r.3.as_str()).collect();
-    let (labels, id_of) = match builtin {
-        Some((ids, names)) => (Labels::Classes(names), ids.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect()),
-        None => infer_labels(&raw),
-    };
-    let target = |line: usize, s: &str, what: &str| -> Result<Target> {
-        match &labels {
+/// Labels from the training data, as `run_glue` does for a user's table:
+/// numbers that are not all integers are a regression; anything else is
+/// classes, sorted (integers as numbers). Tags are sorted, as `run_ner` does.
+fn infer_labels(rows: &Rows) -> Labels {
+    if let Some(sentences) = &rows.words {
+        return Labels::Classes(sentences.iter().flat_map(|s| s.tags.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect());
+    }
+    let raw: Vec<&str> = rows.texts.iter().map(|r| r.3.as_str()).collect();
+    let numbers: Option<Vec<f64>> = raw.iter().map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
+    if numbers.as_ref().is_some_and(|v| v.iter().any(|x| x.fract() != 0.0)) {
+        return Labels::Regression;
+    }
+    let mut names: Vec<String> = raw.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>().into_iter().collect();
+    if numbers.is_some() {
+        names.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0)));
+    }
+    Labels::Classes(names)
+}
+
+/// A label's id: its name, or (as GLUE's files and `LABEL_n` names write
+/// them) its index, where no name is itself a number (then "0" could mean either).
+fn class_id(names: &[String], s: &str) -> Option<u32> {
+    let numeric_names = names.iter().any(|n| n.parse::<f64>().is_ok());
+    let index = || s.parse::<usize>().ok().filter(|&i| i < names.len() && !numeric_names);
+    names.iter().position(|n| n == s).or_else(index).map(|i| i as u32)
+}
+
+fn examples(rows: Rows, labels: &Labels, what: &str) -> Result<Examples> {
+    let known = |names: &[String]| names.iter().map(|n| quoted(n)).collect::<Vec<_>>().join(", ");
+    if let Some(sentences) = rows.words {
+        let Labels::Classes(names) = labels else {
+            return Err(Error::Input("a token task's labels are tags, not numbers".into()));
+        };
+        let convert = |(i, s): (usize, conll::TaggedSentence)| -> Result<WordsExample> {
+            let tags = s
+                .tags
+                .iter()
+                .map(|t| {
+                    class_id(names, t).ok_or_else(|| {
+                        Error::Input(format!(
+                            "{what} sentence {}: tag {} is not one of the task's tags ({})",
+                            i + 1,
+                            quoted(t),
+                            known(names)
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<u32>>>()?;
+            Ok(WordsExample { words: s.words, tags })
+        };
+        return Ok(Examples::Words(sentences.into_iter().enumerate().map(convert).collect::<Result<_>>()?));
+    }
+    let target = |line: usize, s: &str| -> Result<Target> {
+        match labels {
             Labels::Regression => s
                 .parse::<f32>()
                 .ok()
                 .filter(|v| v.is_finite())
                 .map(Target::Value)
                 .ok_or_else(|| Error::Input(format!("{what} line {line}: label {} is not a number", quoted(s)))),
-            Labels::Classes(names) => id_of.get(s).map(|&i| Target::Class(i)).ok_or_else(|| {
-                let known = names.iter().map(|n| quoted(n)).collect::<Vec<_>>().join(", ");
-                Error::Input(format!("{what} line {line}: label {} is not one of the training labels ({known})", quoted(s)))
+            Labels::Classes(names) => class_id(names, s).map(Target::Class).ok_or_else(|| {
+                Error::Input(format!("{what} line {line}: label {} is not one of the task's labels ({})", quoted(s), known(names)))
             }),
         }
     };
-    let examples = |rows: Vec<(usize, String, Option<String>, String)>, what: &str| -> Result<Vec<TextExample>> {
-        rows.into_iter().map(|(line, text, pair, y)| Ok(TextExample { text, pair, target: target(line, &y, what)? })).collect()
-    };
-    let (train_ex, eval_ex) = (examples(train_rows, "training file")?, examples(eval_rows, "validation file")?);
-    let task = Task { name: name.to_string(), kind: TaskKind::Texts { pair: pair.is_some() }, labels };
-    let mut data = TaskData { task, train: Examples::Texts(train_ex), eval: Examples::Texts(eval_ex), notes };
-    note_rare_labels(&mut data);
-    Ok(data)
-}
-
-/// Labels from their strings, as `run_glue` does for a user's file: numbers
-/// that are not all integers are a regression; anything else is classes,
-/// sorted (integers as numbers).
-fn infer_labels(raw: &[&str]) -> (Labels, BTreeMap<String, u32>) {
-    let numbers: Option<Vec<f64>> = raw.iter().map(|s| s.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
-    if numbers.as_ref().is_some_and(|v| v.iter().any(|x| x.fract() != 0.0)) {
-        return (Labels::Regression, BTreeMap::new());
-    }
-    let mut names: Vec<String> = raw.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>().into_iter().collect();
-    if numbers.is_some() {
-        names.sort_by(|a, b| a.parse::<f64>().unwrap_or(0.0).total_cmp(&b.parse::<f64>().unwrap_or(0.0)));
-    }
-    let ids = names.iter().enumerate().map(|(i, n)| (n.clone(), i as u32)).collect();
-    (Labels::Classes(names), ids)
-}
-
-/// CoNLL files' sentences; `names`: the built-in order of the tags, else sorted (as `run_ner`).
-fn read_words(name: &str, train: &str, eval: &str, names: Option<Vec<String>>) -> Result<TaskData> {
-    let read = |text: &str, what: &str| conll::parse(text).map_err(|e| Error::Input(format!("{what}: {}", e.message())));
-    let (train_s, train_skipped) = read(train, "training file")?;
-    let (eval_s, eval_skipped) = read(eval, "validation file")?;
-    let names = names.unwrap_or_else(|| train_s.iter().flat_map(|s| s.tags.iter().cloned()).collect::<BTreeSet<_>>().into_iter().collect());
-    let id_of: BTreeMap<&str, u32> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i as u32)).collect();
-    let convert = |sentences: Vec<conll::TaggedSentence>, what: &str| -> Result<Vec<WordsExample>> {
-        sentences
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let tags = s
-                    .tags
-                    .iter()
-                    .map(|t| {
-                        id_of.get(t.as_str()).copied().ok_or_else(|| {
-                            Error::Input(format!("{what} sentence {}: tag {} is not one of the training tags", i + 1, quoted(t)))
-                        })
-                    })
-                    .collect::<Result<Vec<u32>>>()?;
-                Ok(WordsExample { words: s.words, tags })
-            })
-            .collect()
-    };
-    let mut notes: Vec<String> = train_skipped.iter().map(|s| format!("training file: skipped {s}")).collect();
-    notes.extend(eval_skipped.iter().map(|s| format!("validation file: skipped {s}")));
-    let (train_ex, eval_ex) = (convert(train_s, "training file")?, convert(eval_s, "validation file")?);
-    let task = Task { name: name.to_string(), kind: TaskKind::Words, labels: Labels::Classes(names) };
-    let mut data = TaskData { task, train: Examples::Words(train_ex), eval: Examples::Words(eval_ex), notes };
-    note_rare_labels(&mut data);
-    Ok(data)
+    let texts = rows.texts.into_iter().map(|(line, text, pair, y)| Ok(TextExample { text, pair, target: target(line, &y)? }));
+    Ok(Examples::Texts(texts.collect::<Result<_>>()?))
 }
 
 /// A class seen once (or never) in training is said: the model can hardly learn it.
@@ -407,9 +411,18 @@ impl TaskData {
 mod tests {
     use super::*;
 
+    fn builtin(b: Builtin, train: &str, eval: &str) -> Result<TaskData> {
+        let src = b.source();
+        read(b.name(), (&src, train), (&src, eval), Some(b.labels()))
+    }
+
+    fn table(f: Format, columns: Columns) -> Source {
+        Source::Table(f, columns)
+    }
+
     #[test]
     fn builtin_sst2_and_mrpc_read_glue_s_columns_with_the_hub_s_label_names() {
-        let d = Builtin::Sst2.read("sentence\tlabel\ngood film \t1\nbad\t0\n", "sentence\tlabel\nok\t1\n").unwrap();
+        let d = builtin(Builtin::Sst2, "sentence\tlabel\ngood film \t1\nbad\t0\n", "sentence\tlabel\nok\t1\n").unwrap();
         assert_eq!(d.task.kind, TaskKind::Texts { pair: false });
         assert_eq!(d.task.labels, Labels::Classes(vec!["negative".into(), "positive".into()]));
         assert_eq!(
@@ -420,23 +433,22 @@ mod tests {
             ])
         );
         let mrpc = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\ta\tb\n0\t3\t4\tc \"d\te\n";
-        let d = Builtin::Mrpc.read(mrpc, mrpc).unwrap();
+        let d = builtin(Builtin::Mrpc, mrpc, mrpc).unwrap();
         assert_eq!(d.task.kind, TaskKind::Texts { pair: true });
         let Examples::Texts(e) = &d.eval else { panic!() };
         assert_eq!(e[1], TextExample { text: "c \"d".into(), pair: Some("e".into()), target: Target::Class(0) });
-        let e = Builtin::Sst2.read("sentence\tlabel\nx\t2\n", "sentence\tlabel\ny\t1\n").unwrap_err().to_string();
-        assert!(e.contains("training file line 2: label \"2\" is not one of the training labels"), "{e}");
+        let e = builtin(Builtin::Sst2, "sentence\tlabel\nx\t2\n", "sentence\tlabel\ny\t1\n").unwrap_err().to_string();
+        assert!(e.contains("training file line 2: label \"2\" is not one of the task's labels"), "{e}");
     }
 
     #[test]
     fn a_user_table_s_labels_are_classes_or_a_regression_and_its_columns_are_found_or_named() {
-        let t = |s: &str, f| (s.to_string(), Some(f));
-        let train = t("text,stars\nnice,5\nawful,1\nfine,3\nmeh,3\n", Format::Csv);
-        let eval = t("text,stars\ngreat,5\n", Format::Csv);
-        let e = read_files("mine", (&train.0, train.1), (&eval.0, eval.1), &Columns::default()).unwrap_err().to_string();
+        let (train, eval) = ("text,stars\nnice,5\nawful,1\nfine,3\nmeh,3\n", "text,stars\ngreat,5\n");
+        let src = table(Format::Csv, Columns::default());
+        let e = read("mine", (&src, train), (&src, eval), None).unwrap_err().to_string();
         assert!(e.contains("which column is the label?") && e.contains("\"stars\""), "{e}");
-        let cols = Columns { label: Some("stars".into()), ..Columns::default() };
-        let d = read_files("mine", (&train.0, train.1), (&eval.0, eval.1), &cols).unwrap();
+        let src = table(Format::Csv, Columns { label: Some("stars".into()), ..Columns::default() });
+        let d = read("mine", (&src, train), (&src, eval), None).unwrap();
         assert_eq!(d.task.labels, Labels::Classes(vec!["1".into(), "3".into(), "5".into()]));
         assert!(d.notes.iter().any(|n| n.contains("label \"1\" appears once")), "{:?}", d.notes);
         let s = d.summary(&d.train);
@@ -445,26 +457,30 @@ mod tests {
 
         let reg =
             "{\"sentence1\": \"a\", \"sentence2\": \"b\", \"label\": 4.2}\n{\"sentence1\": \"c\", \"sentence2\": \"d\", \"label\": 1}\n";
-        let d = read_files("sts", (reg, Some(Format::JsonLines)), (reg, Some(Format::JsonLines)), &Columns::default()).unwrap();
+        let src = table(Format::JsonLines, Columns::default());
+        let d = read("sts", (&src, reg), (&src, reg), None).unwrap();
         assert_eq!((d.task.kind, d.task.labels), (TaskKind::Texts { pair: true }, Labels::Regression));
         let Examples::Texts(e) = &d.train else { panic!() };
         assert_eq!(e[0].target, Target::Value(4.2));
 
-        let e =
-            read_files("x", ("text\tlabel\na\tp\n", Some(Format::Tsv)), ("text\tlabel\nb\tq\n", Some(Format::Tsv)), &Columns::default())
-                .unwrap_err()
-                .to_string();
-        assert!(e.contains("validation file line 2: label \"q\" is not one of the training labels (\"p\")"), "{e}");
-        let e = read_files("x", ("text\tlabel\n\tp\n", Some(Format::Tsv)), ("text\tlabel\nb\tp\n", Some(Format::Tsv)), &Columns::default())
-            .unwrap_err()
-            .to_string();
+        let tsv = table(Format::Tsv, Columns::default());
+        let e = read("x", (&tsv, "text\tlabel\na\tp\n"), (&tsv, "text\tlabel\nb\tq\n"), None).unwrap_err().to_string();
+        assert!(e.contains("validation file line 2: label \"q\" is not one of the task's labels (\"p\")"), "{e}");
+        let e = read("x", (&tsv, "text\tlabel\na\t1\nb\t3\n"), (&tsv, "text\tlabel\nc\t0\n"), None).unwrap_err().to_string();
+        assert!(e.contains("label \"0\" is not one of the task's labels"), "a number is never read as an index of numbers: {e}");
+        let e = read("x", (&tsv, "text\tlabel\n\tp\n"), (&tsv, "text\tlabel\nb\tp\n"), None).unwrap_err().to_string();
         assert!(e.contains("the training file has no usable rows (training file: skipped line 2: no \"text\")"), "{e}");
+        // a known label set reads names and, as GLUE's files and LABEL_n names write them, indices
+        let labels = Labels::Classes(vec!["neg".into(), "pos".into()]);
+        let (ex, _) = read_split(&tsv, "text\tlabel\na\tpos\nb\t0\n", &labels, "data").unwrap();
+        let Examples::Texts(ex) = ex else { panic!() };
+        assert_eq!((ex[0].target, ex[1].target), (Target::Class(1), Target::Class(0)));
     }
 
     #[test]
     fn conll_tags_take_the_hub_s_order_for_the_builtin_and_sorted_order_otherwise() {
         let train = "EU B-ORG\nrejects O\n\nPeter B-PER\n";
-        let d = Builtin::Conll2003.read(train, "Bonn B-LOC\n").unwrap();
+        let d = builtin(Builtin::Conll2003, train, "Bonn B-LOC\n").unwrap();
         assert_eq!(d.task.label_names()[3], "B-ORG");
         assert_eq!(
             d.train,
@@ -473,10 +489,10 @@ mod tests {
                 WordsExample { words: vec!["Peter".into()], tags: vec![1] },
             ])
         );
-        let mine = read_files("mine", (train, None), ("Peter B-PER\n", None), &Columns::default()).unwrap();
+        let mine = read("mine", (&Source::Conll, train), (&Source::Conll, "Peter B-PER\n"), None).unwrap();
         assert_eq!(mine.task.label_names(), ["B-ORG", "B-PER", "O"]);
-        let e = read_files("mine", (train, None), ("Bonn B-LOC\n", None), &Columns::default()).unwrap_err().to_string();
-        assert!(e.contains("validation file sentence 1: tag \"B-LOC\" is not one of the training tags"), "{e}");
+        let e = read("mine", (&Source::Conll, train), (&Source::Conll, "Bonn B-LOC\n"), None).unwrap_err().to_string();
+        assert!(e.contains("validation file sentence 1: tag \"B-LOC\" is not one of the task's tags"), "{e}");
         assert_eq!(mine.summary(&mine.train).first[0], "EU/B-ORG rejects/O");
     }
 }

@@ -127,8 +127,8 @@ pub fn LossChart(
                             }).collect_view())
                         }}
                         {move || baseline.get().map(|b| view! {
-                            <line class="baseline" x1=LEFT x2=W - RIGHT y1=f.y_accuracy(b.accuracy) y2=f.y_accuracy(b.accuracy)>
-                                <title>{format!("majority baseline: accuracy {:.1}%", 100.0 * b.accuracy)}</title>
+                            <line class="baseline" x1=LEFT x2=W - RIGHT y1=f.y_accuracy(b.headline().1) y2=f.y_accuracy(b.headline().1)>
+                                <title>{format!("majority baseline: accuracy {:.1}%", 100.0 * b.headline().1)}</title>
                             </line>
                         })}
                         <polyline class="raw" points=move || losses.with(|l| polyline(thinned(l).map(|(i, v)| (f.x((i + 1) as f64), f.y(v as f64)))))/>
@@ -138,15 +138,15 @@ pub fn LossChart(
                             let e = epochs.get();
                             let at = |i: usize| f.x((i + 1) as f64 * per);
                             view! {
-                                <polyline class="eval-accuracy" points=polyline(e.iter().enumerate().map(|(i, m)| (at(i), f.y_accuracy(m.accuracy))))/>
-                                <polyline class="eval-f1" points=polyline(e.iter().enumerate().map(|(i, m)| (at(i), f.y_accuracy(m.f1))))/>
+                                <polyline class="eval-accuracy" points=polyline(e.iter().enumerate().map(|(i, m)| (at(i), f.y_accuracy(m.headline().1))))/>
+                                <polyline class="eval-f1" points=polyline(e.iter().enumerate().map(|(i, m)| (at(i), f.y_accuracy(m.f1().unwrap_or(0.0)))))/>
                                 {e.iter().enumerate().map(|(i, m)| view! {
                                     <circle class="eval-loss" cx=at(i) cy=f.y(m.loss) r="4"><title>{format!("epoch {}: validation loss {:.4}", i + 1, m.loss)}</title></circle>
-                                    <rect class="eval-accuracy" x=at(i) - 3.5 y=f.y_accuracy(m.accuracy) - 3.5 width="7" height="7">
-                                        <title>{format!("epoch {}: validation accuracy {:.2}%", i + 1, 100.0 * m.accuracy)}</title>
+                                    <rect class="eval-accuracy" x=at(i) - 3.5 y=f.y_accuracy(m.headline().1) - 3.5 width="7" height="7">
+                                        <title>{format!("epoch {}: validation accuracy {:.2}%", i + 1, 100.0 * m.headline().1)}</title>
                                     </rect>
-                                    <polygon class="eval-f1" points=triangle(at(i), f.y_accuracy(m.f1))>
-                                        <title>{format!("epoch {}: validation F1 {:.4}", i + 1, m.f1)}</title>
+                                    <polygon class="eval-f1" points=triangle(at(i), f.y_accuracy(m.f1().unwrap_or(0.0)))>
+                                        <title>{format!("epoch {}: validation F1 {:.4}", i + 1, m.f1().unwrap_or(0.0))}</title>
                                     </polygon>
                                 }).collect_view()}
                             }

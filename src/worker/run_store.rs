@@ -1,13 +1,14 @@
 //! Fine-tuning runs saved in the browser, each one unit under its own id:
 //! `run.json` (what it is and how far it got), `features.safetensors` (its
-//! data: the encoded splits of a head run, the tokenized pairs of a run that
-//! trains BERT's layers) and `checkpoint.safetensors` (what trains, AdamW
+//! data: the encoded splits of a head run, the tokenized examples of a run
+//! that trains BERT's layers) and `checkpoint.safetensors` (what trains, AdamW
 //! moments, position). Both binary files carry the run's id, checked on resume, so a
 //! checkpoint never resumes on another run's data. Runs live in a cache of
 //! their own, apart from the cached models.
 
 use bertlab::browser::{resolve, storage};
-use bertlab::finetune::model_training::{ModelTraining, Pairs};
+use bertlab::finetune::encoded::{Encoded, RowTargets};
+use bertlab::finetune::model_training::ModelTraining;
 use bertlab::finetune::training::{Split, Training};
 use bertlab::protocol::RunRecord;
 use bertlab::tensor_file::{TensorReader, TensorWriter};
@@ -21,8 +22,8 @@ const CHECKPOINT: &str = "checkpoint.safetensors";
 pub enum RunData {
     /// Encoded features, for a head.
     Features { train: Split, eval: Split },
-    /// Tokenized pairs, for BERT's layers.
-    Pairs { train: Pairs, eval: Pairs },
+    /// Tokenized examples, for BERT's layers.
+    Encoded { train: Encoded, eval: Encoded },
 }
 
 fn url(id: &str, file: &str) -> String {
@@ -55,8 +56,25 @@ pub async fn save_record(r: &RunRecord) -> Result<(), String> {
     storage::put(&cache, &url(&r.id, RECORD), &bytes).await
 }
 
+/// A token's label as saved: its class id, or -1 for an unlabelled one (ids below 2^24 are exact in f32).
+fn label_f32(y: u32) -> f32 {
+    if y == bertlab::kernels::cross_entropy::IGNORE_INDEX {
+        -1.0
+    } else {
+        y as f32
+    }
+}
+
+fn label_u32(v: f32) -> u32 {
+    if v < 0.0 {
+        bertlab::kernels::cross_entropy::IGNORE_INDEX
+    } else {
+        v as u32
+    }
+}
+
 fn encode_data(id: &str, data: &RunData) -> Result<Vec<u8>, String> {
-    let floats = |v: &[u8]| v.iter().map(|&x| f32::from(x)).collect::<Vec<f32>>();
+    let floats = |v: &[u32]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
     let mut w = TensorWriter::new();
     match data {
         RunData::Features { train, eval } => {
@@ -69,16 +87,25 @@ fn encode_data(id: &str, data: &RunData) -> Result<Vec<u8>, String> {
                 );
             }
         }
-        RunData::Pairs { train, eval } => {
+        RunData::Encoded { train, eval } => {
             // token ids are below 2^24, so f32 holds them exactly
             for (name, p) in [("train", train), ("eval", eval)] {
                 let ids: Vec<f32> = p.rows.iter().flat_map(|(i, _)| i.iter().map(|&v| v as f32)).collect();
                 let types: Vec<f32> = p.rows.iter().flat_map(|(_, t)| t.iter().map(|&v| v as f32)).collect();
                 let lens: Vec<f32> = p.rows.iter().map(|(i, _)| i.len() as f32).collect();
-                w.tensor(format!("{name}_ids"), &[ids.len()], &ids)
-                    .tensor(format!("{name}_types"), &[types.len()], &types)
-                    .tensor(format!("{name}_lens"), &[lens.len()], &lens)
-                    .tensor(format!("{name}_y"), &[p.labels.len()], &floats(&p.labels));
+                w.tensor(format!("{name}_ids"), &[ids.len()], &ids).tensor(format!("{name}_types"), &[types.len()], &types).tensor(
+                    format!("{name}_lens"),
+                    &[lens.len()],
+                    &lens,
+                );
+                match &p.targets {
+                    RowTargets::Classes(y) => w.tensor(format!("{name}_y"), &[y.len()], &floats(y)),
+                    RowTargets::Values(v) => w.tensor(format!("{name}_values"), &[v.len()], v),
+                    RowTargets::Tokens(t) => {
+                        let flat: Vec<f32> = t.iter().flat_map(|r| r.iter().map(|&y| label_f32(y))).collect();
+                        w.tensor(format!("{name}_token_y"), &[flat.len()], &flat)
+                    }
+                };
             }
         }
     }
@@ -92,12 +119,12 @@ fn decode_data(id: &str, bytes: &[u8]) -> Result<RunData, String> {
         return Err("the saved data belong to another run".into());
     }
     let get = |name: String| r.f32_with_shape(&name).map(|(_, v)| v).map_err(|e| e.to_string());
-    let labels = |name: &str| -> Result<Vec<u8>, String> { Ok(get(format!("{name}_y"))?.into_iter().map(|v| v as u8).collect()) };
+    let labels = |name: &str| -> Result<Vec<u32>, String> { Ok(get(format!("{name}_y"))?.into_iter().map(|v| v as u32).collect()) };
     if !r.has("train_ids") {
         let split = |name: &str| -> Result<Split, String> { Ok(Split { x: get(format!("{name}_x"))?, labels: labels(name)? }) };
         return Ok(RunData::Features { train: split("train")?, eval: split("eval")? });
     }
-    let pairs = |name: &str| -> Result<Pairs, String> {
+    let encoded = |name: &str| -> Result<Encoded, String> {
         let (ids, types, lens) = (get(format!("{name}_ids"))?, get(format!("{name}_types"))?, get(format!("{name}_lens"))?);
         let mut rows = Vec::with_capacity(lens.len());
         let mut at = 0;
@@ -110,9 +137,29 @@ fn decode_data(id: &str, bytes: &[u8]) -> Result<RunData, String> {
             rows.push((as_u32(&ids[at..end]), as_u32(&types[at..end])));
             at = end;
         }
-        Ok(Pairs { rows, labels: labels(name)? })
+        let targets = if r.has(&format!("{name}_values")) {
+            RowTargets::Values(get(format!("{name}_values"))?)
+        } else if r.has(&format!("{name}_token_y")) {
+            let flat = get(format!("{name}_token_y"))?;
+            if flat.len() != at {
+                return Err("the saved token labels do not match the saved tokens".into());
+            }
+            let mut start = 0;
+            RowTargets::Tokens(
+                rows.iter()
+                    .map(|(ids, _)| {
+                        let row = flat[start..start + ids.len()].iter().map(|&v| label_u32(v)).collect();
+                        start += ids.len();
+                        row
+                    })
+                    .collect(),
+            )
+        } else {
+            RowTargets::Classes(labels(name)?)
+        };
+        Ok(Encoded { rows, targets })
     };
-    Ok(RunData::Pairs { train: pairs("train")?, eval: pairs("eval")? })
+    Ok(RunData::Encoded { train: encoded("train")?, eval: encoded("eval")? })
 }
 
 /// Saves a new run's record and data, after checking there is room for
@@ -145,7 +192,7 @@ pub async fn load(id: &str) -> Result<(RunRecord, RunData, Vec<u8>), String> {
     let checkpoint = storage::get(&cache, &url(id, CHECKPOINT)).await.ok_or_else(|| missing("checkpoint"))?;
     let run_id = match &data {
         RunData::Features { .. } => Training::peek(&checkpoint).map(|(setup, _)| setup.run_id),
-        RunData::Pairs { .. } => ModelTraining::peek(&checkpoint).map(|(id, _)| id),
+        RunData::Encoded { .. } => ModelTraining::peek(&checkpoint).map(|(id, _)| id),
     };
     if run_id.map_err(|e| e.to_string())? != id {
         return Err("the saved checkpoint belongs to another run".into());

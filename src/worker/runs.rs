@@ -13,13 +13,14 @@ use std::rc::Rc;
 
 use bertlab::browser::yield_now;
 use bertlab::classifier::math::CpuMath;
-use bertlab::classifier::{ClassifierParams, HeadKind};
+use bertlab::classifier::{ClassifierParams, HeadKind, Labels};
+use bertlab::finetune::encoded::Encoded;
 use bertlab::finetune::features::extract_features;
-use bertlab::finetune::model_training::{ModelTraining, Pairs, MRPC_CLASSES};
+use bertlab::finetune::model_training::ModelTraining;
 use bertlab::finetune::progress::Progress;
 use bertlab::finetune::training::{Event, HeadBackend, RunSetup, Split, Training};
 use bertlab::finetune::TrainConfig;
-use bertlab::glue::Example;
+use bertlab::glue::{Dataset, Example};
 use bertlab::head::HeadSpec;
 use bertlab::protocol::{PauseReason, RunEnd, RunEvent, RunRecord, RunRequest, SplitName};
 use bertlab::tokenize::BertTokenizer;
@@ -237,21 +238,21 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
         (e.identity().clone(), e.gpu_context().cloned())
     };
     let failed = |e: bertlab::Error| RunEvent::Failed(e.to_string());
-    let labels = |e: &[Example]| e.iter().map(|x| x.label).collect::<Vec<u8>>();
+    let labels = |e: &[Example]| e.iter().map(|x| u32::from(x.label)).collect::<Vec<u32>>();
     // BERT's layers start from the loaded model's weights (parsed again from its files: the engine keeps them packed)
     let base = if c.trains_layers() {
         let files = engine_service::loaded().map_err(RunEvent::Failed)?.1;
         let model = Model::from_files(&files).map_err(failed)?;
-        Some((ClassifierParams::new(model.weights, HeadKind::Sequence, MRPC_CLASSES, c.seed), files, Rc::new(model.tokenizer)))
+        Some((ClassifierParams::new(model.weights, HeadKind::Sequence, Labels::mrpc().outputs(), c.seed), files, Rc::new(model.tokenizer)))
     } else {
         None
     };
     let (data, checkpoint_bytes) = match &base {
         Some((params, _, tokenizer)) => {
-            let train = Pairs::encode(tokenizer, &req.train, c.max_seq_length).map_err(failed)?;
-            let eval = Pairs::encode(tokenizer, &req.dev, c.max_seq_length).map_err(failed)?;
+            let encode = |e: &[Example]| Encoded::encode(tokenizer, &Dataset::texts(e), c.max_seq_length).map_err(failed);
+            let (train, eval) = (encode(&req.train)?, encode(&req.dev)?);
             // a checkpoint holds each trained value three times (value and two moments)
-            (RunData::Pairs { train, eval }, params.counts(c.train_layers).1 as f64 * 12.0)
+            (RunData::Encoded { train, eval }, params.counts(c.train_layers).1 as f64 * 12.0)
         }
         None => {
             let key = |split: &str, n: usize| {
@@ -277,8 +278,9 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
     };
     let refused = run_store::save_new(&record, &data, checkpoint_bytes).await.err();
     let trainer = match (data, base) {
-        (RunData::Pairs { train, eval }, Some((params, files, tokenizer))) => {
-            let mut t = ModelTraining::new(record.id.clone(), identity, params, c, CpuMath::Fast, train, eval).map_err(failed)?;
+        (RunData::Encoded { train, eval }, Some((params, files, tokenizer))) => {
+            let mut t =
+                ModelTraining::new(record.id.clone(), identity, params, Labels::mrpc(), c, CpuMath::Fast, train, eval).map_err(failed)?;
             // on the engine's GPU when it has one (the whole model trains there in minutes, not hours)
             if let Some(ctx) = gpu {
                 t = t.on_gpu(ctx).map_err(failed)?;
@@ -292,7 +294,7 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
             let backend = HeadBackend::new(spec, initial.clone(), gpu);
             Trainer::Head(Box::new(Training::new(setup, backend, initial, train, eval).map_err(failed)?))
         }
-        (RunData::Pairs { .. }, None) => return Err(RunEvent::Failed("a run of BERT's layers without its model".into())),
+        (RunData::Encoded { .. }, None) => return Err(RunEvent::Failed("a run of BERT's layers without its model".into())),
     };
     Ok((trainer, Stored { record, refused }))
 }
@@ -325,7 +327,7 @@ pub fn resume_saved(id: String, sink: Sink) -> Result<(), String> {
                 RunData::Features { train, eval } => {
                     Trainer::Head(Box::new(Training::resume(&checkpoint, gpu, train, eval).await.map_err(|e| e.to_string())?))
                 }
-                RunData::Pairs { train, eval } => {
+                RunData::Encoded { train, eval } => {
                     let files = engine_service::loaded()?.1;
                     let base = Model::from_files(&files).map_err(|e| e.to_string())?;
                     let mut t = ModelTraining::resume(&checkpoint, &identity.name, base.weights, CpuMath::Fast, train, eval)
@@ -357,7 +359,7 @@ async fn save(training: &mut Trainer, stored: &mut Stored, sink: &Sink) -> bool 
     }
     let record = &mut stored.record;
     record.step = training.progress().step;
-    record.best_accuracy = training.progress().metrics.iter().map(|m| m.accuracy).reduce(f64::max);
+    record.best_accuracy = training.progress().metrics.iter().map(|m| m.headline().1).reduce(f64::max);
     let saved = match training.checkpoint().await {
         Ok(bytes) => run_store::save_checkpoint(record, &bytes).await,
         Err(e) => Err(e.to_string()),

@@ -11,6 +11,8 @@ It writes, under tests/fixtures/tiny-tasks/:
                          the head's initial weights, the logits and the loss
   <case>.safetensors     d loss / d parameter for every parameter (transformers'
                          names), dropout off (model.eval())
+  tokens-model/          the token case's BertForTokenClassification as
+                         save_pretrained writes it (its logits are the case's)
 
 The cases:
   three_labels  BertForSequenceClassification, num_labels 3, single sentences
@@ -106,6 +108,12 @@ def main():
     case["words"] = [w for w, _ in WORDS]
     case["tags"] = [t for _, t in WORDS]
     cases["tokens"] = run("tokens", m, enc, torch.tensor(labels), case)
+    # the token classifier as transformers saves it: its logits above are what loading it must give
+    folder = os.path.join(OUT, "tokens-model")
+    m.config.id2label = {i: t for i, t in enumerate(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])}
+    m.config.label2id = {t: i for i, t in m.config.id2label.items()}
+    m.save_pretrained(folder)
+    tok.save_pretrained(folder)
 
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f)

@@ -546,7 +546,8 @@ fn SavedRuns(ft: Ft, loader: LoaderState) -> impl IntoView {
 }
 
 /// A confusion matrix as a labelled 2×2 grid.
-fn confusion_grid(c: [[usize; 2]; 2]) -> impl IntoView {
+fn confusion_grid(m: &Metrics) -> impl IntoView {
+    let c = m.confusion().filter(|c| c.len() == 2).cloned().unwrap_or_else(|| vec![vec![0; 2]; 2]);
     view! {
         <table class="confusion" data-confusion=serde_json::to_string(&c).unwrap_or_default()>
             <tr><th></th><th scope="col">"pred. not"</th><th scope="col">"pred. para."</th></tr>
@@ -566,21 +567,20 @@ fn verdict(epochs: &[Metrics], baseline: &Metrics) -> Option<String> {
             "The head predicts \"{name}\" for every validation pair: it has learned nothing beyond the majority class. Try a larger learning rate (about 1e-3 for a head), more epochs or another head input."
         ));
     }
-    let best = epochs.iter().map(|m| m.accuracy).fold(0.0, f64::max);
-    (best <= baseline.accuracy).then(|| {
-        format!("No epoch beats the majority baseline ({:.1}% accuracy) yet: best {:.1}%.", 100.0 * baseline.accuracy, 100.0 * best)
-    })
+    let best = epochs.iter().map(|m| m.headline().1).fold(0.0, f64::max);
+    let base = baseline.headline().1;
+    (best <= base).then(|| format!("No epoch beats the majority baseline ({:.1}% accuracy) yet: best {:.1}%.", 100.0 * base, 100.0 * best))
 }
 
 #[component]
 fn ResultsPanel(ft: Ft) -> impl IntoView {
     let baseline = Memo::new(move |_| {
         let d = ft.data.get()?;
-        let labels = |d: &Dataset| d.examples.iter().map(|e| e.label).collect::<Vec<u8>>();
-        majority_baseline(&labels(&d.train), &labels(&d.dev)).ok()
+        majority_baseline(&d.train.labels(), &d.dev.labels(), 2).ok()
     });
-    let best =
-        Memo::new(move |_| ft.epochs.with(|e| e.iter().enumerate().max_by(|a, b| a.1.accuracy.total_cmp(&b.1.accuracy)).map(|(i, _)| i)));
+    let best = Memo::new(move |_| {
+        ft.epochs.with(|e| e.iter().enumerate().max_by(|a, b| a.1.headline().1.total_cmp(&b.1.headline().1)).map(|(i, _)| i))
+    });
     let steps_per_epoch =
         Signal::derive(move || ft.run.with(|r| r.as_ref().map_or(0, |r| r.total_steps / r.config.num_train_epochs.max(1))));
     let total_steps = Signal::derive(move || ft.run.with(|r| r.as_ref().map_or(0, |r| r.total_steps)));
@@ -615,16 +615,16 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
                     {move || ft.epochs.get().into_iter().enumerate().map(|(i, m)| {
                         let is_best = best.get() == Some(i);
                         view! {
-                            <tr class:best=is_best data-accuracy=m.accuracy.to_string() data-confusion=serde_json::to_string(&m.confusion).unwrap_or_default()>
-                                <td>{i + 1}{is_best.then_some(" ★ best")}</td><td>{format!("{:.4}", m.loss)}</td><td>{format!("{:.4}", m.accuracy)}</td>
-                                <td>{format!("{:.4}", m.f1)}</td><td>{confusion_grid(m.confusion)}</td>
+                            <tr class:best=is_best data-accuracy=m.headline().1.to_string() data-confusion=serde_json::to_string(&m.confusion()).unwrap_or_default()>
+                                <td>{i + 1}{is_best.then_some(" ★ best")}</td><td>{format!("{:.4}", m.loss)}</td><td>{format!("{:.4}", m.headline().1)}</td>
+                                <td>{format!("{:.4}", m.f1().unwrap_or(0.0))}</td><td>{confusion_grid(&m)}</td>
                             </tr>
                         }
                     }).collect_view()}
                     {move || baseline.get().map(|b| view! {
                         <tr class="baseline" data-testid="baseline-row" title="always the training set's majority class, with its class frequencies as probabilities">
-                            <td>"majority baseline"</td><td>{format!("{:.4}", b.loss)}</td><td>{format!("{:.4}", b.accuracy)}</td>
-                            <td>{format!("{:.4}", b.f1)}</td><td>{confusion_grid(b.confusion)}</td>
+                            <td>"majority baseline"</td><td>{format!("{:.4}", b.loss)}</td><td>{format!("{:.4}", b.headline().1)}</td>
+                            <td>{format!("{:.4}", b.f1().unwrap_or(0.0))}</td><td>{confusion_grid(&b)}</td>
                         </tr>
                     })}
                 </tbody>
