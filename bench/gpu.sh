@@ -72,11 +72,11 @@ echo "What each of wgpu's shader runtime checks costs (the engine runs with all 
 "$BIN" bench --backends gpu "${CHECK_SHAPES[@]}" --shader-checks all,no-bounds,no-loop-bounding,none
 
 echo
-echo "| fine-tuning $TRAIN_MODEL, whole model, batch 16, MRPC pairs (tests/fixtures/glue-tiny) | pairs/s |"
+echo "| fine-tuning $TRAIN_MODEL, whole model, batch 16, MRPC pairs (tests/fixtures/glue-tiny) | train samples/s |"
 echo "|---|---|"
 DATA=tests/fixtures/glue-tiny
-ours=$("$BIN" finetune --model "$TRAIN_MODEL" --data "$DATA" --train-layers all --backend gpu --train-limit "$TRAIN_PAIRS" \
-  --num-train-epochs 1 --no-cache --json | tail -1 | "$PY" -c 'import sys, json; print(round(json.load(sys.stdin)["speed"]["pairs_per_second"], 1))')
+ours=$("$BIN" finetune --model "$TRAIN_MODEL" --data "$DATA" --train-layers all --backend gpu --max-train-samples "$TRAIN_PAIRS" \
+  --num-train-epochs 1 --no-cache --json | tail -1 | "$PY" -c 'import sys, json; print(round(json.load(sys.stdin)["train_samples_per_second"], 1))')
 echo "| ours, wgpu ($WGPU_BACKEND) | $ours |"
 torch_rate=$("$PY" bench/pytorch_finetune.py --model-dir "$TRAIN_MODEL" --data "$DATA" --max-steps "$TRAIN_STEPS" --cuda 2>/dev/null \
   | tail -1 | "$PY" -c 'import sys, json; print(round(json.load(sys.stdin)["pairs_per_second"], 1))' 2>/dev/null) \
