@@ -14,6 +14,8 @@ use bertlab::kernels::adamw::{adamw_cpu, AdamW, AdamWKernel};
 use bertlab::kernels::cross_entropy::{cross_entropy_cpu, CrossEntropyKernel, IGNORE_INDEX};
 use bertlab::kernels::relu_backward::{relu_backward_cpu, ReluBackwardKernel};
 use bertlab::kernels::squared_error::{squared_error_cpu, SquaredErrorKernel};
+use bertlab::protocol::{decode, encode, FromWorker, RunEvent};
+use bertlab::task::metrics::EntityScores;
 use bertlab::ModelIdentity;
 use common::{assert_close, f32s, fixtures, gpu, read_json, values};
 
@@ -321,6 +323,26 @@ fn metrics_count_like_sklearn_and_refuse_nan() {
     assert_eq!(old.scores, Scores::Classes { accuracy: 0.75, f1: Some(0.8), confusion: Some(vec![vec![1, 2], vec![3, 4]]) });
     let now: Metrics = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
     assert_eq!(now, m);
+}
+
+#[test]
+fn every_tasks_metrics_cross_between_the_engine_worker_and_the_page() {
+    // the worker's messages are postcard, which cannot read what only a self-describing format can
+    // (an epoch's metrics were dropped on the page, and its run never seemed to end)
+    let entity = |kind: &str| EntityScores { kind: kind.into(), precision: 0.5, recall: 0.25, f1: 1.0 / 3.0, support: 4 };
+    for scores in [
+        Scores::Classes { accuracy: 0.5, f1: None, confusion: Some(vec![vec![0, 1, 2], vec![3, 4, 5], vec![6, 7, 8]]) },
+        Scores::Classes { accuracy: 0.75, f1: Some(0.8), confusion: None },
+        Scores::Regression { pearson: 0.9, spearman: -0.1 },
+        Scores::Entities { all: entity(""), accuracy: 0.9, types: vec![entity("LOC"), entity("PER")] },
+    ] {
+        let metrics = Metrics { loss: 0.25, scores };
+        let event = FromWorker::Run(RunEvent::Epoch { metrics: metrics.clone() });
+        match decode::<FromWorker>(&encode(&event).unwrap()).unwrap() {
+            FromWorker::Run(RunEvent::Epoch { metrics: back }) => assert_eq!(back, metrics),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[test]

@@ -1,10 +1,12 @@
-//! Fine-tuning a head on frozen BERT features, reported like transformers'
-//! Trainer: loss per step; loss, accuracy and F1 on validation each epoch.
+//! Fine-tuning runs, reported like transformers' Trainer: the loss per step,
+//! the task's scores on validation each epoch ([`Metrics`]).
 //!
-//! Features are extracted once (the encoder is frozen, [`features`]), then a
-//! [`training::Training`] runs step by step so a caller can pause, resume,
-//! checkpoint or stop between steps. [`head_io`] writes and reads trained
-//! heads; [`baseline`] fits the logistic regression they are compared with.
+//! [`model_training::ModelTraining`] trains BERT's layers with the task's
+//! head on [`encoded`] examples; [`training::Training`] a head on frozen
+//! features extracted once ([`features`]). Both advance step by step so a
+//! caller can pause, resume, checkpoint or stop between steps. [`head_io`]
+//! writes and reads trained heads; [`baseline`] fits the logistic regression
+//! they are compared with.
 
 pub mod baseline;
 pub mod encoded;
@@ -18,6 +20,7 @@ use crate::classifier::TrainLayers;
 use crate::error::{Error, Result};
 use crate::head::HeadInput;
 use crate::task::metrics::{self, EntityScores};
+use crate::task::{Examples, Target, TaskData};
 use crate::tokenize::MIN_LEN;
 
 /// The default learning rate of a head alone on frozen features: the
@@ -145,8 +148,7 @@ pub fn learning_rate_at(step: usize, total: usize, warmup: usize, base: f32) -> 
 }
 
 /// Validation results: the loss and the task's scores.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(from = "MetricsRecord")]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Metrics {
     pub loss: f64,
     pub scores: Scores,
@@ -173,23 +175,38 @@ pub enum Scores {
     },
 }
 
+/// Metrics as saved now (the fields of [`Metrics`]).
+#[derive(serde::Deserialize)]
+#[serde(rename = "Metrics")]
+struct MetricsNow {
+    loss: f64,
+    scores: Scores,
+}
+
 /// Metrics as saved now, or as runs saved before N-label tasks wrote them (MRPC's two classes).
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum MetricsRecord {
-    Now { loss: f64, scores: Scores },
+    Now(MetricsNow),
     Mrpc { loss: f64, accuracy: f64, f1: f64, confusion: [[usize; 2]; 2] },
 }
 
-impl From<MetricsRecord> for Metrics {
-    fn from(r: MetricsRecord) -> Self {
-        match r {
-            MetricsRecord::Now { loss, scores } => Metrics { loss, scores },
+/// Saved JSON (run records, checkpoints' metadata, metrics.json) may hold
+/// the old layout; the page's binary messages (postcard, which cannot read
+/// an untagged enum) only ever carry the new one.
+impl<'de> serde::Deserialize<'de> for Metrics {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let now = |MetricsNow { loss, scores }| Metrics { loss, scores };
+        if !d.is_human_readable() {
+            return MetricsNow::deserialize(d).map(now);
+        }
+        Ok(match MetricsRecord::deserialize(d)? {
+            MetricsRecord::Now(m) => now(m),
             MetricsRecord::Mrpc { loss, accuracy, f1, confusion } => {
                 let confusion = Some(confusion.iter().map(|r| r.to_vec()).collect());
                 Metrics { loss, scores: Scores::Classes { accuracy, f1: Some(f1), confusion } }
             }
-        }
+        })
     }
 }
 
@@ -289,6 +306,37 @@ pub fn majority_baseline(train_labels: &[u32], eval_labels: &[u32], classes: usi
     let prior: Vec<f32> = counts.iter().map(|&n| (n as f32 / train_labels.len() as f32).max(1e-6)).collect();
     let probs: Vec<f32> = eval_labels.iter().flat_map(|_| prior.iter().copied()).collect();
     evaluate(&probs, eval_labels, classes)
+}
+
+/// What always answering the training data's most frequent class scores on
+/// validation, as the task scores it (for tags: every word the most frequent
+/// tag, usually `O`, so no entity at all); `None` for a regression.
+pub fn majority_metrics(data: &TaskData) -> Option<Metrics> {
+    let names = data.task.labels.names();
+    let classes = names.len();
+    let counts = data.train.class_counts(classes);
+    let majority = counts.iter().enumerate().max_by_key(|(_, &n)| n)?.0 as u32;
+    match &data.eval {
+        Examples::Texts(e) => {
+            let train_ids: Vec<u32> = data.train.class_ids();
+            let eval_ids: Vec<u32> = e.iter().filter_map(|x| if let Target::Class(c) = x.target { Some(c) } else { None }).collect();
+            (eval_ids.len() == e.len()).then(|| majority_baseline(&train_ids, &eval_ids, classes).ok()).flatten()
+        }
+        Examples::Words(e) => {
+            let sentences: Vec<(Vec<&str>, Vec<&str>)> = e
+                .iter()
+                .map(|x| {
+                    (vec![names[majority as usize].as_str(); x.tags.len()], x.tags.iter().map(|&t| names[t as usize].as_str()).collect())
+                })
+                .collect();
+            let (all, accuracy, types) = metrics::entity_scores(&sentences);
+            let total: usize = counts.iter().sum();
+            // the prior's loss: the tags' entropy under the training frequencies
+            let loss = -e.iter().flat_map(|x| &x.tags).map(|&t| (counts[t as usize].max(1) as f64 / total.max(1) as f64).ln()).sum::<f64>()
+                / e.iter().map(|x| x.tags.len()).sum::<usize>().max(1) as f64;
+            Some(Metrics { loss, scores: Scores::Entities { all, accuracy, types } })
+        }
+    }
 }
 
 /// Metrics of class probabilities `[n, classes]` against class ids. A

@@ -14,11 +14,15 @@ use bertlab::ModelIdentity;
 type RunListener = Rc<dyn Fn(RunEvent)>;
 /// Where a loaded model's new backend words go.
 type BackendListener = Rc<dyn Fn(ModelIdentity, String)>;
+/// Hears why the worker stopped.
+type LostListener = Rc<dyn Fn(&str)>;
 
 thread_local! {
     static CLIENT: RefCell<Option<Rc<EngineWorker>>> = const { RefCell::new(None) };
     /// Where run events go (the Fine-tune page).
     static RUN_EVENTS: RefCell<Option<RunListener>> = const { RefCell::new(None) };
+    /// Who hears that the worker stopped (the Fine-tune page: a run going there ends).
+    static LOST: RefCell<Option<LostListener>> = const { RefCell::new(None) };
     /// Where backend changes go (the loader's banner).
     static BACKEND: RefCell<Option<BackendListener>> = const { RefCell::new(None) };
 }
@@ -40,8 +44,13 @@ fn client() -> Result<Rc<EngineWorker>, String> {
         }
         FromWorker::Ready | FromWorker::Reply { .. } => {}
     };
-    // the next request starts a fresh worker
-    let on_lost = |_: &str| drop(CLIENT.with(|c| c.borrow_mut().take()));
+    // the next request starts a fresh worker; a run that was going there ends, said why
+    let on_lost = |why: &str| {
+        drop(CLIENT.with(|c| c.borrow_mut().take()));
+        if let Some(f) = LOST.with(|l| l.borrow().clone()) {
+            f(why);
+        }
+    };
     let c = Rc::new(EngineWorker::start(on_event, on_lost)?);
     CLIENT.with(|slot| *slot.borrow_mut() = Some(c.clone()));
     Ok(c)
@@ -64,6 +73,11 @@ pub async fn call(request: Request) -> Reply {
 /// Where run events go from now on.
 pub fn on_run_events(f: impl Fn(RunEvent) + 'static) {
     RUN_EVENTS.with(|r| *r.borrow_mut() = Some(Rc::new(f)));
+}
+
+/// Who hears from now on that the worker stopped, and why.
+pub fn on_worker_lost(f: impl Fn(&str) + 'static) {
+    LOST.with(|l| *l.borrow_mut() = Some(Rc::new(f)));
 }
 
 /// Where a loaded model's new backend words go from now on.
