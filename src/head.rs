@@ -41,6 +41,15 @@ impl HeadInput {
         }
     }
 
+    /// Encoder rows a pair takes: each sentence alone for pair features, else the pair as one.
+    pub fn rows_per_pair(self) -> usize {
+        if self == HeadInput::PairFeatures {
+            2
+        } else {
+            1
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|h| h.name() == s)
     }

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::cosine_matrix;
 use crate::engine::BackendChoice;
 use crate::finetune::{Metrics, TrainConfig};
-use crate::glue::Example;
 use crate::model::{ModelFiles, ModelIdentity};
 use crate::outputs::{AttentionRequest, Outputs, Pooling};
+use crate::task::{Examples, Task};
 use crate::tokenize::Batch;
 
 /// What the page shows about the loaded model.
@@ -131,8 +131,17 @@ pub struct RunRecord {
     /// The step of the last saved checkpoint.
     pub step: u32,
     pub total_steps: usize,
-    pub best_accuracy: Option<f64>,
+    /// The best validation score so far (runs saved before tasks: accuracy).
+    #[serde(alias = "best_accuracy")]
+    pub best_score: Option<f64>,
+    /// What that score is: "accuracy", "entity F1", "Spearman".
+    #[serde(default = "accuracy")]
+    pub score_name: String,
     pub ended: Option<RunEnd>,
+}
+
+fn accuracy() -> String {
+    "accuracy".into()
 }
 
 impl RunRecord {
@@ -186,10 +195,23 @@ pub enum RunEvent {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRequest {
     pub config: TrainConfig,
-    pub train: Vec<Example>,
-    pub dev: Vec<Example>,
+    pub task: Task,
+    pub train: Examples,
+    pub dev: Examples,
     /// Where the data came from ("GLUE MRPC (bundled)", file names).
     pub data: String,
+}
+
+/// What "Try it" says about a text, by task kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Prediction {
+    /// Each label with its probability, in id order.
+    Classes(Vec<(String, f32)>),
+    /// A regression's number.
+    Value(f32),
+    /// Each word with the tag of its first WordPiece (words past
+    /// max_seq_length get none), and the entities those tags make: (type, first word, last word).
+    Tags { words: Vec<String>, tags: Vec<Option<String>>, entities: Vec<(String, usize, usize)> },
 }
 
 /// One file of an exported folder.
@@ -219,9 +241,10 @@ pub enum Request {
         texts: Vec<String>,
         selected: usize,
     },
-    Paraphrase {
-        a: String,
-        b: String,
+    /// "Try it": the trained model (or head) on a text, or a pair.
+    Predict {
+        text: String,
+        pair: Option<String>,
         max_len: usize,
     },
     ImportHead {
@@ -272,7 +295,7 @@ pub enum Reply {
         corrupt_model: bool,
     },
     Explored(Exploration),
-    Probability(f32),
+    Predicted(Prediction),
     HeadImported(String),
     HeadExported {
         #[serde(with = "serde_bytes")]

@@ -17,6 +17,9 @@ use crate::classifier::{HeadKind, Labels};
 use crate::error::{quoted, Error, Result};
 use table::{Format, Table};
 
+/// The largest data file read (TSV, CSV, JSON lines, CoNLL): GLUE's largest split is 10 MB.
+pub const MAX_DATA_BYTES: u64 = 1 << 30;
+
 /// The shape of a task's examples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TaskKind {
@@ -94,6 +97,14 @@ impl Examples {
         match self {
             Examples::Texts(e) => e.truncate(n),
             Examples::Words(e) => e.truncate(n),
+        }
+    }
+
+    /// Each text example's class id (a regression's have none).
+    pub fn class_ids(&self) -> Vec<u32> {
+        match self {
+            Examples::Texts(e) => e.iter().filter_map(|x| if let Target::Class(c) = x.target { Some(c) } else { None }).collect(),
+            Examples::Words(e) => e.iter().flat_map(|x| x.tags.iter().copied()).collect(),
         }
     }
 
@@ -366,6 +377,29 @@ fn note_rare_labels(data: &mut TaskData) {
     }
 }
 
+/// A sentence typed in as words the way CoNLL files split them: at spaces,
+/// with each punctuation mark a word of its own ("London." → "London", ".").
+pub fn words_of(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for chunk in text.split_whitespace() {
+        let mut word = String::new();
+        for c in chunk.chars() {
+            if c.is_alphanumeric() || c == '\'' && !word.is_empty() {
+                word.push(c);
+            } else {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                words.push(c.to_string());
+            }
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+    }
+    words
+}
+
 /// What a split holds, for people to check before a run: counts per label,
 /// the majority baseline (accuracy of always the most frequent class), and
 /// its first examples in words.
@@ -379,6 +413,32 @@ pub struct Summary {
 }
 
 impl TaskData {
+    /// A task's data from examples made elsewhere (the hub's rows), checked
+    /// as files are: every target one of `labels`' classes (or a number).
+    pub fn from_examples(name: &str, labels: Labels, train: Examples, eval: Examples) -> Result<TaskData> {
+        let outputs = labels.outputs() as u32;
+        for (what, split) in [("training", &train), ("validation", &eval)] {
+            let fits = match (split, &labels) {
+                (Examples::Texts(e), Labels::Regression) => e.iter().all(|x| matches!(x.target, Target::Value(v) if v.is_finite())),
+                (Examples::Texts(e), Labels::Classes(_)) => e.iter().all(|x| matches!(x.target, Target::Class(c) if c < outputs)),
+                (Examples::Words(e), Labels::Classes(_)) => {
+                    e.iter().all(|x| x.tags.len() == x.words.len() && x.tags.iter().all(|&t| t < outputs))
+                }
+                (Examples::Words(_), Labels::Regression) => false,
+            };
+            if split.is_empty() || !fits {
+                return Err(Error::Input(format!("the {what} split of {name} has no examples, or targets outside its labels")));
+            }
+        }
+        let kind = match &train {
+            Examples::Texts(e) => TaskKind::Texts { pair: e.iter().any(|x| x.pair.is_some()) },
+            Examples::Words(_) => TaskKind::Words,
+        };
+        let mut data = TaskData { task: Task { name: name.to_string(), kind, labels }, train, eval, notes: Vec::new() };
+        note_rare_labels(&mut data);
+        Ok(data)
+    }
+
     pub fn summary(&self, split: &Examples) -> Summary {
         let names = self.task.label_names();
         let counts: Vec<(String, usize)> = names.iter().cloned().zip(split.class_counts(names.len())).collect();
@@ -475,6 +535,12 @@ mod tests {
         let (ex, _) = read_split(&tsv, "text\tlabel\na\tpos\nb\t0\n", &labels, "data").unwrap();
         let Examples::Texts(ex) = ex else { panic!() };
         assert_eq!((ex[0].target, ex[1].target), (Target::Class(1), Target::Class(0)));
+    }
+
+    #[test]
+    fn typed_text_splits_into_words_as_conll_files_are() {
+        assert_eq!(words_of("Peter Blackburn went to London."), ["Peter", "Blackburn", "went", "to", "London", "."]);
+        assert_eq!(words_of("  it's 3.5 (sic)  "), ["it's", "3", ".", "5", "(", "sic", ")"]);
     }
 
     #[test]

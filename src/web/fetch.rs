@@ -266,17 +266,24 @@ pub async fn fetch_text(path: &str) -> Option<String> {
     String::from_utf8(response_bytes(&resp).await.ok()?).ok()
 }
 
-/// One split of GLUE MRPC from the Hugging Face hub, through its datasets
-/// server's JSON rows API (the hub itself stores GLUE as parquet), 100 rows a
-/// request. `base` is `https://datasets-server.huggingface.co` (or `?datasets=`).
-pub async fn fetch_glue_mrpc(base: &str, split: &str, on_progress: &dyn Fn(usize, usize)) -> Result<bertlab::glue::Dataset, String> {
-    let mut examples = Vec::new();
+/// One split of a dataset of the Hugging Face hub, through its datasets
+/// server's JSON rows API (the hub stores GLUE and CoNLL as parquet), 100
+/// rows a request: each row's object. `base` is
+/// `https://datasets-server.huggingface.co` (or `?datasets=`).
+pub async fn hub_rows(
+    base: &str,
+    (dataset, config): (&str, &str),
+    split: &str,
+    on_progress: &dyn Fn(usize, usize),
+) -> Result<Vec<serde_json::Value>, String> {
+    let mut rows_out = Vec::new();
     let mut total = usize::MAX;
-    while examples.len() < total {
+    while rows_out.len() < total {
         let url = format!(
-            "{}/rows?dataset=nyu-mll%2Fglue&config=mrpc&split={split}&offset={}&length=100",
+            "{}/rows?dataset={}&config={config}&split={split}&offset={}&length=100",
             base.trim_end_matches('/'),
-            examples.len()
+            dataset.replace('/', "%2F"),
+            rows_out.len()
         );
         let resp: Response =
             JsFuture::from(window().fetch_with_str(&url)).await.map_err(|e| js_err(&format!("cannot fetch {url}"), e))?.unchecked_into();
@@ -290,16 +297,8 @@ pub async fn fetch_glue_mrpc(base: &str, split: &str, on_progress: &dyn Fn(usize
         if rows.is_empty() {
             break;
         }
-        for r in rows {
-            let row = &r["row"];
-            let text = |k: &str| row[k].as_str().map(str::to_string).ok_or_else(|| format!("row {}: no {k}", r["row_idx"]));
-            let label = match row["label"].as_u64() {
-                Some(l @ (0 | 1)) => l as u8,
-                _ => return Err(format!("row {}: label is not 0 or 1", r["row_idx"])),
-            };
-            examples.push(bertlab::glue::Example { label, sentence1: text("sentence1")?, sentence2: text("sentence2")? });
-        }
-        on_progress(examples.len(), total);
+        rows_out.extend(rows.iter().map(|r| r["row"].clone()));
+        on_progress(rows_out.len(), total);
     }
-    Ok(bertlab::glue::Dataset { examples, skipped: Vec::new(), has_header: true })
+    Ok(rows_out)
 }

@@ -12,13 +12,14 @@ use std::rc::Rc;
 use bertlab::classifier::backprop::forward;
 use bertlab::classifier::export::export_folder;
 use bertlab::classifier::math::CpuMath;
-use bertlab::classifier::{ClassifierParams, Labels, TrainLayers};
+use bertlab::classifier::{ClassifierParams, HeadKind, Labels, TrainLayers};
 use bertlab::finetune::features::extract_features;
 use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::HeadBackend;
 use bertlab::glue::Example;
 use bertlab::head::softmax_rows;
-use bertlab::protocol::{Exploration, ExportedFile, ModelInfo, Reply, SentenceView, MAX_SENTENCES};
+use bertlab::protocol::{Exploration, ExportedFile, ModelInfo, Prediction, Reply, SentenceView, MAX_SENTENCES};
+use bertlab::task::words_of;
 use bertlab::tokenize::BertTokenizer;
 use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, ModelIdentity, Pooling};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
@@ -29,10 +30,11 @@ use crate::helpers;
 /// The loaded engine, shared with the run that uses it.
 pub type SharedEngine = Rc<Mutex<Engine>>;
 
-/// A fine-tuned BertForSequenceClassification, with what it needs to
-/// tokenize and to be exported (its base model's files).
+/// A fine-tuned model with its task head, with what it needs to tokenize
+/// and to be exported (its labels, its base model's files).
 pub struct TunedModel {
     pub params: ClassifierParams,
+    pub labels: Labels,
     pub files: Rc<ModelFiles>,
     pub tokenizer: Rc<BertTokenizer>,
 }
@@ -249,7 +251,7 @@ pub fn export() -> Result<Reply, String> {
                     .filter_map(|(n, b)| b.as_deref().map(|b| (n, b)))
                     .collect();
             let config = f.config_json.as_deref().ok_or("the model's config.json is missing")?;
-            let files = export_folder(&m.params, &Labels::mrpc(), config, &tokenizer).map_err(|e| e.to_string())?;
+            let files = export_folder(&m.params, &m.labels, config, &tokenizer).map_err(|e| e.to_string())?;
             Ok(Reply::ModelExported { files: files.into_iter().map(|(name, bytes)| ExportedFile { name, bytes }).collect() })
         }
     }
@@ -270,24 +272,56 @@ pub async fn import_head(bytes: &[u8]) -> Result<String, String> {
     Ok(what)
 }
 
-/// P(paraphrase) for one pair: with a fine-tuned model, that model alone;
-/// with a head, the head on the loaded model (refused, with both models
-/// named, when the head was trained on another).
-pub async fn paraphrase_probability(a: String, b: String, max_len: usize) -> Result<f32, String> {
+/// "Try it": a fine-tuned model alone on a text (or a pair), as its task
+/// reads it; or a head on the loaded model's features of a pair (refused,
+/// with both models named, when the head was trained on another).
+pub async fn predict(text: String, pair: Option<String>, max_len: usize) -> Result<Prediction, String> {
     let head = match TRAINED.with(|t| t.borrow().clone()).ok_or("train or import a head first")? {
         Trained::Head(head) => head,
-        Trained::Model(m) => {
-            let batch = m.tokenizer.encode_batch_to(&[Input::Pair(a, b)], max_len).map_err(|e| e.to_string())?;
-            let f = forward(CpuMath::Fast, &m.params, &batch, TrainLayers::All, None, None);
-            return Ok(softmax_rows(&f.logits, m.params.outputs())[1]);
-        }
+        Trained::Model(m) => return predict_with(&m, text, pair, max_len),
     };
+    let pair = pair.ok_or("this head reads sentence pairs: give a second sentence")?;
     let engine = engine()?;
     let mut engine = engine.lock().await;
     head.check_model(engine.identity()).map_err(|e| e.to_string())?;
-    let example = [Example { label: 0, sentence1: a, sentence2: b }];
+    let example = [Example { label: 0, sentence1: text, sentence2: pair }];
     let x = extract_features(&mut engine, &example, head.spec.input, max_len, 1, &mut |_, _| {}).await.map_err(|e| e.to_string())?;
     let mut backend = HeadBackend::new(head.spec, head.params, None);
     let p = backend.predict(&x, 1).await.map_err(|e| e.to_string())?;
-    Ok(p[1])
+    Ok(Prediction::Classes(Labels::mrpc().names().iter().cloned().zip(p).collect()))
+}
+
+fn predict_with(m: &TunedModel, text: String, pair: Option<String>, max_len: usize) -> Result<Prediction, String> {
+    let logits = |batch: &bertlab::Batch| forward(CpuMath::Fast, &m.params, batch, TrainLayers::All, None, None).logits;
+    if m.params.kind == HeadKind::Tokens {
+        let words = words_of(&text);
+        let (ids, word_ids) = m.tokenizer.encode_words(&words, max_len, "the text").map_err(|e| e.to_string())?;
+        let batch = bertlab::Batch::from_rows(vec![(ids.clone(), vec![0; ids.len()])], m.params.bert.config.pad_token_id)
+            .map_err(|e| e.to_string())?;
+        let l = logits(&batch);
+        let names = m.labels.names();
+        let classes = m.params.outputs();
+        // each word's tag: its first WordPiece's argmax
+        let tags: Vec<Option<String>> = (0..words.len())
+            .map(|w| {
+                let t = word_ids.iter().position(|&id| id == Some(w as u32))?;
+                let row = &l[t * classes..][..classes];
+                let best = row.iter().enumerate().fold(0, |b, (c, &v)| if v > row[b] { c } else { b });
+                names.get(best).cloned()
+            })
+            .collect();
+        let tagged: Vec<&str> = tags.iter().map(|t| t.as_deref().unwrap_or("O")).collect();
+        let entities = bertlab::task::metrics::entities(&tagged);
+        return Ok(Prediction::Tags { words, tags, entities });
+    }
+    let input = match pair {
+        Some(p) if !p.trim().is_empty() => Input::Pair(text, p),
+        _ => Input::Single(text),
+    };
+    let batch = m.tokenizer.encode_batch_to(&[input], max_len).map_err(|e| e.to_string())?;
+    let l = logits(&batch);
+    Ok(match &m.labels {
+        Labels::Regression => Prediction::Value(l[0]),
+        Labels::Classes(names) => Prediction::Classes(names.iter().cloned().zip(softmax_rows(&l, names.len())).collect()),
+    })
 }

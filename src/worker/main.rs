@@ -67,8 +67,8 @@ mod worker {
             Request::Explore { texts, selected } => {
                 engine_service::explore(texts, selected).await.map_or_else(Reply::failed, Reply::Explored)
             }
-            Request::Paraphrase { a, b, max_len } => {
-                engine_service::paraphrase_probability(a, b, max_len).await.map_or_else(Reply::failed, Reply::Probability)
+            Request::Predict { text, pair, max_len } => {
+                engine_service::predict(text, pair, max_len).await.map_or_else(Reply::failed, Reply::Predicted)
             }
             Request::ImportHead { bytes } => engine_service::import_head(&bytes).await.map_or_else(Reply::failed, Reply::HeadImported),
             Request::Export => engine_service::export().unwrap_or_else(Reply::failed),

@@ -4,8 +4,8 @@
 //! the page only asks it to start, pause, stop or resume. Loading another
 //! model pauses a training run (saved, to resume when that model is back) and
 //! stops one that is still encoding. A run trains a head on encoded features
-//! (on the engine's device) or BERT's layers with the classifier (on the
-//! CPU path, from the loaded model's weights).
+//! (MRPC's pairs, on the engine's device) or BERT's layers with the task's
+//! head (on the engine's GPU, or the CPU path; from the loaded model's weights).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -13,16 +13,17 @@ use std::rc::Rc;
 
 use bertlab::browser::yield_now;
 use bertlab::classifier::math::CpuMath;
-use bertlab::classifier::{ClassifierParams, HeadKind, Labels};
+use bertlab::classifier::{ClassifierParams, Labels};
 use bertlab::finetune::encoded::Encoded;
 use bertlab::finetune::features::extract_features;
 use bertlab::finetune::model_training::ModelTraining;
 use bertlab::finetune::progress::Progress;
 use bertlab::finetune::training::{Event, HeadBackend, RunSetup, Split, Training};
 use bertlab::finetune::TrainConfig;
-use bertlab::glue::{Dataset, Example};
+use bertlab::glue::Example;
 use bertlab::head::HeadSpec;
 use bertlab::protocol::{PauseReason, RunEnd, RunEvent, RunRecord, RunRequest, SplitName};
+use bertlab::task::{Examples, Target, Task, TaskKind};
 use bertlab::tokenize::BertTokenizer;
 use bertlab::{Model, ModelFiles};
 use wasm_bindgen_futures::spawn_local;
@@ -84,8 +85,10 @@ impl Trainer {
                 }
             }
             Trainer::Model(t, files, tokenizer) => {
+                let labels = t.labels.clone();
                 if let Ok(params) = t.params().await {
-                    engine_service::set_model(TunedModel { params: params.clone(), files: files.clone(), tokenizer: tokenizer.clone() });
+                    let (params, files, tokenizer) = (params.clone(), files.clone(), tokenizer.clone());
+                    engine_service::set_model(TunedModel { params, labels, files, tokenizer });
                 }
             }
         }
@@ -113,6 +116,29 @@ thread_local! {
     static PAUSED: RefCell<Option<Paused>> = const { RefCell::new(None) };
     /// Encoded splits by model, input, length, data and split: a second run trains at once.
     static FEATURES: RefCell<HashMap<String, Vec<f32>>> = RefCell::new(HashMap::new());
+}
+
+/// Why a head on frozen features refuses a task.
+const HEAD_TASKS: &str = "a head on frozen features learns sentence pairs of two classes (MRPC's): fine-tune BERT's layers for this task";
+
+/// A task's examples as MRPC pairs, when they are pairs of two classes.
+fn mrpc_pairs(e: &Examples) -> Option<Vec<Example>> {
+    let Examples::Texts(e) = e else { return None };
+    e.iter()
+        .map(|x| match (&x.pair, x.target) {
+            (Some(p), Target::Class(y @ (0 | 1))) => Some(Example { label: y as u8, sentence1: x.text.clone(), sentence2: p.clone() }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The score a task's runs are judged by, as `Metrics::headline` names it.
+fn score_name(task: &Task) -> &'static str {
+    match (task.kind, &task.labels) {
+        (TaskKind::Words, _) => "entity F1",
+        (_, Labels::Regression) => "Spearman",
+        _ => "accuracy",
+    }
 }
 
 /// Whether a run holds the slot (encoding or training).
@@ -238,30 +264,34 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
         (e.identity().clone(), e.gpu_context().cloned())
     };
     let failed = |e: bertlab::Error| RunEvent::Failed(e.to_string());
-    let labels = |e: &[Example]| e.iter().map(|x| u32::from(x.label)).collect::<Vec<u32>>();
+    let task = &req.task;
     // BERT's layers start from the loaded model's weights (parsed again from its files: the engine keeps them packed)
     let base = if c.trains_layers() {
         let files = engine_service::loaded().map_err(RunEvent::Failed)?.1;
         let model = Model::from_files(&files).map_err(failed)?;
-        Some((ClassifierParams::new(model.weights, HeadKind::Sequence, Labels::mrpc().outputs(), c.seed), files, Rc::new(model.tokenizer)))
+        Some((ClassifierParams::new(model.weights, task.head(), task.labels.outputs(), c.seed), files, Rc::new(model.tokenizer)))
     } else {
         None
     };
     let (data, checkpoint_bytes) = match &base {
         Some((params, _, tokenizer)) => {
-            let encode = |e: &[Example]| Encoded::encode(tokenizer, &Dataset::texts(e), c.max_seq_length).map_err(failed);
+            let encode = |e: &Examples| Encoded::encode(tokenizer, e, c.max_seq_length).map_err(failed);
             let (train, eval) = (encode(&req.train)?, encode(&req.dev)?);
             // a checkpoint holds each trained value three times (value and two moments)
             (RunData::Encoded { train, eval }, params.counts(c.train_layers).1 as f64 * 12.0)
         }
         None => {
+            // a head on frozen features learns sentence pairs of two classes (MRPC's)
+            let pairs = |e: &Examples| mrpc_pairs(e).ok_or_else(|| RunEvent::Failed(HEAD_TASKS.into()));
+            let (train_pairs, dev_pairs) = (pairs(&req.train)?, pairs(&req.dev)?);
+            let labels = |e: &[Example]| e.iter().map(|x| u32::from(x.label)).collect::<Vec<u32>>();
             let key = |split: &str, n: usize| {
                 format!("{}|{:?}|{}|{}|{split}|{n}", identity.fingerprint, c.head_input, c.max_seq_length, req.data)
             };
-            let train_x = encode(engine, controls, key("train", req.train.len()), SplitName::Train, &req.train, &c, sink).await?;
-            let dev_x = encode(engine, controls, key("dev", req.dev.len()), SplitName::Validation, &req.dev, &c, sink).await?;
-            let train = Split { x: train_x, labels: labels(&req.train) };
-            (RunData::Features { train, eval: Split { x: dev_x, labels: labels(&req.dev) } }, 0.0)
+            let train_x = encode(engine, controls, key("train", train_pairs.len()), SplitName::Train, &train_pairs, &c, sink).await?;
+            let dev_x = encode(engine, controls, key("dev", dev_pairs.len()), SplitName::Validation, &dev_pairs, &c, sink).await?;
+            let train = Split { x: train_x, labels: labels(&train_pairs) };
+            (RunData::Features { train, eval: Split { x: dev_x, labels: labels(&dev_pairs) } }, 0.0)
         }
     };
     let record = RunRecord {
@@ -273,14 +303,15 @@ async fn prepare(engine: &SharedEngine, controls: &Controls, req: RunRequest, si
         train_pairs: req.train.len(),
         step: 0,
         total_steps: c.total_steps(req.train.len()),
-        best_accuracy: None,
+        best_score: None,
+        score_name: score_name(task).into(),
         ended: None,
     };
     let refused = run_store::save_new(&record, &data, checkpoint_bytes).await.err();
     let trainer = match (data, base) {
         (RunData::Encoded { train, eval }, Some((params, files, tokenizer))) => {
-            let mut t =
-                ModelTraining::new(record.id.clone(), identity, params, Labels::mrpc(), c, CpuMath::Fast, train, eval).map_err(failed)?;
+            let labels = task.labels.clone();
+            let mut t = ModelTraining::new(record.id.clone(), identity, params, labels, c, CpuMath::Fast, train, eval).map_err(failed)?;
             // on the engine's GPU when it has one (the whole model trains there in minutes, not hours)
             if let Some(ctx) = gpu {
                 t = t.on_gpu(ctx).map_err(failed)?;
@@ -359,7 +390,7 @@ async fn save(training: &mut Trainer, stored: &mut Stored, sink: &Sink) -> bool 
     }
     let record = &mut stored.record;
     record.step = training.progress().step;
-    record.best_accuracy = training.progress().metrics.iter().map(|m| m.headline().1).reduce(f64::max);
+    record.best_score = training.progress().metrics.iter().map(|m| m.headline().1).reduce(f64::max);
     let saved = match training.checkpoint().await {
         Ok(bytes) => run_store::save_checkpoint(record, &bytes).await,
         Err(e) => Err(e.to_string()),

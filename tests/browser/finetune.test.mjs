@@ -53,12 +53,12 @@ test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, e
   await waitForModel(page, 'tiny/bert');
   assert.match(await text(page, 'backend'), /GPU: .*WebGPU/);
   await page.waitForSelector('[data-testid=data-summary]', { timeout: LONG });
-  assert.match(await text(page, 'train-stats'), /240 pairs, 160 paraphrases/);
-  assert.match(await text(page, 'dev-stats'), /60 pairs, 41 paraphrases .* majority-class baseline 68\.3% accuracy/);
+  assert.match(await text(page, 'train-stats'), /240 examples; not_equivalent 80 \(33\.3%\), equivalent 160 \(66\.7%\)/);
+  assert.match(await text(page, 'dev-stats'), /60 examples; not_equivalent 19 \(31\.7%\), equivalent 41 \(68\.3%\) · majority-class baseline 68\.3% accuracy/);
   // the same split from the (mock) hub's datasets server, 100 rows a request
-  await page.click('[data-testid=fetch-mrpc]');
+  await page.click('[data-testid=fetch-hub]');
   await waitForText(page, 'data-summary', /Hugging Face hub/);
-  assert.match(await text(page, 'train-stats'), /240 pairs, 160 paraphrases/);
+  assert.match(await text(page, 'train-stats'), /240 examples; not_equivalent 80/);
   assert.equal(server.log.filter((p) => p === '/datasets/rows').length, 3 + 1);
 
   // the baseline row: always "paraphrase" scores 41/60 and F1 2·(41/60)/(1 + 41/60)
@@ -91,7 +91,7 @@ test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, e
   const run = page.locator('[data-testid=saved-run]');
   await run.first().waitFor({ timeout: LONG });
   assert.equal(await run.count(), 1, 'one run, though Start was clicked twice');
-  assert.match(await run.first().textContent(), new RegExp(`tiny/bert · MLP head on pair · lr 0.01 · GLUE MRPC \\(Hugging Face hub\\) · step ${pausedAt} of 240 .*resumable`));
+  assert.match(await run.first().textContent(), new RegExp(`tiny/bert · MLP head on pair · lr 0.01 · GLUE MRPC \\(paraphrase pairs\\) \\(Hugging Face hub\\) · step ${pausedAt} of 240 .*resumable`));
   await run.first().locator('[data-testid=resume-run]').click();
   await status(page, /^Done\.$/);
   const all = await losses(page);
@@ -114,7 +114,7 @@ test('fine-tune on WebGPU: loss falls, metrics, pause, reload, resume, try it, e
 
   // try it
   await page.click('[data-testid=try]');
-  await waitForText(page, 'try-answer', /^(paraphrase|not a paraphrase) · P\(paraphrase\) = (0\.\d{3}|1\.000)$/);
+  await waitForText(page, 'try-answer', /^(equivalent|not_equivalent) · P\(not_equivalent\) = \d\.\d{3}, P\(equivalent\) = \d\.\d{3}$/);
 
   // export: the MLP head with its metadata, and the model it was trained on
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=export]')]);
@@ -168,7 +168,7 @@ test('a run keeps its model; heads and saved runs refuse another; runs resume on
   await page.setInputFiles('[data-testid=import-head]', head);
   await waitForText(page, 'import-result', /^Imported: Linear head on pooler features, trained on tiny-bert/);
   await page.click('[data-testid=try]');
-  await waitForText(page, 'try-answer', /^(paraphrase|not a paraphrase) · P\(paraphrase\) = /);
+  await waitForText(page, 'try-answer', /^(equivalent|not_equivalent) · P\(not_equivalent\) = /);
 
   // run B with other settings while A is paused: A stays saved as its own run
   await setParam(page, 'train-limit', 64);
@@ -212,11 +212,11 @@ test('a run keeps its model; heads and saved runs refuse another; runs resume on
   const train = fs.readFileSync(path.join(glueDir, 'train.tsv'), 'utf8').split('\n').slice(0, 31).join('\n') + '\n1\t5\t6\tonly four columns\n';
   fs.writeFileSync(path.join(dir, 'train.tsv'), train);
   fs.writeFileSync(path.join(dir, 'dev.tsv'), fs.readFileSync(path.join(glueDir, 'dev.tsv')));
-  await page.setInputFiles('[data-testid=train-tsv]', path.join(dir, 'train.tsv'));
-  await page.setInputFiles('[data-testid=dev-tsv]', path.join(dir, 'dev.tsv'));
+  await page.setInputFiles('[data-testid=train-file]', path.join(dir, 'train.tsv'));
+  await page.setInputFiles('[data-testid=dev-file]', path.join(dir, 'dev.tsv'));
   await waitForText(page, 'data-summary', /train\.tsv \+ dev\.tsv/);
-  assert.match(await text(page, 'train-stats'), /^train: 30 pairs/);
-  assert.match(await text(page, 'skipped'), /1 malformed rows skipped.*train line 32: 4 columns instead of 5/s);
+  assert.match(await text(page, 'train-stats'), /^train: 30 examples/);
+  assert.match(await text(page, 'skipped'), /1 notes on the data.*training file: skipped line 32: 4 columns instead of 5/s);
   await page.screenshot({ path: path.join(artifacts, 'finetune-runs.png'), fullPage: true });
   assert.deepEqual(errors, []);
 });
@@ -238,7 +238,7 @@ test('a full browser storage is reported, never shown as saved', { timeout: 600_
   await setParam(page, 'lr', '1e-7');
   await page.click('[data-testid=start]');
   await status(page, /^Done\.$/);
-  await waitForText(page, 'verdict', /predicts "(paraphrase|not a paraphrase)" for every validation pair|No epoch beats the majority baseline \(68\.3% accuracy\)/);
+  await waitForText(page, 'verdict', /predicts "(equivalent|not_equivalent)" for every validation example|No epoch beats the majority baseline \(68\.3% accuracy\)/);
   assert.match(await text(page, 'save-state'), /^Not saved: the browser's storage is full/);
   await page.waitForFunction(() => /browser storage: .* used of /.test(document.querySelector('[data-testid=storage]')?.textContent), null, { timeout: LONG });
   assert.equal(await page.locator('[data-testid=saved-run]').count(), 0);
@@ -301,7 +301,7 @@ async function wholeModelRun(t, gpu) {
   assert.equal(await epochRows(page).count(), epochs);
   await checkEpochRows(page, 60);
   await page.click('[data-testid=try]');
-  await waitForText(page, 'try-answer', /^(paraphrase|not a paraphrase) · P\(paraphrase\) = (0\.\d{3}|1\.000)$/);
+  await waitForText(page, 'try-answer', /^(equivalent|not_equivalent) · P\(not_equivalent\) = \d\.\d{3}, P\(equivalent\) = \d\.\d{3}$/);
 
   // export: a Hugging Face folder, one download per file
   const dir = fs.mkdtempSync(path.join(artifacts, 'tuned-'));

@@ -5,52 +5,32 @@
 //! pause/resume (also across a reload, from the saved runs), "Try it", and
 //! export (a head, or a Hugging Face folder) and import of a head.
 
+mod data;
 mod state;
 
 use bertlab::classifier::cost::{forward_units, training_bytes};
 use bertlab::classifier::TrainLayers;
-use bertlab::finetune::{majority_baseline, Metrics, TrainConfig};
-use bertlab::glue::Dataset;
+use bertlab::finetune::{majority_metrics, Metrics, Scores, TrainConfig};
 use bertlab::head::HeadInput;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use bertlab::browser::storage::megabytes;
-use bertlab::protocol::{PauseReason, Reply, Request, RunEnd, SplitName};
+use bertlab::protocol::{PauseReason, Prediction, Reply, Request, RunEnd, SplitName};
+use bertlab::task::TaskKind;
 
 use crate::chart::LossChart;
 use crate::client;
 use crate::fetch;
 use crate::loader::LoaderState;
+use data::DataPanel;
 pub use state::Ft;
-use state::{Data, SaveState, Status};
-
-/// Both splits' sizes, for the data panel.
-fn describe(d: &Dataset) -> String {
-    let p = d.positives();
-    format!(
-        "{} pairs, {} paraphrases ({:.1}%), {} not",
-        d.examples.len(),
-        p,
-        100.0 * p as f64 / d.examples.len() as f64,
-        d.examples.len() - p
-    )
-}
+use state::{SaveState, Status};
 
 #[component]
 pub fn FinetunePage(loader: LoaderState, #[prop(into)] active: Signal<bool>) -> impl IntoView {
     let ft = Ft::new();
     ft.listen();
-    // MRPC as served next to the page (set-up copies it there), if it is
-    spawn_local(async move {
-        match (fetch::fetch_text("data/mrpc/train.tsv").await, fetch::fetch_text("data/mrpc/dev.tsv").await) {
-            (Some(t), Some(d)) => match (Dataset::parse(&t), Dataset::parse(&d)) {
-                (Ok(train), Ok(dev)) => ft.data.set(Some(Data { source: "GLUE MRPC (bundled)".into(), train, dev })),
-                (Err(e), _) | (_, Err(e)) => ft.data_error.set(Some(e.to_string())),
-            },
-            _ => ft.data_error.set(Some("No MRPC copy next to the page: choose a train and a validation TSV.".into())),
-        }
-    });
     ft.refresh_runs();
     // the speed behind the estimate: measured once per loaded model, when the tab is first open on it
     let measured = StoredValue::new(0u32);
@@ -73,110 +53,6 @@ pub fn FinetunePage(loader: LoaderState, #[prop(into)] active: Signal<bool>) -> 
             <ResultsPanel ft=ft/>
             <TryIt ft=ft/>
         </div>
-    }
-}
-
-/// Hugging Face's datasets server, unless the page's link says `?datasets=`.
-const DEFAULT_DATASETS: &str = "https://datasets-server.huggingface.co";
-
-/// Where "Fetch GLUE MRPC" goes, and the origin to name on the button when
-/// the link chose one the user did not (the click is their consent).
-fn datasets_server() -> (String, Option<String>) {
-    let base = fetch::query_param("datasets").unwrap_or_else(|| DEFAULT_DATASETS.into());
-    let foreign = fetch::foreign_origin(&base, DEFAULT_DATASETS);
-    (base, foreign)
-}
-
-/// The hub's GLUE MRPC train and validation splits.
-fn fetch_from_hub(ft: Ft) {
-    let (base, foreign) = datasets_server();
-    let progress = ft.hub_progress;
-    spawn_local(async move {
-        let report = move |split: &'static str| move |done: usize, total: usize| progress.set(format!("{split}: {done}/{total} pairs"));
-        let train = fetch::fetch_glue_mrpc(&base, "train", &report("train")).await;
-        let dev = match train {
-            Ok(_) => fetch::fetch_glue_mrpc(&base, "validation", &report("validation")).await,
-            Err(ref e) => Err(e.clone()),
-        };
-        match (train, dev) {
-            (Ok(train), Ok(dev)) => {
-                ft.data_error.set(None);
-                let source = match foreign {
-                    Some(origin) => format!("GLUE MRPC (from {origin})"),
-                    None => "GLUE MRPC (Hugging Face hub)".into(),
-                };
-                ft.data.set(Some(Data { source, train, dev }));
-            }
-            (Err(e), _) | (_, Err(e)) => ft.data_error.set(Some(e)),
-        }
-    });
-}
-
-#[component]
-fn DataPanel(ft: Ft) -> impl IntoView {
-    let hub_progress = ft.hub_progress;
-    let train_file = RwSignal::new(None::<(String, String)>);
-    let pick = move |ev: leptos::ev::Event, dev: bool| {
-        let input: web_sys::HtmlInputElement = event_target(&ev);
-        let Some(file) = input.files().and_then(|l| l.get(0)) else { return };
-        spawn_local(async move {
-            let name = file.name();
-            let text = match wasm_bindgen_futures::JsFuture::from(file.text()).await {
-                Ok(t) => t.as_string().unwrap_or_default(),
-                Err(_) => return ft.data_error.set(Some(format!("cannot read {name}"))),
-            };
-            if !dev {
-                train_file.set(Some((name, text)));
-                return;
-            }
-            let Some((train_name, train_text)) = train_file.get_untracked() else {
-                return ft.data_error.set(Some("choose the training TSV first".into()));
-            };
-            match (Dataset::parse(&train_text), Dataset::parse(&text)) {
-                (Ok(train), Ok(dev)) => {
-                    ft.data_error.set(None);
-                    ft.data.set(Some(Data { source: format!("{train_name} + {name}"), train, dev }));
-                }
-                (Err(e), _) => ft.data_error.set(Some(format!("{train_name}: {e}"))),
-                (_, Err(e)) => ft.data_error.set(Some(format!("{name}: {e}"))),
-            }
-        });
-    };
-    view! {
-        <section class="panel" aria-label="Data">
-            <h2>"Data"</h2>
-            {move || ft.data.get().map(|d| view! {
-                <p data-testid="data-summary"><b>{d.source.clone()}</b></p>
-                <ul class="data-stats">
-                    <li data-testid="train-stats">"train: "{describe(&d.train)}</li>
-                    <li data-testid="dev-stats">"validation: "{describe(&d.dev)}
-                        {format!(" · majority-class baseline {:.1}% accuracy", 100.0 * d.dev.majority_accuracy())}</li>
-                </ul>
-                {(!d.train.skipped.is_empty() || !d.dev.skipped.is_empty()).then(|| view! {
-                    <details class="notice" data-testid="skipped"><summary>{format!("{} malformed rows skipped", d.train.skipped.len() + d.dev.skipped.len())}</summary>
-                        <ul>{d.train.skipped.iter().map(|s| view! { <li>"train "{s.clone()}</li> }).chain(d.dev.skipped.iter().map(|s| view! { <li>"validation "{s.clone()}</li> })).collect_view()}</ul>
-                    </details>
-                })}
-                <table class="examples">
-                    <thead><tr><th>"label"</th><th>"sentence 1"</th><th>"sentence 2"</th></tr></thead>
-                    <tbody>{d.train.examples.iter().take(3).map(|e| view! {
-                        <tr><td>{e.label}</td><td>{e.sentence1.clone()}</td><td>{e.sentence2.clone()}</td></tr>
-                    }).collect_view()}</tbody>
-                </table>
-            })}
-            {move || ft.data_error.get().map(|e| view! { <div class="status error" role="alert" data-testid="data-error">{e}</div> })}
-            <div class="row">
-                <button type="button" data-testid="fetch-mrpc" on:click=move |_| fetch_from_hub(ft)>{match datasets_server().1 {
-                    Some(origin) => format!("Fetch GLUE MRPC from {origin} (this page's link chose it)"),
-                    None => "Fetch GLUE MRPC from the Hugging Face hub".into(),
-                }}</button>
-                <span data-testid="fetch-progress">{move || hub_progress.get()}</span>
-            </div>
-            <div class="row">
-                <label>"Train TSV "<input type="file" accept=".tsv,.txt" data-testid="train-tsv" on:change=move |ev| pick(ev, false)/></label>
-                <label>"Validation TSV "<input type="file" accept=".tsv,.txt" data-testid="dev-tsv" on:change=move |ev| pick(ev, true)/></label>
-            </div>
-        </section>
     }
 }
 
@@ -291,7 +167,7 @@ fn run_time(ft: Ft, t: TrainLayers, layers: usize) -> Option<String> {
         n => n,
     };
     let c = ft.config.get();
-    let units = forward_units(t, layers, d.train.examples.len().min(limit), d.dev.examples.len(), c.num_train_epochs);
+    let units = forward_units(t, layers, d.task.train.len().min(limit), d.task.eval.len(), c.num_train_epochs);
     Some(duration(units * ms / 1e3))
 }
 
@@ -313,9 +189,22 @@ fn ParamsPanel(ft: Ft, loader: LoaderState) -> impl IntoView {
             ft.set_train_layers(suggested);
         }
     });
+    // a head on frozen features learns sentence pairs of two classes (MRPC's); other tasks train layers
+    let head_fits = Memo::new(move |_| {
+        ft.data.with(|d| {
+            d.as_ref().is_none_or(|d| d.task.task.kind == TaskKind::Texts { pair: true } && d.task.task.labels.names().len() == 2)
+        })
+    });
+    Effect::new(move |_| {
+        if !head_fits.get() && !c.get_untracked().trains_layers() {
+            let l = layers.get_untracked();
+            ft.set_train_layers(if on_gpu.get_untracked() == Some(true) || l <= 2 { TrainLayers::All } else { TrainLayers::Top(2) });
+        }
+    });
     let choices = move || {
         let l = layers.get();
-        std::iter::once(TrainLayers::Top(0)).chain((1..l).map(TrainLayers::Top)).chain([TrainLayers::All]).collect::<Vec<_>>()
+        let head = head_fits.get().then_some(TrainLayers::Top(0));
+        head.into_iter().chain((1..l).map(TrainLayers::Top)).chain([TrainLayers::All]).collect::<Vec<_>>()
     };
     let value = |t: TrainLayers| match t {
         TrainLayers::All => "all".to_string(),
@@ -377,7 +266,7 @@ fn ParamsPanel(ft: Ft, loader: LoaderState) -> impl IntoView {
                         }).into_iter().collect_view()}
                     </select>
                 </label>
-                <label class="param">"train on the first N pairs (0 = all)"
+                <label class="param">"train on the first N examples (0 = all)"
                     <input type="text" inputmode="numeric" data-testid="train-limit" prop:value=move || ft.train_limit.get().to_string()
                         aria-invalid=move || ft.invalid.with(|m| m.contains_key("train-limit")).to_string()
                         on:input=move |ev| match event_target_value(&ev).trim().parse() {
@@ -388,7 +277,7 @@ fn ParamsPanel(ft: Ft, loader: LoaderState) -> impl IntoView {
                 </label>
             </div>
             <p class="hint">{move || if c.get().trains_layers() {
-                "BERT's layers train with BertForSequenceClassification's head (pooler → dropout → Linear), dropout from config.json, the Trainer's AdamW (no decay on biases and LayerNorm weights), gradients clipped to norm 1 and the linear schedule: the Trainer's 2e-5 is the learning rate to start from. On this tab's CPU path every layer costs minutes per epoch; the top two are the suggested start."
+                "BERT's layers train with the task's head (BertForSequenceClassification: pooler → dropout → Linear; BertForTokenClassification: dropout → Linear on every token), dropout from config.json, the Trainer's AdamW (no decay on biases and LayerNorm weights), gradients clipped to norm 1 and the linear schedule: the Trainer's 2e-5 is the learning rate to start from. On this tab's CPU path every layer costs minutes per epoch; the top two are the suggested start."
             } else {
                 "The encoder stays frozen: only the head trains, so the default learning rate is 1e-3 (the Trainer's 2e-5 is meant for the whole model and leaves a head at the majority class)."
             }}</p>
@@ -406,11 +295,11 @@ fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
         <p class="estimate" data-testid="estimate">{move || {
             let d = ft.data.get()?;
             let limit = match ft.train_limit.get() { 0 => usize::MAX, n => n };
-            let pairs = d.train.examples.len().min(limit) + d.dev.examples.len();
+            let pairs = d.task.train.len().min(limit) + d.task.eval.len();
             let c = ft.config.get();
             if c.trains_layers() {
                 let info = loader.info.get()?;
-                let steps = c.total_steps(d.train.examples.len().min(limit));
+                let steps = c.total_steps(d.task.train.len().min(limit));
                 let config = bertlab::config::BertConfig {
                     vocab_size: info.vocab, hidden_size: info.hidden, num_hidden_layers: info.layers, num_attention_heads: info.heads,
                     max_position_embeddings: info.max_positions, intermediate_size: info.intermediate, ..bertlab::config::BertConfig::bert_base()
@@ -426,12 +315,13 @@ fn Estimate(ft: Ft, loader: LoaderState) -> impl IntoView {
                 };
                 return Some(format!(
                     "Start trains {} for {steps} steps{time}, evaluating {} validation pairs each epoch; the run holds about {:.0} MB (weights, gradients, AdamW's moments, activations).{too_big}",
-                    c.train_layers.describe(), d.dev.examples.len(), memory / 1e6
+                    c.train_layers.describe(), d.task.eval.len(), memory / 1e6
                 ));
             }
             // one forward per pair, or two when each sentence is encoded alone
-            let forwards = pairs * if matches!(c.head_input, HeadInput::Mean | HeadInput::PairFeatures) { 2 } else { 1 };
-            let steps = c.total_steps(d.train.examples.len().min(limit));
+            // the encoder's rows, as features.rs makes them (only pair features encode each sentence alone)
+            let forwards = pairs * c.head_input.rows_per_pair();
+            let steps = c.total_steps(d.task.train.len().min(limit));
             let speed = ft.speed.get().map(|speed| {
                 let s = forwards as f64 * speed.all_threads_ms / 1e3;
                 format!(" ≈ {} on {}", if s < 90.0 { format!("{s:.0} s") } else { format!("{:.0} min", s / 60.0) }, speed.backend)
@@ -514,7 +404,7 @@ fn SavedRuns(ft: Ft, loader: LoaderState) -> impl IntoView {
                                 format!("{} head on {}", if r.config.mlp_hidden == 0 { "Linear" } else { "MLP" }, r.config.head_input.name())
                             },
                             r.config.learning_rate, r.data, r.step, r.total_steps,
-                            r.best_accuracy.map(|a| format!(" · best accuracy {:.1}%", 100.0 * a)).unwrap_or_default(),
+                            r.best_score.map(|a| format!(" · best {} {:.1}%", r.score_name, 100.0 * a)).unwrap_or_default(),
                         )}</span>
                         " "
                         <span class="run-end">{match r.ended {
@@ -546,38 +436,63 @@ fn SavedRuns(ft: Ft, loader: LoaderState) -> impl IntoView {
 }
 
 /// A confusion matrix as a labelled 2×2 grid.
-fn confusion_grid(m: &Metrics) -> impl IntoView {
-    let c = m.confusion().filter(|c| c.len() == 2).cloned().unwrap_or_else(|| vec![vec![0; 2]; 2]);
-    view! {
-        <table class="confusion" data-confusion=serde_json::to_string(&c).unwrap_or_default()>
-            <tr><th></th><th scope="col">"pred. not"</th><th scope="col">"pred. para."</th></tr>
-            <tr><th scope="row">"not"</th><td>{c[0][0]}</td><td>{c[0][1]}</td></tr>
-            <tr><th scope="row">"para."</th><td>{c[1][0]}</td><td>{c[1][1]}</td></tr>
-        </table>
+fn confusion_grid(m: &Metrics, names: &[String]) -> impl IntoView {
+    m.confusion().filter(|c| c.len() == names.len()).cloned().map(|c| {
+        let short = |n: &String| n.chars().take(12).collect::<String>();
+        view! {
+            <table class="confusion" data-confusion=serde_json::to_string(&c).unwrap_or_default()>
+                <tr><th></th>{names.iter().map(|n| view! { <th scope="col">{format!("pred. {}", short(n))}</th> }).collect_view()}</tr>
+                {names.iter().zip(&c).map(|(n, row)| view! {
+                    <tr><th scope="row">{short(n)}</th>{row.iter().map(|v| view! { <td>{*v}</td> }).collect_view()}</tr>
+                }).collect_view()}
+            </table>
+        }
+    })
+}
+
+/// A tag task's scores by entity type.
+fn entity_table(m: &Metrics) -> impl IntoView {
+    match &m.scores {
+        Scores::Entities { types, .. } => Some(view! {
+            <table class="confusion entities" data-testid="entity-table">
+                <tr><th></th><th scope="col">"P"</th><th scope="col">"R"</th><th scope="col">"F1"</th><th scope="col">"n"</th></tr>
+                {types.iter().map(|t| view! {
+                    <tr><th scope="row">{t.kind.clone()}</th><td>{format!("{:.3}", t.precision)}</td><td>{format!("{:.3}", t.recall)}</td>
+                        <td>{format!("{:.3}", t.f1)}</td><td>{t.support}</td></tr>
+                }).collect_view()}
+            </table>
+        }),
+        _ => None,
     }
 }
 
-/// What the epochs so far say about the run, when it is bad news: a head
+/// The second score a row shows: F1 (two classes, entities) or Pearson's correlation.
+fn second_score(m: &Metrics) -> Option<(&'static str, f64)> {
+    match &m.scores {
+        Scores::Regression { pearson, .. } => Some(("Pearson", *pearson)),
+        _ => m.f1().map(|f| ("F1", f)),
+    }
+}
+
+/// What the epochs so far say about the run, when it is bad news: a model
 /// that predicts one class, or no epoch above the baseline.
-fn verdict(epochs: &[Metrics], baseline: &Metrics) -> Option<String> {
+fn verdict(epochs: &[Metrics], baseline: &Metrics, names: &[String]) -> Option<String> {
     let last = epochs.last()?;
     if let Some(class) = last.single_class() {
-        let name = if class == 1 { "paraphrase" } else { "not a paraphrase" };
+        let name = names.get(class).cloned().unwrap_or_else(|| class.to_string());
         return Some(format!(
-            "The head predicts \"{name}\" for every validation pair: it has learned nothing beyond the majority class. Try a larger learning rate (about 1e-3 for a head), more epochs or another head input."
+            "The model predicts \"{name}\" for every validation example: it has learned nothing beyond the majority class. Try a larger learning rate (about 1e-3 for a head), more epochs or another head input."
         ));
     }
-    let best = epochs.iter().map(|m| m.headline().1).fold(0.0, f64::max);
-    let base = baseline.headline().1;
-    (best <= base).then(|| format!("No epoch beats the majority baseline ({:.1}% accuracy) yet: best {:.1}%.", 100.0 * base, 100.0 * best))
+    let (what, base) = baseline.headline();
+    let best = epochs.iter().map(|m| m.headline().1).fold(f64::NEG_INFINITY, f64::max);
+    (best <= base).then(|| format!("No epoch beats the majority baseline ({:.1}% {what}) yet: best {:.1}%.", 100.0 * base, 100.0 * best))
 }
 
 #[component]
 fn ResultsPanel(ft: Ft) -> impl IntoView {
-    let baseline = Memo::new(move |_| {
-        let d = ft.data.get()?;
-        majority_baseline(&d.train.labels(), &d.dev.labels(), 2).ok()
-    });
+    let baseline = Memo::new(move |_| majority_metrics(&ft.data.get()?.task));
+    let names = Memo::new(move |_| ft.data.with(|d| d.as_ref().map(|d| d.task.task.labels.names().to_vec()).unwrap_or_default()));
     let best = Memo::new(move |_| {
         ft.epochs.with(|e| e.iter().enumerate().max_by(|a, b| a.1.headline().1.total_cmp(&b.1.headline().1)).map(|(i, _)| i))
     });
@@ -605,26 +520,29 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
         <section class="panel" aria-label="Training results">
             <h2>"Training "<small data-testid="loss-count">{move || format!("({} steps)", ft.losses.get().len())}</small></h2>
             <LossChart losses=ft.losses epochs=ft.epochs steps_per_epoch=steps_per_epoch total_steps=total_steps baseline=baseline/>
-            {move || baseline.get().and_then(|b| ft.epochs.with(|e| verdict(e, &b))).map(|v| view! {
+            {move || baseline.get().and_then(|b| ft.epochs.with(|e| verdict(e, &b, &names.get()))).map(|v| view! {
                 <p class="status warning" role="status" data-testid="verdict">{v}</p>
             })}
             <div class="metrics-wrap">
             <table class="metrics" data-testid="epoch-metrics">
-                <thead><tr><th>"epoch"</th><th>"eval_loss"</th><th>"eval_accuracy"</th><th>"eval_f1"</th><th>"confusion (rows: true label)"</th></tr></thead>
+                <thead><tr><th>"epoch"</th><th>"eval_loss"</th>
+                    <th>{move || ft.epochs.with(|e| e.first().map(|m| m.headline().0)).unwrap_or("score")}</th>
+                    <th>{move || ft.epochs.with(|e| e.first().and_then(second_score).map(|s| s.0)).unwrap_or("")}</th>
+                    <th>"by class (rows: true label) or by entity type"</th></tr></thead>
                 <tbody>
                     {move || ft.epochs.get().into_iter().enumerate().map(|(i, m)| {
                         let is_best = best.get() == Some(i);
                         view! {
                             <tr class:best=is_best data-accuracy=m.headline().1.to_string() data-confusion=serde_json::to_string(&m.confusion()).unwrap_or_default()>
                                 <td>{i + 1}{is_best.then_some(" ★ best")}</td><td>{format!("{:.4}", m.loss)}</td><td>{format!("{:.4}", m.headline().1)}</td>
-                                <td>{format!("{:.4}", m.f1().unwrap_or(0.0))}</td><td>{confusion_grid(&m)}</td>
+                                <td>{second_score(&m).map(|s| format!("{:.4}", s.1))}</td><td>{confusion_grid(&m, &names.get())}{entity_table(&m)}</td>
                             </tr>
                         }
                     }).collect_view()}
                     {move || baseline.get().map(|b| view! {
                         <tr class="baseline" data-testid="baseline-row" title="always the training set's majority class, with its class frequencies as probabilities">
                             <td>"majority baseline"</td><td>{format!("{:.4}", b.loss)}</td><td>{format!("{:.4}", b.headline().1)}</td>
-                            <td>{format!("{:.4}", b.f1().unwrap_or(0.0))}</td><td>{confusion_grid(&b)}</td>
+                            <td>{second_score(&b).map(|s| format!("{:.4}", s.1))}</td><td>{confusion_grid(&b, &names.get())}{entity_table(&b)}</td>
                         </tr>
                     })}
                 </tbody>
@@ -657,12 +575,52 @@ fn ResultsPanel(ft: Ft) -> impl IntoView {
     }
 }
 
+/// The colour class of an entity type (a legend entry each).
+fn entity_class(kind: &str) -> &'static str {
+    match kind {
+        "PER" => "ent ent-per",
+        "ORG" => "ent ent-org",
+        "LOC" => "ent ent-loc",
+        "MISC" => "ent ent-misc",
+        _ => "ent ent-other",
+    }
+}
+
+/// A tagged sentence: each entity's words in its type's colour, a legend of the types.
+fn tagged_view(words: Vec<String>, entities: Vec<(String, usize, usize)>) -> impl IntoView {
+    let mut parts = Vec::new();
+    let mut w = 0;
+    for (kind, first, last) in &entities {
+        if *first > w {
+            parts.push((None, words[w..*first].join(" ")));
+        }
+        parts.push((Some(kind.clone()), words[*first..=*last].join(" ")));
+        w = last + 1;
+    }
+    if w < words.len() {
+        parts.push((None, words[w..].join(" ")));
+    }
+    let mut kinds: Vec<String> = entities.iter().map(|e| e.0.clone()).collect();
+    kinds.sort();
+    kinds.dedup();
+    view! {
+        <p class="tagged" data-testid="try-entities">{parts.into_iter().map(|(kind, text)| match kind {
+            Some(k) => view! { <mark class=entity_class(&k) data-entity=k.clone() title=k.clone()>{text}</mark>" " }.into_any(),
+            None => view! { <span>{text}" "</span> }.into_any(),
+        }).collect_view()}</p>
+        <p class="legend" data-testid="try-legend">{if kinds.is_empty() { "no entity found".to_string() } else { String::new() }}
+            {kinds.into_iter().map(|k| view! { <mark class=entity_class(&k)>{k.clone()}</mark>" " }).collect_view()}</p>
+    }
+}
+
 #[component]
 fn TryIt(ft: Ft) -> impl IntoView {
     let a = RwSignal::new("The company posted a profit of $5 million.".to_string());
     let b = RwSignal::new("The firm reported earnings of five million dollars.".to_string());
-    let answer = RwSignal::new(None::<Result<f32, String>>);
-    // an answer belongs to the head and sentences that gave it: a new run or an edit makes it stale
+    let answer = RwSignal::new(None::<Result<Prediction, String>>);
+    // what the data asks: a pair, a single text, or words to tag
+    let kind = Memo::new(move |_| ft.data.with(|d| d.as_ref().map(|d| d.task.task.kind)));
+    // an answer belongs to the model and text that gave it: a new run or an edit makes it stale
     Effect::new(move |_| {
         ft.run.with(|r| r.as_ref().map(|r| r.id.clone()));
         a.track();
@@ -671,9 +629,10 @@ fn TryIt(ft: Ft) -> impl IntoView {
     });
     let ask = move || {
         let max_len = ft.config.get_untracked().max_seq_length;
+        let pair = matches!(kind.get_untracked(), Some(TaskKind::Texts { pair: true }) | None).then(|| b.get_untracked());
         spawn_local(async move {
-            answer.set(Some(match client::call(Request::Paraphrase { a: a.get_untracked(), b: b.get_untracked(), max_len }).await {
-                Reply::Probability(p) => Ok(p),
+            answer.set(Some(match client::call(Request::Predict { text: a.get_untracked(), pair, max_len }).await {
+                Reply::Predicted(p) => Ok(p),
                 Reply::Failed { message, .. } => Err(message),
                 other => Err(format!("unexpected answer from the engine: {other:?}")),
             }));
@@ -682,13 +641,27 @@ fn TryIt(ft: Ft) -> impl IntoView {
     view! {
         <section class="panel" aria-label="Try it">
             <h2>"Try it"</h2>
-            <input type="text" data-testid="try-a" aria-label="First sentence" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
-            <input type="text" data-testid="try-b" aria-label="Second sentence" prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
-            <div class="row"><button type="button" data-testid="try" on:click=move |_| ask()>"Paraphrase?"</button>
+            <input type="text" data-testid="try-a" aria-label="Text" prop:value=move || a.get() on:input=move |ev| a.set(event_target_value(&ev))/>
+            <input type="text" data-testid="try-b" aria-label="Second text" class:hidden=move || !matches!(kind.get(), Some(TaskKind::Texts { pair: true }) | None)
+                prop:value=move || b.get() on:input=move |ev| b.set(event_target_value(&ev))/>
+            <div class="row"><button type="button" data-testid="try" on:click=move |_| ask()>{move || match kind.get() {
+                Some(TaskKind::Words) => "Tag the words",
+                _ => "Predict",
+            }}</button>
             <span data-testid="try-answer">{move || answer.get().map(|r| match r {
-                Ok(p) => format!("{} · P(paraphrase) = {p:.3}", if p > 0.5 { "paraphrase" } else { "not a paraphrase" }),
+                Ok(Prediction::Classes(p)) => {
+                    let best = p.iter().cloned().fold((String::new(), -1.0f32), |b, x| if x.1 > b.1 { x } else { b });
+                    let all: Vec<String> = p.iter().map(|(n, q)| format!("P({n}) = {q:.3}")).collect();
+                    format!("{} · {}", best.0, all.join(", "))
+                }
+                Ok(Prediction::Value(v)) => format!("{v:.4}"),
+                Ok(Prediction::Tags { tags, .. }) => format!("{} tagged words", tags.iter().filter(|t| t.is_some()).count()),
                 Err(e) => e,
             })}</span></div>
+            {move || match answer.get() {
+                Some(Ok(Prediction::Tags { words, entities, .. })) => Some(tagged_view(words, entities)),
+                _ => None,
+            }}
         </section>
     }
 }

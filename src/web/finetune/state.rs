@@ -4,9 +4,9 @@
 
 use bertlab::classifier::TrainLayers;
 use bertlab::finetune::{Metrics, TrainConfig, HEAD_LEARNING_RATE};
-use bertlab::glue::Dataset;
 use bertlab::head::HeadInput;
 use bertlab::protocol::{Estimate, PauseReason, Reply, Request, RunEvent, RunRecord, RunRequest, SplitName};
+use bertlab::task::{Builtin, Columns, TaskData};
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
@@ -38,11 +38,26 @@ pub enum SaveState {
     NotSaved(String),
 }
 
+/// The task's data and where it came from ("GLUE SST-2 (bundled)", file names).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Data {
     pub source: String,
-    pub train: Dataset,
-    pub dev: Dataset,
+    pub task: TaskData,
+}
+
+/// Which data the page trains on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Builtin(Builtin),
+    /// The user's training and validation files.
+    Files,
+}
+
+/// A file the user picked: its name and text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Picked {
+    pub name: String,
+    pub text: String,
 }
 
 /// The page's state, shared by its components.
@@ -58,6 +73,10 @@ pub struct Speed {
 
 #[derive(Clone, Copy)]
 pub struct Ft {
+    pub choice: RwSignal<Choice>,
+    /// The user's files (training, validation) and the columns chosen for a table.
+    pub files: RwSignal<(Option<Picked>, Option<Picked>)>,
+    pub columns: RwSignal<Columns>,
     pub data: RwSignal<Option<Data>>,
     pub data_error: RwSignal<Option<String>>,
     /// Rows fetched so far from the hub's datasets server.
@@ -103,6 +122,9 @@ fn now_ms() -> f64 {
 impl Ft {
     pub fn new() -> Self {
         Ft {
+            choice: RwSignal::new(Choice::Builtin(Builtin::Mrpc)),
+            files: RwSignal::new((None, None)),
+            columns: RwSignal::new(Columns::default()),
             data: RwSignal::new(None),
             data_error: RwSignal::new(None),
             hub_progress: RwSignal::new(String::new()),
@@ -130,6 +152,7 @@ impl Ft {
     /// Makes this page the receiver of run events.
     pub fn listen(self) {
         client::on_run_events(move |e| self.apply(e));
+        client::on_worker_lost(move |why| self.worker_lost(why));
     }
 
     pub fn busy(&self) -> bool {
@@ -194,6 +217,13 @@ impl Ft {
         }
     }
 
+    /// The engine worker stopped (a crash, the tab's memory): a run going there ends, said why.
+    pub fn worker_lost(self, why: &str) {
+        if self.status.get_untracked().busy() {
+            self.end(Status::Failed(format!("the engine worker stopped ({why}): a saved run resumes from its last checkpoint")));
+        }
+    }
+
     fn end(self, status: Status) {
         if !matches!(status, Status::Paused(_)) {
             self.paused_in_memory.set(false);
@@ -236,12 +266,10 @@ impl Ft {
             0 => usize::MAX,
             n => n,
         };
-        let req = RunRequest {
-            config: self.config.get_untracked(),
-            train: d.train.examples.iter().take(limit).cloned().collect(),
-            dev: d.dev.examples.clone(),
-            data: d.source,
-        };
+        let mut train = d.task.train.clone();
+        train.truncate(limit);
+        let req =
+            RunRequest { config: self.config.get_untracked(), task: d.task.task.clone(), train, dev: d.task.eval.clone(), data: d.source };
         self.save_state.set(None);
         self.command(Request::StartRun(req), move || {
             self.losses.set(Vec::new());
