@@ -1,6 +1,6 @@
 //! The BERT forward pass on the CPU, written to be read: each step is one
-//! call to a kernel's CPU reference. It is the fallback when there is no
-//! GPU and the oracle the GPU path is tested against.
+//! call to a kernel's CPU reference. It is the oracle the GPU path and the
+//! fast CPU path (`fast_cpu`, what runs where there is no GPU) are tested against.
 
 use crate::kernels::attention::{attention_cpu, AttentionShape};
 use crate::kernels::embeddings::embeddings_cpu;

@@ -7,8 +7,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// The largest data file (TSV, CSV, JSON lines) read: GLUE's largest split is 10 MB.
-pub const MAX_DATA_BYTES: u64 = 1 << 30;
+pub use crate::task::MAX_DATA_BYTES;
 
 /// The bytes of the regular file at `path`, refused past `limit` bytes.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {

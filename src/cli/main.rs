@@ -1,4 +1,4 @@
-//! `bertlab`: the engine on the command line (embed, bench).
+//! `bertlab`: the engine on the command line (embed, finetune, bench).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +15,7 @@ mod finetune;
 mod finetune_model;
 
 #[derive(Parser)]
-#[command(name = "bertlab", version, about = "BERT on our own WGSL kernels: embed text, benchmark the engine")]
+#[command(name = "bertlab", version, about = "BERT on our own WGSL kernels: embed text, fine-tune it on a task, benchmark the engine")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +64,7 @@ enum Command {
     },
     /// Print a table of encoder and matmul throughput on the GPU and the CPU path.
     Bench(bench::BenchArgs),
-    /// Train a classification head on frozen BERT features (GLUE MRPC), or score a saved one.
+    /// Fine-tune BERT on a task (MRPC, SST-2, CoNLL-2003, your own table or CoNLL file) as transformers' Trainer does, or score a fine-tuned model.
     Finetune(Box<finetune::FinetuneArgs>),
 }
 

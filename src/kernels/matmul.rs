@@ -1,4 +1,7 @@
-//! `y = act(x · Wᵀ + b)`: every Linear of BERT (shaders/matmul.wgsl).
+//! The generic strided matmul (shaders/matmul.wgsl): `y = act(A · Wᵀ + b)`
+//! with both operands read through (row, column) strides, so a Linear's
+//! backward products are the same kernel; the encoder's forward Linears
+//! take the faster `linear` kernels where they can.
 
 use crate::config::Activation;
 use crate::gpu::{Dispatch, GpuContext};

@@ -1,7 +1,8 @@
 //! The compute kernels. Each module holds, side by side, the plain CPU
-//! reference of one operation (also the CPU path's implementation) and the
-//! launcher of its WGSL shader in `shaders/`; `tests/kernels.rs` holds one
-//! against the other.
+//! reference of one operation and the launcher of its WGSL shader in
+//! `shaders/`; `tests/kernels.rs`, `tests/backward_kernels.rs` and
+//! `tests/training.rs` hold one against the other. (The fast CPU path is
+//! `fast_cpu`, tested against these references.)
 
 pub mod adamw;
 pub mod attention;
