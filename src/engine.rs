@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::fast_cpu::FastCpuEncoder;
 use crate::gpu::GpuContext;
 use crate::gpu_encoder::GpuEncoder;
+use crate::mlm::MlmHead;
 use crate::model::{Model, ModelIdentity};
 use crate::outputs::{AttentionRequest, Outputs};
 use crate::tokenize::{Batch, BertTokenizer, Input};
@@ -121,11 +122,14 @@ pub struct Engine {
     backend: Backend,
     info: BackendInfo,
     helpers: Option<Rc<dyn ForwardHelpers>>,
+    mlm: Option<MlmHead>,
 }
 
 impl Engine {
     pub async fn new(model: Model, choice: BackendChoice) -> Result<Self> {
-        Self::with_weights(&model.name, model.weights, Some(model.tokenizer), choice).await
+        let mut engine = Self::with_weights(&model.name, model.weights, Some(model.tokenizer), choice).await?;
+        engine.mlm = model.mlm;
+        Ok(engine)
     }
 
     /// An engine without a tokenizer (benchmarks with random weights feed ids).
@@ -156,7 +160,7 @@ impl Engine {
             }
             BackendChoice::Auto => Self::auto(gpu, weights).await,
         };
-        Ok(Engine { config, identity, tokenizer, backend, info, helpers: None })
+        Ok(Engine { config, identity, tokenizer, backend, info, helpers: None, mlm: None })
     }
 
     /// `auto`: a hardware GPU; on a software adapter the faster of it and the
@@ -260,6 +264,11 @@ impl Engine {
 
     pub fn is_gpu(&self) -> bool {
         matches!(self.backend, Backend::Gpu(..))
+    }
+
+    /// The masked-word head, when the model has one.
+    pub fn mlm(&self) -> Option<&MlmHead> {
+        self.mlm.as_ref()
     }
 
     pub fn tokenizer(&self) -> Result<&BertTokenizer> {

@@ -25,6 +25,7 @@ pub mod gpu;
 pub mod gpu_encoder;
 pub mod head;
 pub mod kernels;
+pub mod mlm;
 pub mod model;
 pub mod outputs;
 pub mod protocol;

@@ -2,6 +2,7 @@
 
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
+use crate::mlm::MlmHead;
 use crate::tokenize::BertTokenizer;
 use crate::weights::BertWeights;
 
@@ -86,6 +87,8 @@ pub struct Model {
     pub config: BertConfig,
     pub weights: BertWeights,
     pub tokenizer: BertTokenizer,
+    /// BertForMaskedLM's head, when the checkpoint has one.
+    pub mlm: Option<MlmHead>,
 }
 
 impl Model {
@@ -95,7 +98,8 @@ impl Model {
         let tokenizer = tokenizer_from_files(files, &config)?;
         let weights_bytes = files.model_safetensors.as_deref().ok_or_else(|| Error::Weights("model.safetensors is missing".into()))?;
         let weights = BertWeights::from_safetensors(&config, weights_bytes)?;
-        Ok(Model { name: files.name.clone(), config, weights, tokenizer })
+        let mlm = MlmHead::from_safetensors(&config, weights_bytes, &weights.word_embeddings)?;
+        Ok(Model { name: files.name.clone(), config, weights, tokenizer, mlm })
     }
 
     /// Reads a folder laid out like a Hugging Face model repo.

@@ -15,7 +15,7 @@ use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::utils::truncation::truncate_encodings;
-use tokenizers::{Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{AddedToken, Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{clipped, Error, Result};
 
@@ -142,7 +142,24 @@ impl BertTokenizer {
         inner.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase))).map_err(|e| Error::Tokenizer(e.to_string()))?;
         inner.with_pre_tokenizer(Some(BertPreTokenizer));
         inner.with_decoder(Some(WordPieceDecoder::default()));
+        // as BertTokenizerFast: "[MASK]" typed in a text is the mask token, not "[", "mask", "]"
+        let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .into_iter()
+            .filter(|t| inner.token_to_id(t).is_some())
+            .map(|t| AddedToken::from(t, true))
+            .collect();
+        inner.add_special_tokens(specials).map_err(|e| Error::Tokenizer(e.to_string()))?;
         Self::configured(inner, max_len, pad_id)
+    }
+
+    /// The id of `token` in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Ids back to text, as transformers' `decode` (WordPieces joined, spaces before punctuation cleaned up).
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        self.inner.decode(ids, skip_special_tokens).map_err(|e| Error::Tokenizer(clipped(&e.to_string())))
     }
 
     fn configured(mut inner: Tokenizer, max_len: usize, pad_id: u32) -> Result<Self> {

@@ -54,13 +54,13 @@ pub struct BertWeights {
 }
 
 /// Looks tensors up under both naming schemes and converts them to f32.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     st: SafeTensors<'a>,
     prefix: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Result<Self> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Result<Self> {
         let st = SafeTensors::deserialize(bytes).map_err(|e| {
             Error::Weights(format!("model.safetensors is corrupt or truncated ({} bytes): {}", bytes.len(), clipped(&e.to_string())))
         })?;
@@ -74,12 +74,17 @@ impl<'a> Reader<'a> {
         Ok(Reader { st, prefix })
     }
 
-    fn has(&self, name: &str) -> bool {
+    /// Names from the file's root: heads beside the encoder (`cls.*` of BertForMaskedLM).
+    pub(crate) fn at_root(self) -> Self {
+        Reader { prefix: "", ..self }
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.st.tensor(&format!("{}{name}", self.prefix)).is_ok()
     }
 
     /// The tensor `name` (the first of `aliases` that exists), checked to have `shape`.
-    fn get(&self, aliases: &[&str], shape: &[usize]) -> Result<Vec<f32>> {
+    pub(crate) fn get(&self, aliases: &[&str], shape: &[usize]) -> Result<Vec<f32>> {
         let found = aliases.iter().find_map(|a| self.st.tensor(&format!("{}{a}", self.prefix)).ok().map(|t| (a, t)));
         let Some((name, view)) = found else {
             return Err(Error::Weights(format!("missing tensor `{}{}`", self.prefix, aliases[0])));
@@ -103,7 +108,7 @@ impl<'a> Reader<'a> {
         Ok(values)
     }
 
-    fn linear(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<Linear> {
+    pub(crate) fn linear(&self, name: &str, out_dim: usize, in_dim: usize) -> Result<Linear> {
         Ok(Linear {
             weight: self.get(&[&format!("{name}.weight")], &[out_dim, in_dim])?,
             bias: self.get(&[&format!("{name}.bias")], &[out_dim])?,
@@ -112,7 +117,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn layer_norm(&self, name: &str, dim: usize) -> Result<LayerNorm> {
+    pub(crate) fn layer_norm(&self, name: &str, dim: usize) -> Result<LayerNorm> {
         Ok(LayerNorm {
             gamma: self.get(&[&format!("{name}.weight"), &format!("{name}.gamma")], &[dim])?,
             beta: self.get(&[&format!("{name}.bias"), &format!("{name}.beta")], &[dim])?,

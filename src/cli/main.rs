@@ -1,16 +1,18 @@
-//! `bertlab`: the engine on the command line (embed, finetune, bench).
+//! `bertlab`: the engine on the command line (embed, fill-mask, finetune, bench).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use bertlab::mlm::Sees;
 use bertlab::{BackendChoice, Input};
 
 mod bench;
 mod destination;
 mod embed;
 mod feature_cache;
+mod fill_mask;
 mod finetune;
 mod finetune_model;
 
@@ -38,6 +40,23 @@ impl From<BackendArg> for BackendChoice {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeesArg {
+    Both,
+    Left,
+    Right,
+}
+
+impl From<SeesArg> for Sees {
+    fn from(s: SeesArg) -> Self {
+        match s {
+            SeesArg::Both => Sees::Both,
+            SeesArg::Left => Sees::Left,
+            SeesArg::Right => Sees::Right,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run BERT over sentences (batched into one forward pass) and print its outputs.
@@ -61,6 +80,25 @@ enum Command {
         /// L2-normalise the sentence embeddings.
         #[arg(long)]
         normalize: bool,
+    },
+    /// Predict the word behind every [MASK] of a text (a BertForMaskedLM checkpoint), as transformers' fill-mask pipeline.
+    FillMask {
+        /// The text, with [MASK] where a word should be predicted.
+        text: String,
+        /// A BertForMaskedLM (or BertForPreTraining) folder: config.json, model.safetensors, vocab.txt or tokenizer.json.
+        #[arg(long, default_value_os_t = default_model_dir())]
+        model: PathBuf,
+        /// Predictions per mask.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        /// What attention may look at: the whole text, or only one side of each mask.
+        #[arg(long, value_enum, default_value_t = SeesArg::Both)]
+        sees: SeesArg,
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Print {"masks": [{"position", "predictions": [{"token", "token_str", "score", "sequence"}]}]}.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a table of encoder and matmul throughput on the GPU and the CPU path.
     Bench(bench::BenchArgs),
@@ -108,6 +146,9 @@ fn main() -> ExitCode {
             let mut inputs: Vec<Input> = texts.into_iter().map(Input::Single).collect();
             inputs.extend(pair.chunks(2).map(|p| Input::Pair(p[0].clone(), p[1].clone())));
             embed::run(&model, inputs, backend.into(), json, attentions, normalize)
+        }
+        Command::FillMask { text, model, top_k, sees, backend, json } => {
+            fill_mask::run(&model, &text, top_k, sees.into(), backend.into(), json)
         }
         Command::Bench(args) => bench::run(args),
         Command::Finetune(args) => finetune::run(*args),
