@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::cosine_matrix;
 use crate::engine::BackendChoice;
 use crate::finetune::{Metrics, TrainConfig};
+use crate::mlm::MaskFill;
 use crate::model::{ModelFiles, ModelIdentity};
 use crate::outputs::{AttentionRequest, Outputs, Pooling};
 use crate::task::{Examples, Task};
@@ -27,6 +28,16 @@ pub struct ModelInfo {
     pub backend: String,
     /// Whether the engine runs on a GPU (then model runs train there too).
     pub on_gpu: bool,
+    /// Whether the checkpoint has BertForMaskedLM's head (the masked word can be predicted).
+    pub masked_lm: bool,
+}
+
+/// Every `[MASK]`'s predictions, seen from both sides and from one side only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaskedWord {
+    pub both: Vec<MaskFill>,
+    pub left: Vec<MaskFill>,
+    pub right: Vec<MaskFill>,
 }
 
 /// One sentence as the explorer shows it (padding removed).
@@ -242,6 +253,11 @@ pub enum Request {
         selected: usize,
     },
     /// "Try it": the trained model (or head) on a text, or a pair.
+    /// The top `top_k` words for every `[MASK]` of `text`, attention free and limited to each side.
+    FillMask {
+        text: String,
+        top_k: usize,
+    },
     Predict {
         text: String,
         pair: Option<String>,
@@ -296,6 +312,7 @@ pub enum Reply {
     },
     Explored(Exploration),
     Predicted(Prediction),
+    MaskFilled(MaskedWord),
     HeadImported(String),
     HeadExported {
         #[serde(with = "serde_bytes")]

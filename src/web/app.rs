@@ -13,6 +13,7 @@ use crate::explorer::{examples, Results, SentenceList};
 use crate::fetch;
 use crate::finetune::FinetunePage;
 use crate::loader::{LoadState, LoaderState, ModelPanel};
+use crate::masked_word::MaskedWordPanel;
 
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
@@ -108,6 +109,7 @@ pub fn App() -> impl IntoView {
             </aside>
             <div id="page-explore" role="tabpanel" aria-labelledby="tab-explore" class:hidden=move || tab.get() != 0>
                 <Results result=result running=running selected=selected waiting=waiting/>
+                <MaskedWordPanel loader=loader/>
             </div>
             <div id="page-finetune" role="tabpanel" aria-labelledby="tab-finetune" class:hidden=move || tab.get() != 1>
                 <FinetunePage loader=loader active=Signal::derive(move || tab.get() == 1)/>

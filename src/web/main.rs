@@ -20,6 +20,8 @@ mod finetune;
 mod heatmap;
 #[cfg(target_arch = "wasm32")]
 mod loader;
+#[cfg(target_arch = "wasm32")]
+mod masked_word;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

@@ -18,7 +18,8 @@ use bertlab::finetune::head_io::TrainedHead;
 use bertlab::finetune::training::HeadBackend;
 use bertlab::glue::Example;
 use bertlab::head::softmax_rows;
-use bertlab::protocol::{Exploration, ExportedFile, ModelInfo, Prediction, Reply, SentenceView, MAX_SENTENCES};
+use bertlab::mlm::{self, Sees};
+use bertlab::protocol::{Exploration, ExportedFile, MaskedWord, ModelInfo, Prediction, Reply, SentenceView, MAX_SENTENCES};
 use bertlab::task::words_of;
 use bertlab::tokenize::BertTokenizer;
 use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, ModelIdentity, Pooling};
@@ -128,6 +129,7 @@ pub fn model_info(engine: &Engine) -> ModelInfo {
         max_positions: c.max_position_embeddings,
         backend: engine.describe_backend(),
         on_gpu: engine.gpu_context().is_some(),
+        masked_lm: engine.mlm().is_some(),
     }
 }
 
@@ -275,6 +277,17 @@ pub async fn import_head(bytes: &[u8]) -> Result<String, String> {
 /// "Try it": a fine-tuned model alone on a text (or a pair), as its task
 /// reads it; or a head on the loaded model's features of a pair (refused,
 /// with both models named, when the head was trained on another).
+/// Every `[MASK]`'s top `top_k`, with attention free, then limited to the left, then to the right.
+pub async fn fill_mask(text: String, top_k: usize) -> Result<MaskedWord, String> {
+    let engine = engine()?;
+    let mut engine = engine.lock().await;
+    let e = &mut *engine;
+    let both = mlm::fill_mask(e, &text, top_k, Sees::Both).await.map_err(|e| e.to_string())?;
+    let left = mlm::fill_mask(e, &text, top_k, Sees::Left).await.map_err(|e| e.to_string())?;
+    let right = mlm::fill_mask(e, &text, top_k, Sees::Right).await.map_err(|e| e.to_string())?;
+    Ok(MaskedWord { both, left, right })
+}
+
 pub async fn predict(text: String, pair: Option<String>, max_len: usize) -> Result<Prediction, String> {
     let head = match TRAINED.with(|t| t.borrow().clone()).ok_or("train or import a head first")? {
         Trained::Head(head) => head,

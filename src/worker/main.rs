@@ -67,6 +67,7 @@ mod worker {
             Request::Explore { texts, selected } => {
                 engine_service::explore(texts, selected).await.map_or_else(Reply::failed, Reply::Explored)
             }
+            Request::FillMask { text, top_k } => engine_service::fill_mask(text, top_k).await.map_or_else(Reply::failed, Reply::MaskFilled),
             Request::Predict { text, pair, max_len } => {
                 engine_service::predict(text, pair, max_len).await.map_or_else(Reply::failed, Reply::Predicted)
             }

@@ -20,7 +20,11 @@ function models() {
   const other = Buffer.from(weights);
   const dataStart = 8 + Number(other.readBigUInt64LE(0));
   for (let i = dataStart; i < other.length; i += 4) other[i] ^= 1;
+  const mlmDir = path.resolve(tinyDir, '..', 'tiny-mlm');
+  const mlm = Object.fromEntries(['config.json', 'vocab.txt', 'tokenizer_config.json', 'model.safetensors'].map((f) => [f, fs.readFileSync(path.join(mlmDir, f))]));
   return {
+    // a tiny BertForMaskedLM (tests/reference/make_mlm_fixture.py): fill-mask answers as the pipeline does
+    'tiny/mlm': mlm,
     'tiny/other': { ...good, 'model.safetensors': other },
     'tiny/bert': good,
     'bad/truncated': { ...good, 'model.safetensors': weights.subarray(0, weights.length - 5000) },
