@@ -16,7 +16,7 @@ use crate::gpu::GpuContext;
 use crate::gpu_encoder::GpuEncoder;
 use crate::mlm::MlmHead;
 use crate::model::{Model, ModelIdentity};
-use crate::outputs::{AttentionRequest, Outputs};
+use crate::outputs::{AttentionRequest, Keep, Outputs};
 use crate::tokenize::{Batch, BertTokenizer, Input};
 use crate::weights::BertWeights;
 
@@ -292,8 +292,8 @@ impl Engine {
 
     /// One forward pass; an output that is not finite (weights that
     /// overflow float32) is an error, never a result.
-    pub async fn forward(&mut self, batch: &Batch, attentions: AttentionRequest) -> Result<Outputs> {
-        let out = self.forward_unchecked(batch, attentions).await?;
+    pub async fn forward(&mut self, batch: &Batch, keep: impl Into<Keep>) -> Result<Outputs> {
+        let out = self.forward_unchecked(batch, keep.into()).await?;
         let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
         if !finite(&out.last_hidden_state) || !out.pooler_output.as_deref().is_none_or(finite) {
             return Err(Error::Weights(
@@ -303,8 +303,9 @@ impl Engine {
         Ok(out)
     }
 
-    async fn forward_unchecked(&mut self, batch: &Batch, attentions: AttentionRequest) -> Result<Outputs> {
+    async fn forward_unchecked(&mut self, batch: &Batch, keep: Keep) -> Result<Outputs> {
         validate(&self.config, batch)?;
+        let attentions = keep.attentions;
         if let AttentionRequest::Row(r) = attentions {
             if r >= batch.batch_size {
                 return Err(Error::Input(format!("attentions asked for row {r} of a batch of {}", batch.batch_size)));
@@ -312,12 +313,13 @@ impl Engine {
         }
         match &mut self.backend {
             Backend::Cpu(cpu) => match self.helpers.as_ref().map(|h| (h, h.ready(&self.identity))) {
-                Some((helpers, ready)) if ready > 0 && batch.batch_size > 1 => {
+                // every layer's states stay here: helpers send back the last layer's
+                Some((helpers, ready)) if ready > 0 && batch.batch_size > 1 && !keep.hidden_states => {
                     split_forward(cpu, helpers.as_ref(), ready, &self.identity, batch, attentions).await
                 }
-                _ => Ok(cpu.forward(batch, attentions)),
+                _ => Ok(cpu.forward(batch, keep)),
             },
-            Backend::Gpu(gpu, _) => gpu.forward(batch, attentions).await,
+            Backend::Gpu(gpu, _) => gpu.forward(batch, keep).await,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::kernels::embeddings::{EmbeddingTables, EmbeddingsKernel};
 use crate::kernels::layernorm::LayerNormKernel;
 use crate::kernels::linear::{padded_rows, LinearKernel, XRows};
 use crate::kernels::matmul::Epilogue;
-use crate::outputs::{AttentionRequest, Attentions, Outputs};
+use crate::outputs::{AttentionRequest, Attentions, Keep, Outputs};
 use crate::tokenize::Batch;
 use crate::weights::{BertWeights, LayerNorm, Linear};
 
@@ -47,7 +47,8 @@ struct Plan {
     input_ids: wgpu::Buffer,
     token_type_ids: wgpu::Buffer,
     mask: wgpu::Buffer,
-    hidden: wgpu::Buffer,
+    /// Every layer's output (the embeddings' first), when all are kept; else the last alone.
+    states: Vec<wgpu::Buffer>,
     pooled: Option<wgpu::Buffer>,
     probs: Option<wgpu::Buffer>,
     dispatches: Vec<Dispatch>,
@@ -55,7 +56,6 @@ struct Plan {
 
 /// Activation buffers of one plan.
 struct Activations {
-    x: wgpu::Buffer,
     x1: wgpu::Buffer,
     tmp: wgpu::Buffer,
     qkv: wgpu::Buffer,
@@ -72,7 +72,8 @@ pub struct GpuEncoder {
     attention: AttentionProbsKernel,
     flash: FlashAttentionKernel,
     weights: GpuWeights,
-    plans: HashMap<(usize, usize, usize), Plan>,
+    /// By (rows, sequence length, rows whose attentions are kept, all layers kept).
+    plans: HashMap<(usize, usize, usize, bool), Plan>,
     /// Which rows' attention probabilities the next submission writes.
     kept: wgpu::Buffer,
 }
@@ -140,6 +141,7 @@ impl GpuEncoder {
     /// The most rows of `seq` tokens one submission can take without any
     /// buffer passing the adapter's binding limit.
     fn max_rows(&self, seq: usize, attentions: AttentionRequest) -> usize {
+        // every layer's states are buffers of the same size as the one they replace: no other limit
         let c = &self.config;
         let limit = self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size) as usize;
         let widest = (3 * c.hidden_size).max(c.intermediate_size);
@@ -156,7 +158,8 @@ impl GpuEncoder {
 
     /// Runs the encoder over a (validated) batch, in as many submissions as
     /// the adapter's limits require (one for any ordinary batch).
-    pub async fn forward(&mut self, batch: &Batch, attentions: AttentionRequest) -> Result<Outputs> {
+    pub async fn forward(&mut self, batch: &Batch, keep: impl Into<Keep>) -> Result<Outputs> {
+        let Keep { attentions, hidden_states } = keep.into();
         let s = batch.seq_len;
         if s > AttentionProbsKernel::MAX_SEQ && attentions != AttentionRequest::None {
             return Err(Error::Input(format!(
@@ -176,7 +179,7 @@ impl GpuEncoder {
             // the kept rows that fall in this part, counted from its start
             let local = kept.as_ref().map(|k| k.start.max(start) - start..k.end.min(start + rows).saturating_sub(start));
             let local = local.filter(|r| !r.is_empty());
-            parts.push(self.forward_rows(batch, start, rows, local).await?);
+            parts.push(self.forward_rows(batch, start, rows, local, hidden_states).await?);
             start += rows;
         }
         Outputs::concat(parts).ok_or_else(|| Error::Input("empty batch".into()))
@@ -189,17 +192,25 @@ impl GpuEncoder {
         if self.max_rows(batch.seq_len, AttentionRequest::None) < batch.batch_size {
             return Err(Error::Input("profile a batch that fits in one submission on this adapter".into()));
         }
-        let key = self.prepare(batch, 0, batch.batch_size, None)?;
+        let key = self.prepare(batch, 0, batch.batch_size, None, false)?;
         self.ctx.profile(&self.plans[&key].dispatches).await
     }
 
-    async fn forward_rows(&mut self, batch: &Batch, start: usize, rows: usize, kept: Option<std::ops::Range<usize>>) -> Result<Outputs> {
+    async fn forward_rows(
+        &mut self,
+        batch: &Batch,
+        start: usize,
+        rows: usize,
+        kept: Option<std::ops::Range<usize>>,
+        all_layers: bool,
+    ) -> Result<Outputs> {
         let (s, h) = (batch.seq_len, self.config.hidden_size);
         let kept_count = kept.as_ref().map_or(0, |k| k.len());
-        let key = self.prepare(batch, start, rows, kept.clone())?;
+        let key = self.prepare(batch, start, rows, kept.clone(), all_layers)?;
         let plan = &self.plans[&key];
         let (l, nh) = (self.config.num_hidden_layers, self.config.num_attention_heads);
-        let mut outputs = vec![(&plan.hidden, rows * s * h)];
+        // the states in order: the last is last_hidden_state
+        let mut outputs: Vec<_> = plan.states.iter().map(|b| (b, rows * s * h)).collect();
         if let Some(p) = &plan.pooled {
             outputs.push((p, rows * h));
         }
@@ -208,26 +219,35 @@ impl GpuEncoder {
         }
         let mut read = self.ctx.run(&plan.dispatches, &outputs).await?.into_iter();
         let mut next = || read.next().ok_or_else(|| Error::Gpu("a readback is missing".into()));
-        let last_hidden_state = next()?;
+        let mut states = (0..plan.states.len()).map(|_| next()).collect::<Result<Vec<_>>>()?;
+        let last_hidden_state = states.last().cloned().ok_or_else(|| Error::Gpu("a readback is missing".into()))?;
+        let hidden_states = all_layers.then(|| std::mem::take(&mut states));
         let pooler_output = plan.pooled.as_ref().map(|_| next()).transpose()?;
         let attentions = match (&plan.probs, kept) {
             (Some(_), Some(rows)) => Some(Attentions { rows, layers: l, heads: nh, probs: next()? }),
             _ => None,
         };
-        Ok(Outputs { batch: rows, seq: s, hidden: h, last_hidden_state, pooler_output, attentions })
+        Ok(Outputs { batch: rows, seq: s, hidden: h, last_hidden_state, pooler_output, attentions, hidden_states })
     }
 
     /// Readies the plan for `rows` rows from `start` (built on first use of
     /// its shape) with those rows' ids, types, mask and kept rows; its key.
-    fn prepare(&mut self, batch: &Batch, start: usize, rows: usize, kept: Option<std::ops::Range<usize>>) -> Result<(usize, usize, usize)> {
+    fn prepare(
+        &mut self,
+        batch: &Batch,
+        start: usize,
+        rows: usize,
+        kept: Option<std::ops::Range<usize>>,
+        all_layers: bool,
+    ) -> Result<(usize, usize, usize, bool)> {
         let s = batch.seq_len;
         let kept_count = kept.as_ref().map_or(0, |k| k.len());
-        let key = (rows, s, kept_count);
+        let key = (rows, s, kept_count, all_layers);
         if !self.plans.contains_key(&key) {
             if self.plans.len() >= MAX_PLANS {
                 self.plans.clear();
             }
-            let plan = self.build_plan(rows, s, kept_count)?;
+            let plan = self.build_plan(rows, s, kept_count, all_layers)?;
             self.plans.insert(key, plan);
         }
         let plan = &self.plans[&key];
@@ -241,7 +261,7 @@ impl GpuEncoder {
         Ok(key)
     }
 
-    fn build_plan(&self, rows: usize, s: usize, kept_count: usize) -> Result<Plan> {
+    fn build_plan(&self, rows: usize, s: usize, kept_count: usize, all_layers: bool) -> Result<Plan> {
         let ctx = &self.ctx;
         let c = &self.config;
         let (h, t) = (c.hidden_size, rows * s);
@@ -249,7 +269,6 @@ impl GpuEncoder {
         // whole 64-row tiles, so the tiled Linear kernel loads without row checks (the rest stays zero)
         let tp = padded_rows(t);
         let a = Activations {
-            x: ctx.scratch("x", tp * h),
             x1: ctx.scratch("x1", tp * h),
             tmp: ctx.scratch("tmp", tp * h),
             qkv: ctx.scratch("qkv", tp * 3 * h),
@@ -272,9 +291,12 @@ impl GpuEncoder {
         let mut d = Vec::with_capacity(2 + 7 * w.layers.len() + 1);
         let tables = EmbeddingTables { word: &w.word, position: &w.position, token_type: &w.token_type };
         d.push(self.embeddings.bind(ctx, &input_ids, &token_type_ids, tables, &a.tmp, t, s, h));
-        d.push(norm(&a.tmp, None, &w.embeddings_norm, &a.x));
+        // one buffer the layers update in place, or one a layer when every layer's output is kept
+        let states: Vec<wgpu::Buffer> = (0..if all_layers { w.layers.len() + 1 } else { 1 }).map(|_| ctx.scratch("x", tp * h)).collect();
+        let state = |i: usize| &states[i.min(states.len() - 1)];
+        d.push(norm(&a.tmp, None, &w.embeddings_norm, state(0)));
         for (l, layer) in w.layers.iter().enumerate() {
-            d.push(dense(&a.x, &layer.qkv, &a.qkv, Epilogue::None));
+            d.push(dense(state(l), &layer.qkv, &a.qkv, Epilogue::None));
             d.push(self.flash.bind(ctx, &a.qkv, &mask, &a.ctx, shape)?);
             // the probabilities of the rows someone looks at
             if let Some(buffer) = &probs {
@@ -282,17 +304,17 @@ impl GpuEncoder {
                 d.push(self.attention.bind(ctx, &a.qkv, &mask, slot, &self.kept, kept_count, shape));
             }
             d.push(dense(&a.ctx, &layer.attn_out, &a.tmp, Epilogue::None));
-            d.push(norm(&a.tmp, Some(&a.x), &layer.attn_norm, &a.x1));
+            d.push(norm(&a.tmp, Some(state(l)), &layer.attn_norm, &a.x1));
             d.push(dense(&a.x1, &layer.ffn_in, &a.inter, c.hidden_act.into()));
             d.push(dense(&a.inter, &layer.ffn_out, &a.tmp, Epilogue::None));
-            d.push(norm(&a.tmp, Some(&a.x1), &layer.ffn_norm, &a.x));
+            d.push(norm(&a.tmp, Some(&a.x1), &layer.ffn_norm, state(l + 1)));
         }
         let pooled = w.pooler.as_ref().map(|p| {
             let out = ctx.scratch("pooled", rows * h);
             // The [CLS] rows are every s·h values apart: no gather needed.
-            d.push(self.linear.bind(ctx, (&a.x, XRows::Every(s * h)), &p.w, &p.b, &out, (rows, h, h), Epilogue::Tanh));
+            d.push(self.linear.bind(ctx, (state(w.layers.len()), XRows::Every(s * h)), &p.w, &p.b, &out, (rows, h, h), Epilogue::Tanh));
             out
         });
-        Ok(Plan { input_ids, token_type_ids, mask, hidden: a.x, pooled, probs, dispatches: d })
+        Ok(Plan { input_ids, token_type_ids, mask, states, pooled, probs, dispatches: d })
     }
 }

@@ -39,5 +39,5 @@ pub mod wgsl;
 pub use engine::{BackendChoice, BackendInfo, EmbedOptions, Engine};
 pub use error::{Error, Result};
 pub use model::{Model, ModelFiles, ModelIdentity};
-pub use outputs::{AttentionRequest, Outputs, Pooling};
+pub use outputs::{AttentionRequest, Keep, Outputs, Pooling};
 pub use tokenize::{Batch, Input};

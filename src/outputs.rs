@@ -14,6 +14,23 @@ pub struct Outputs {
     pub pooler_output: Option<Vec<f32>>,
     /// Attention probabilities when asked for.
     pub attentions: Option<Attentions>,
+    /// When asked for, transformers' `hidden_states`: the embeddings' output,
+    /// then each layer's, each `[batch, seq, hidden]` (the last is `last_hidden_state`).
+    pub hidden_states: Option<Vec<Vec<f32>>>,
+}
+
+/// What a forward pass keeps besides `last_hidden_state` and `pooler_output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Keep {
+    pub attentions: AttentionRequest,
+    /// Every layer's hidden states (`output_hidden_states=True`): `layers + 1` copies of the batch's activations.
+    pub hidden_states: bool,
+}
+
+impl From<AttentionRequest> for Keep {
+    fn from(attentions: AttentionRequest) -> Self {
+        Keep { attentions, hidden_states: false }
+    }
 }
 
 /// Which rows' attention probabilities a forward pass keeps: every row's
@@ -117,6 +134,9 @@ impl Outputs {
             all.last_hidden_state.extend(p.last_hidden_state);
             if let (Some(a), Some(b)) = (all.pooler_output.as_mut(), p.pooler_output) {
                 a.extend(b);
+            }
+            if let (Some(a), Some(b)) = (all.hidden_states.as_mut(), p.hidden_states) {
+                a.iter_mut().zip(b).for_each(|(a, b)| a.extend(b));
             }
             if let Some(b) = p.attentions {
                 let rows = b.rows.start + offset..b.rows.end + offset;

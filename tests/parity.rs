@@ -4,7 +4,8 @@
 
 mod common;
 
-use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Input, Model, Outputs, Pooling};
+use bertlab::cpu_encoder::forward_cpu;
+use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Input, Keep, Model, Outputs, Pooling};
 use common::{assert_close, f32s, fixtures, minilm_dir, read_json, tiny_dir, u32s_2d};
 use serde_json::Value;
 
@@ -222,4 +223,45 @@ fn an_exported_head_gives_transformers_logits() {
     let logits = linear_cpu(&x, &l.weight, &l.bias, examples.len(), l.out, l.inp, Epilogue::None);
     assert_close("logits vs BertForSequenceClassification", &logits, &f32s(&r["logits"]), TOL);
     assert_eq!(r["id2label"]["1"], "equivalent");
+}
+
+#[test]
+fn every_layers_hidden_states_equal_pytorch_on_both_paths_and_the_reference() {
+    // tests/reference/make_hidden_states_fixture.py: output_hidden_states=True on a padded batch with a pair
+    let f = read_json(&fixtures().join("tiny-hidden-states.json"));
+    let inputs: Vec<Input> = f["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| match t.as_array().unwrap().as_slice() {
+            [a] => Input::Single(a.as_str().unwrap().into()),
+            [a, b] => Input::Pair(a.as_str().unwrap().into(), b.as_str().unwrap().into()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let want: Vec<Vec<f32>> = f["hidden_states"].as_array().unwrap().iter().map(f32s).collect();
+    let keep = Keep { attentions: AttentionRequest::None, hidden_states: true };
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let batch = model.tokenizer.encode_batch(&inputs).unwrap();
+    assert_eq!(batch.input_ids, f["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect::<Vec<_>>());
+    let reference = forward_cpu(&model.weights, &batch, keep);
+    for backend in [BackendChoice::Cpu, BackendChoice::Gpu] {
+        let mut e = engine(&tiny_dir(), backend);
+        let out = pollster::block_on(e.forward(&batch, keep)).unwrap();
+        let states = out.hidden_states.as_ref().expect("hidden states were asked for");
+        assert_eq!(states.len(), want.len(), "the embeddings' output, then each layer's");
+        for (l, (got, want)) in states.iter().zip(&want).enumerate() {
+            assert_close(&format!("{backend:?} hidden_states[{l}]"), got, want, TOL);
+            assert_close(&format!("{backend:?} vs the reference, layer {l}"), got, &reference.hidden_states.as_ref().unwrap()[l], TOL);
+        }
+        assert_eq!(states.last().unwrap(), &out.last_hidden_state, "the last is last_hidden_state");
+        // not asked: not kept
+        assert!(pollster::block_on(e.forward(&batch, AttentionRequest::None)).unwrap().hidden_states.is_none());
+    }
+    // rows run in parts and joined keep every layer's rows in order
+    let parts = vec![forward_cpu(&model.weights, &batch.rows(0..1), keep), forward_cpu(&model.weights, &batch.rows(1..4), keep)];
+    let joined = Outputs::concat(parts).unwrap();
+    for (l, got) in joined.hidden_states.unwrap().iter().enumerate() {
+        assert_close(&format!("joined layer {l}"), got, &reference.hidden_states.as_ref().unwrap()[l], TOL);
+    }
 }

@@ -2,26 +2,25 @@
 //! same as JSON.
 
 use bertlab::outputs::torch_format;
-use bertlab::{AttentionRequest, BackendChoice, Batch, Engine, Input, Model, Outputs, Pooling};
+use bertlab::{BackendChoice, Batch, Engine, Input, Keep, Model, Outputs, Pooling};
 
 pub fn run(
     dir: &std::path::Path,
     inputs: Vec<Input>,
     backend: BackendChoice,
     json: bool,
-    attentions: bool,
+    keep: Keep,
     normalize: bool,
 ) -> Result<(), String> {
     if inputs.is_empty() {
         return Err("no text given: bertlab embed \"some text\" [--pair A B]".into());
     }
     let model = Model::from_dir(dir).map_err(|e| e.to_string())?;
-    let want = if attentions { AttentionRequest::All } else { AttentionRequest::None };
     // Tokenize before opening a device: bad text fails fast.
     let batch = model.tokenizer.encode_batch(&inputs).map_err(|e| e.to_string())?;
     let mut engine = pollster::block_on(Engine::new(model, backend)).map_err(|e| e.to_string())?;
     let start = web_time::Instant::now();
-    let out = pollster::block_on(engine.forward(&batch, want)).map_err(|e| e.to_string())?;
+    let out = pollster::block_on(engine.forward(&batch, keep)).map_err(|e| e.to_string())?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     if json {
         println!("{}", to_json(dir, &engine, &inputs, &batch, &out, normalize, ms));
@@ -51,6 +50,12 @@ pub fn run(
         }
         None => println!("pooler_output: none (the checkpoint has no pooler weights)"),
     }
+    if let Some(states) = &out.hidden_states {
+        println!(
+            "hidden_states: {} × torch.Size([{b}, {s}, {h}]) (the embeddings' output, then each layer's; --json has them)",
+            states.len()
+        );
+    }
     if b > MAX_SIMILARITY_ROWS {
         println!("cosine similarity: {b} sentences make a {b} × {b} matrix, not printed here (at most {MAX_SIMILARITY_ROWS}; --json gives the embeddings)");
     } else if b > 1 {
@@ -72,7 +77,15 @@ fn nested(data: &[f32], inner: usize) -> Vec<&[f32]> {
     data.chunks(inner).collect()
 }
 
-fn to_json(dir: &std::path::Path, engine: &Engine, inputs: &[Input], batch: &Batch, out: &Outputs, normalize: bool, ms: f64) -> String {
+fn to_json<'a>(
+    dir: &std::path::Path,
+    engine: &Engine,
+    inputs: &[Input],
+    batch: &Batch,
+    out: &'a Outputs,
+    normalize: bool,
+    ms: f64,
+) -> String {
     let (b, s, h) = (out.batch, out.seq, out.hidden);
     let rows: Vec<serde_json::Value> = inputs
         .iter()
@@ -94,7 +107,9 @@ fn to_json(dir: &std::path::Path, engine: &Engine, inputs: &[Input], batch: &Bat
             })
         })
         .collect();
-    let hidden: Vec<Vec<&[f32]>> = nested(&out.last_hidden_state, s * h).into_iter().map(|r| nested(r, h)).collect();
+    let tensor = |v: &'a [f32]| -> Vec<Vec<&'a [f32]>> { nested(v, s * h).into_iter().map(|r| nested(r, h)).collect() };
+    let hidden = tensor(&out.last_hidden_state);
+    let hidden_states = out.hidden_states.as_ref().map(|states| states.iter().map(|v| tensor(v)).collect::<Vec<_>>());
     let pooled =
         |p: Pooling| -> Option<Vec<Vec<f32>>> { (0..b).map(|r| out.sentence_embedding(r, &batch.attention_mask, p, normalize)).collect() };
     let attentions = out.attentions.as_ref().map(|a| {
@@ -121,6 +136,7 @@ fn to_json(dir: &std::path::Path, engine: &Engine, inputs: &[Input], batch: &Bat
             "cls": pooled(Pooling::Cls),
         },
         "attentions": attentions,
+        "hidden_states": hidden_states,
     })
     .to_string()
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use bertlab::mlm::Sees;
-use bertlab::{BackendChoice, Input};
+use bertlab::{AttentionRequest, BackendChoice, Input, Keep};
 
 mod bench;
 mod destination;
@@ -77,6 +77,10 @@ enum Command {
         /// Also compute the attention probabilities of every layer (in --json).
         #[arg(long)]
         attentions: bool,
+        /// Also keep every layer's hidden states, as output_hidden_states=True (in --json: "hidden_states",
+        /// num_hidden_layers + 1 tensors shaped like last_hidden_state, the last equal to it).
+        #[arg(long)]
+        hidden_states: bool,
         /// L2-normalise the sentence embeddings.
         #[arg(long)]
         normalize: bool,
@@ -142,10 +146,11 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Embed { texts, pair, model, backend, json, attentions, normalize } => {
+        Command::Embed { texts, pair, model, backend, json, attentions, hidden_states, normalize } => {
             let mut inputs: Vec<Input> = texts.into_iter().map(Input::Single).collect();
             inputs.extend(pair.chunks(2).map(|p| Input::Pair(p[0].clone(), p[1].clone())));
-            embed::run(&model, inputs, backend.into(), json, attentions, normalize)
+            let attentions = if attentions { AttentionRequest::All } else { AttentionRequest::None };
+            embed::run(&model, inputs, backend.into(), json, Keep { attentions, hidden_states }, normalize)
         }
         Command::FillMask { text, model, top_k, sees, backend, json } => {
             fill_mask::run(&model, &text, top_k, sees.into(), backend.into(), json)

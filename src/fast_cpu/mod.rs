@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::config::BertConfig;
 use crate::kernels::attention::AttentionShape;
 use crate::kernels::matmul::Epilogue;
-use crate::outputs::{AttentionRequest, Attentions, Outputs};
+use crate::outputs::{Attentions, Keep, Outputs};
 use crate::tokenize::Batch;
 use crate::weights::{BertWeights, LayerNorm};
 
@@ -78,14 +78,15 @@ impl FastCpuEncoder {
     }
 
     /// Runs the encoder over a (validated) batch.
-    pub fn forward(&self, batch: &Batch, attentions: AttentionRequest) -> Outputs {
+    pub fn forward(&self, batch: &Batch, keep: impl Into<Keep>) -> Outputs {
+        let keep = keep.into();
         let c = &self.config;
         let (b, s, h) = (batch.batch_size, batch.seq_len, c.hidden_size);
         let rows = b * s;
         let eps = c.layer_norm_eps;
         let shape = AttentionShape { batch: b, seq: s, heads: c.num_attention_heads, head_dim: c.head_dim() };
         let layers = self.layers.len();
-        let kept = attentions.rows(b);
+        let kept = keep.attentions.rows(b);
         let per_layer = shape.heads * s * s;
         let mut probs = kept.as_ref().map(|r| vec![0.0f32; r.len() * layers * per_layer]);
 
@@ -98,6 +99,7 @@ impl FastCpuEncoder {
             }
         });
         layernorm_fast(&mut x, None, &self.embeddings_norm, h, eps);
+        let mut hidden_states = keep.hidden_states.then(|| vec![x.clone()]);
 
         for (l, layer) in self.layers.iter().enumerate() {
             let qkv = layer.qkv.forward(&x, rows);
@@ -109,6 +111,9 @@ impl FastCpuEncoder {
             let inter = layer.ffn_in.forward(&x1, rows);
             x = layer.ffn_out.forward(&inter, rows);
             layernorm_fast(&mut x, Some(&x1), &layer.ffn_norm, h, eps);
+            if let Some(states) = hidden_states.as_mut() {
+                states.push(x.clone());
+            }
         }
 
         let pooler_output = self.pooler.as_ref().map(|p| {
@@ -122,6 +127,7 @@ impl FastCpuEncoder {
             last_hidden_state: x,
             pooler_output,
             attentions: kept.zip(probs).map(|(rows, probs)| Attentions { rows, layers, heads: shape.heads, probs }),
+            hidden_states,
         }
     }
 }
