@@ -47,8 +47,9 @@ pub struct SentenceView {
     pub tokens: Vec<String>,
     pub ids: Vec<u32>,
     pub truncated: bool,
-    /// `[tokens, hidden]`
+    /// `[tokens, hidden]`, of the exploration's layer
     pub hidden_state: Vec<f32>,
+    /// BERT's pooler output: of the last layer only.
     pub pooler: Option<Vec<f32>>,
     pub cls: Vec<f32>,
     pub mean: Vec<f32>,
@@ -94,7 +95,15 @@ pub struct Exploration {
     pub forward_ms: f64,
     pub backend: String,
     pub max_positions: usize,
+    /// Whose hidden states the sentences hold (`layers`: the last, `last_hidden_state`).
+    pub layer: usize,
+    /// Why an earlier layer asked for is not shown (every layer of these sentences would not fit).
+    pub layer_note: Option<String>,
 }
+
+/// The most floats every layer's hidden states of one explorer batch may take
+/// (128 MB): inner layers are kept for the whole batch, then all but one dropped.
+pub const MAX_LAYER_FLOATS: usize = 32 << 20;
 
 /// The most sentences one explorer run encodes; the rest wait, with a notice.
 pub const MAX_SENTENCES: usize = 64;
@@ -251,6 +260,8 @@ pub enum Request {
     Explore {
         texts: Vec<String>,
         selected: usize,
+        /// Whose hidden states the views show: 0 the embeddings' output, `l` layer l's; `None` the last layer's.
+        layer: Option<usize>,
     },
     /// "Try it": the trained model (or head) on a text, or a pair.
     /// The top `top_k` words for every `[MASK]` of `text`, attention free and limited to each side.

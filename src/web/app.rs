@@ -23,6 +23,13 @@ pub fn App() -> impl IntoView {
     let sentences = RwSignal::new(examples());
     // the sentence whose attentions are computed and shown
     let selected = RwSignal::new(0usize);
+    // whose hidden states the views show (None: the last layer's)
+    let layer: RwSignal<Option<usize>> = RwSignal::new(None);
+    // another model has other layers: back to its last
+    Effect::new(move |_| {
+        loader.version.track();
+        layer.set(None);
+    });
     let result = RwSignal::new(None);
     let running = RwSignal::new(false);
     let generation = StoredValue::new(0u64);
@@ -31,6 +38,7 @@ pub fn App() -> impl IntoView {
     Effect::new(move |_| {
         let texts: Vec<String> = sentences.get().iter().map(|s| s.text.trim().to_string()).filter(|t| !t.is_empty()).collect();
         let chosen = selected.get();
+        let chosen_layer = layer.get();
         if loader.version.get() == 0 {
             return;
         }
@@ -47,7 +55,7 @@ pub fn App() -> impl IntoView {
                 }
                 spawn_local(async move {
                     running.set(true);
-                    let r = match client::call(Request::Explore { texts, selected: chosen }).await {
+                    let r = match client::call(Request::Explore { texts, selected: chosen, layer: chosen_layer }).await {
                         Reply::Explored(e) => Ok(e),
                         Reply::Failed { message, .. } => Err(message),
                         other => Err(format!("unexpected answer from the engine: {other:?}")),
@@ -108,7 +116,7 @@ pub fn App() -> impl IntoView {
                 <div class:hidden=move || tab.get() != 0><SentenceList sentences=sentences selected=selected/></div>
             </aside>
             <div id="page-explore" role="tabpanel" aria-labelledby="tab-explore" class:hidden=move || tab.get() != 0>
-                <Results result=result running=running selected=selected waiting=waiting/>
+                <Results result=result running=running selected=selected layer=layer waiting=waiting/>
                 <MaskedWordPanel loader=loader/>
             </div>
             <div id="page-finetune" role="tabpanel" aria-labelledby="tab-finetune" class:hidden=move || tab.get() != 1>

@@ -109,7 +109,7 @@ async fn run(out: RwSignal<Option<Results>>, longest: RwSignal<f64>) {
         }
         if backend == BackendChoice::Cpu {
             let texts = vec!["Hello, how are you?".to_string()];
-            if let Reply::Explored(_) = client::call(Request::Explore { texts, selected: 0 }).await {
+            if let Reply::Explored(_) = client::call(Request::Explore { texts, selected: 0, layer: None }).await {
                 r.first_embedding_ms = Some(now());
             }
         }
@@ -129,7 +129,7 @@ async fn run(out: RwSignal<Option<Results>>, longest: RwSignal<f64>) {
             // an edit in the explorer, every thread running
             let six: Vec<String> = examples().into_iter().map(|s| s.text).collect();
             let t = now();
-            if let Reply::Explored(_) = client::call(Request::Explore { texts: six, selected: 0 }).await {
+            if let Reply::Explored(_) = client::call(Request::Explore { texts: six, selected: 0, layer: None }).await {
                 r.explore_six_ms = Some(now() - t);
             }
         }

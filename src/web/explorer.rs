@@ -141,6 +141,8 @@ pub fn Results(
     result: RwSignal<Option<Result<Exploration, String>>>,
     running: RwSignal<bool>,
     selected: RwSignal<usize>,
+    /// Whose hidden states the views show (`None`: the last layer's).
+    layer: RwSignal<Option<usize>>,
     /// What the page is waiting for before a first result, if anything (the model loading).
     #[prop(into)]
     waiting: Signal<Option<String>>,
@@ -168,10 +170,11 @@ pub fn Results(
                 {move || ok.get().filter(|r| r.left_out > 0).map(|r| view! {
                     <p class="notice" data-testid="left-out">{format!("Showing the first {MAX_SENTENCES} sentences; {} more are not run.", r.left_out)}</p>
                 })}
-                <RunHeader ok=ok selected=selected running=running/>
+                <RunHeader ok=ok selected=selected running=running layer=layer/>
+                {move || ok.get().and_then(|r| r.layer_note).map(|n| view! { <p class="notice" data-testid="layer-note">{n}</p> })}
                 <div class="views" class:stale=move || running.get()>
                     <TokensPanel current=current/>
-                    <HiddenStatePanel current=current/>
+                    <HiddenStatePanel ok=ok current=current/>
                     <EmbeddingsPanel ok=ok selected=selected/>
                     <MapPanel ok=ok selected=selected/>
                     <AttentionPanel ok=ok current=current/>
@@ -182,9 +185,27 @@ pub fn Results(
 }
 
 #[component]
-fn RunHeader(ok: Memo<Option<Exploration>>, selected: RwSignal<usize>, running: RwSignal<bool>) -> impl IntoView {
+fn RunHeader(
+    ok: Memo<Option<Exploration>>,
+    selected: RwSignal<usize>,
+    running: RwSignal<bool>,
+    layer: RwSignal<Option<usize>>,
+) -> impl IntoView {
+    let layers = move || ok.get().map_or(0, |r| r.layers);
+    let shown = move || layer.get().unwrap_or_else(layers).min(layers());
+    let pick = move |ev| {
+        let l: usize = event_target_value(&ev).parse().unwrap_or(0);
+        layer.set((l < layers()).then_some(l));
+    };
     view! {
         <div class="run-header">
+            <label class="layer-pick">
+                "Layer "
+                <input type="range" min="0" max=move || layers().to_string() step="1" data-testid="layer"
+                    aria-valuetext=move || layer_name(shown(), layers())
+                    prop:value=move || shown().to_string() on:input=pick/>
+                <span data-testid="layer-name">{move || layer_name(shown(), layers())}</span>
+            </label>
             <span data-testid="timing">{move || ok.get().map(|r| format!("forward pass: {:.1} ms on {}", r.forward_ms, r.backend))}</span>
             <span class="running" data-testid="running" role="status">{move || running.get().then_some("running…")}</span>
             <label>
@@ -231,7 +252,8 @@ fn token_rows(tokens: &[String], height: Option<usize>) -> impl IntoView {
 }
 
 #[component]
-fn HiddenStatePanel(current: Memo<Option<SentenceView>>) -> impl IntoView {
+fn HiddenStatePanel(ok: Memo<Option<Exploration>>, current: Memo<Option<SentenceView>>) -> impl IntoView {
+    let title = move || ok.get().map_or_else(|| "last_hidden_state".to_string(), |r| state_name(r.layer, r.layers));
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let range = RwSignal::new(HeatmapRange::Clipped);
     let hidden = move || current.get().map(|s| s.hidden_state.len() / s.len().max(1)).unwrap_or(0);
@@ -264,8 +286,8 @@ fn HiddenStatePanel(current: Memo<Option<SentenceView>>) -> impl IntoView {
         })
     };
     view! {
-        <section class="panel" aria-label="last_hidden_state">
-            <h2>"last_hidden_state "<code data-testid="hidden-shape">{move || current.get().map(|s| format!("[1, {}, {}]", s.len(), hidden()))}</code></h2>
+        <section class="panel" aria-label="hidden states">
+            <h2><span data-testid="hidden-title">{title}</span>" "<code data-testid="hidden-shape">{move || current.get().map(|s| format!("[1, {}, {}]", s.len(), hidden()))}</code></h2>
             <div class="row controls-row">
                 <label>"Colour scale "
                     <select data-testid="hidden-range" on:change=move |ev| range.set(match event_target_value(&ev).as_str() {
@@ -287,7 +309,7 @@ fn HiddenStatePanel(current: Memo<Option<SentenceView>>) -> impl IntoView {
                 {move || current.get().map(|s| token_rows(&s.tokens, Some(height())))}
                 <div class="heatmap-body">
                     <canvas class="heatmap wide" node_ref=canvas data-testid="hidden-heatmap"
-                        aria-label="last_hidden_state heatmap: rows are tokens, columns are dimensions"
+                        aria-label="hidden states heatmap: rows are tokens, columns are dimensions"
                         style=move || format!("height: {}px", height())
                         on:mousemove=move |ev| if let Some(s) = current.get_untracked() {
                             let h = s.hidden_state.len() / s.len();
@@ -311,23 +333,43 @@ fn HiddenStatePanel(current: Memo<Option<SentenceView>>) -> impl IntoView {
             <pre class="tensor" data-testid="torch-summary">{move || current.get().map(|s| torch_format(&s.hidden_state, &[1, s.len(), s.hidden_state.len() / s.len()]))}</pre>
             <details>
                 <summary>"All values (JSON)"</summary>
-                <textarea readonly rows="6" data-testid="values-json" aria-label="All values as JSON">{move || current.get().map(|s| values_json(&s))}</textarea>
+                <textarea readonly rows="6" data-testid="values-json" aria-label="All values as JSON">{move || current.get().zip(ok.get()).map(|(s, r)| values_json(&s, r.layer, r.layers))}</textarea>
             </details>
         </section>
     }
 }
 
-fn values_json(s: &SentenceView) -> String {
-    serde_json::json!({
+/// The selected sentence's values; its states under transformers' name for the layer shown.
+fn values_json(s: &SentenceView, layer: usize, layers: usize) -> String {
+    let mut v = serde_json::json!({
         "text": s.text,
         "tokens": s.tokens,
         "input_ids": s.ids,
+        "layer": layer,
         "shape": [1, s.len(), s.hidden_state.len() / s.len()],
-        "last_hidden_state": s.hidden_state,
         "pooler_output": s.pooler,
         "mean_pooled": s.mean,
-    })
-    .to_string()
+    });
+    v[state_name(layer, layers)] = serde_json::json!(s.hidden_state);
+    v.to_string()
+}
+
+/// How the layer slider names a layer.
+fn layer_name(layer: usize, layers: usize) -> String {
+    match layer {
+        0 => format!("0 of {layers}: the embeddings"),
+        l if l == layers => format!("{l} of {layers}: the last"),
+        l => format!("{l} of {layers}"),
+    }
+}
+
+/// The states' name in transformers: the last layer's is `last_hidden_state`.
+fn state_name(layer: usize, layers: usize) -> String {
+    if layer == layers {
+        "last_hidden_state".into()
+    } else {
+        format!("hidden_states[{layer}]")
+    }
 }
 
 /// A sentence's label in a narrow place: its number and first words.

@@ -19,10 +19,12 @@ use bertlab::finetune::training::HeadBackend;
 use bertlab::glue::Example;
 use bertlab::head::softmax_rows;
 use bertlab::mlm::{self, Sees};
-use bertlab::protocol::{Exploration, ExportedFile, MaskedWord, ModelInfo, Prediction, Reply, SentenceView, MAX_SENTENCES};
+use bertlab::protocol::{
+    Exploration, ExportedFile, MaskedWord, ModelInfo, Prediction, Reply, SentenceView, MAX_LAYER_FLOATS, MAX_SENTENCES,
+};
 use bertlab::task::words_of;
 use bertlab::tokenize::BertTokenizer;
-use bertlab::{AttentionRequest, BackendChoice, EmbedOptions, Engine, Error, Input, Model, ModelFiles, ModelIdentity, Pooling};
+use bertlab::{AttentionRequest, BackendChoice, Engine, Error, Input, Keep, Model, ModelFiles, ModelIdentity, Outputs, Pooling};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use futures_util::lock::Mutex;
 
@@ -134,28 +136,51 @@ pub fn model_info(engine: &Engine) -> ModelInfo {
 }
 
 /// Runs the first [`MAX_SENTENCES`] sentences as one batch, with the
-/// attentions of `selected` only. A lost GPU device is re-created once and
-/// the batch retried.
-pub async fn explore(mut texts: Vec<String>, selected: usize) -> Result<Exploration, String> {
+/// attentions of `selected` only, the views on `layer`'s hidden states (the
+/// last's when `None`). A lost GPU device is re-created once and the batch retried.
+pub async fn explore(mut texts: Vec<String>, selected: usize, layer: Option<usize>) -> Result<Exploration, String> {
     let engine = engine()?;
     let mut engine = engine.lock().await;
     let left_out = texts.len().saturating_sub(MAX_SENTENCES);
     texts.truncate(MAX_SENTENCES);
     let selected = selected.min(texts.len().saturating_sub(1));
     let inputs: Vec<Input> = texts.iter().map(|t| Input::Single(t.clone())).collect();
-    let options = EmbedOptions { attentions: AttentionRequest::Row(selected), ..Default::default() };
+    let batch = engine.tokenize(&inputs, None).map_err(|e| e.to_string())?;
+    let (h, layers) = (engine.config.hidden_size, engine.config.num_hidden_layers);
+    // an earlier layer keeps every layer's states of the batch for a moment: bounded
+    let asked = layer.unwrap_or(layers).min(layers);
+    let floats = (layers + 1) * batch.batch_size * batch.seq_len * h;
+    let (layer, layer_note) = if asked < layers && floats > MAX_LAYER_FLOATS {
+        let mb = |f: usize| (f * 4) >> 20;
+        let why = format!(
+            "Layer {asked} is not shown: every layer of these sentences would take {} MB (at most {}); fewer or shorter sentences show it.",
+            mb(floats),
+            mb(MAX_LAYER_FLOATS)
+        );
+        (layers, Some(why))
+    } else {
+        (asked, None)
+    };
+    let keep = Keep { attentions: AttentionRequest::Row(selected), hidden_states: layer < layers };
     let start = web_time::Instant::now();
-    let (batch, out) = match engine.embed(&inputs, options).await {
+    let out = match engine.forward(&batch, keep).await {
         Err(Error::DeviceLost(_)) => {
             engine.recover_gpu().await.map_err(|e| e.to_string())?;
-            engine.embed(&inputs, options).await
+            engine.forward(&batch, keep).await
         }
         other => other,
     }
     .map_err(|e| e.to_string())?;
     let forward_ms = start.elapsed().as_secs_f64() * 1e3;
+    // the views read the chosen layer as they read the last (the pooler is the last layer's alone)
+    let out = match out.hidden_states {
+        Some(mut states) if layer < states.len() => {
+            Outputs { last_hidden_state: states.swap_remove(layer), pooler_output: None, hidden_states: None, ..out }
+        }
+        _ => out,
+    };
     let c = &engine.config;
-    let (h, s, layers, heads) = (c.hidden_size, batch.seq_len, c.num_hidden_layers, c.num_attention_heads);
+    let (s, heads) = (batch.seq_len, c.num_attention_heads);
     let embedding = |b: usize, p: Pooling| out.sentence_embedding(b, &batch.attention_mask, p, false);
     let sentences = texts
         .into_iter()
@@ -197,6 +222,8 @@ pub async fn explore(mut texts: Vec<String>, selected: usize) -> Result<Explorat
         forward_ms,
         backend: engine.describe_backend(),
         max_positions: c.max_position_embeddings,
+        layer,
+        layer_note,
     })
 }
 

@@ -64,8 +64,8 @@ mod worker {
                     Err(e) => Reply::Failed { message: e.to_string(), corrupt_model: e.is_corrupt_model() },
                 }
             }
-            Request::Explore { texts, selected } => {
-                engine_service::explore(texts, selected).await.map_or_else(Reply::failed, Reply::Explored)
+            Request::Explore { texts, selected, layer } => {
+                engine_service::explore(texts, selected, layer).await.map_or_else(Reply::failed, Reply::Explored)
             }
             Request::FillMask { text, top_k } => engine_service::fill_mask(text, top_k).await.map_or_else(Reply::failed, Reply::MaskFilled),
             Request::Predict { text, pair, max_len } => {
