@@ -127,3 +127,69 @@ mod tests {
         assert_eq!(pca_2d(&[vec![1.0, 2.0]]).coords, vec![[0.0, 0.0]]);
     }
 }
+
+/// A token among a batch's: its sentence and its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenAt {
+    pub sentence: usize,
+    pub token: usize,
+}
+
+/// One token's vector across the layers, against the same token elsewhere
+/// and against every token at one layer (exBERT's search, over the batch).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WordInContext {
+    pub word: String,
+    pub at: TokenAt,
+    /// Every other occurrence of the same token, with its cosine similarity
+    /// to the word at each layer (0, the embeddings' output, … the last).
+    pub occurrences: Vec<(TokenAt, Vec<f32>)>,
+    /// The layer `nearest` is measured at.
+    pub layer: usize,
+    /// The tokens nearest to the word at `layer` (special tokens and itself
+    /// left out), most similar first, with their text.
+    pub nearest: Vec<(TokenAt, String, f32)>,
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    dot / (na.sqrt() * nb.sqrt()).max(1e-12)
+}
+
+/// `of`'s similarities across `states` (every layer's `[batch, seq, hidden]`,
+/// as a forward keeps them) to the same token elsewhere, and its `k` nearest
+/// tokens at `layer`; `tokens` holds each sentence's tokens (padding cut off).
+/// `None` when `of` or `layer` is outside them.
+pub fn word_in_context(
+    states: &[Vec<f32>],
+    seq: usize,
+    hidden: usize,
+    tokens: &[Vec<String>],
+    of: TokenAt,
+    layer: usize,
+    k: usize,
+) -> Option<WordInContext> {
+    let word = tokens.get(of.sentence)?.get(of.token)?.clone();
+    let vector = |l: usize, at: TokenAt| &states[l][(at.sentence * seq + at.token) * hidden..][..hidden];
+    if layer >= states.len() || states.iter().any(|s| s.len() < tokens.len() * seq * hidden) {
+        return None;
+    }
+    let all = || tokens.iter().enumerate().flat_map(|(sentence, t)| (0..t.len().min(seq)).map(move |token| TokenAt { sentence, token }));
+    let occurrences = all()
+        .filter(|&at| at != of && tokens[at.sentence][at.token] == word)
+        .map(|at| (at, (0..states.len()).map(|l| cosine(vector(l, of), vector(l, at))).collect()))
+        .collect();
+    let special = |t: &str| t.starts_with('[') && t.ends_with(']');
+    let mut nearest: Vec<(TokenAt, String, f32)> = all()
+        .filter(|&at| at != of && !special(&tokens[at.sentence][at.token]))
+        .map(|at| (at, tokens[at.sentence][at.token].clone(), cosine(vector(layer, of), vector(layer, at))))
+        .collect();
+    nearest.sort_by(|a, b| b.2.total_cmp(&a.2));
+    nearest.truncate(k);
+    Some(WordInContext { word, at: of, occurrences, layer, nearest })
+}

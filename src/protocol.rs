@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::cosine_matrix;
+use crate::analysis::{cosine_matrix, TokenAt, WordInContext};
 use crate::engine::BackendChoice;
 use crate::finetune::{Metrics, TrainConfig};
 use crate::mlm::MaskFill;
@@ -263,6 +263,12 @@ pub enum Request {
         /// Whose hidden states the views show: 0 the embeddings' output, `l` layer l's; `None` the last layer's.
         layer: Option<usize>,
     },
+    /// One token of the explorer's sentences across every layer (`layer`: where its nearest tokens are measured; `None` the last).
+    WordInContext {
+        texts: Vec<String>,
+        at: TokenAt,
+        layer: Option<usize>,
+    },
     /// "Try it": the trained model (or head) on a text, or a pair.
     /// The top `top_k` words for every `[MASK]` of `text`, attention free and limited to each side.
     FillMask {
@@ -324,6 +330,7 @@ pub enum Reply {
     Explored(Exploration),
     Predicted(Prediction),
     MaskFilled(MaskedWord),
+    WordInContext(WordInContext),
     HeadImported(String),
     HeadExported {
         #[serde(with = "serde_bytes")]

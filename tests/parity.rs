@@ -265,3 +265,44 @@ fn every_layers_hidden_states_equal_pytorch_on_both_paths_and_the_reference() {
         assert_close(&format!("joined layer {l}"), got, &reference.hidden_states.as_ref().unwrap()[l], TOL);
     }
 }
+
+#[test]
+fn a_word_in_context_follows_its_vectors_through_every_layer() {
+    use bertlab::analysis::{word_in_context, TokenAt};
+    // "bank" twice (a river's, a lender's), "the" four times
+    let texts = ["the bank raised its rates", "we sat on the river bank", "the the"];
+    let model = Model::from_dir(&tiny_dir()).unwrap();
+    let inputs: Vec<Input> = texts.iter().map(|t| Input::Single(t.to_string())).collect();
+    let batch = model.tokenizer.encode_batch(&inputs).unwrap();
+    let out = forward_cpu(&model.weights, &batch, Keep { attentions: AttentionRequest::None, hidden_states: true });
+    let states = out.hidden_states.as_ref().unwrap();
+    let (s, h) = (batch.seq_len, out.hidden);
+    let the = TokenAt { sentence: 0, token: 1 };
+    assert_eq!(batch.tokens[0][1], "the");
+    let w = word_in_context(states, s, h, &batch.tokens, the, 2, 5).unwrap();
+    assert_eq!(w.word, "the");
+    let others: Vec<TokenAt> = w.occurrences.iter().map(|o| o.0).collect();
+    let want: Vec<TokenAt> = (0..texts.len())
+        .flat_map(|b| batch.tokens[b].iter().enumerate().filter(|(_, t)| *t == "the").map(move |(t, _)| TokenAt { sentence: b, token: t }))
+        .filter(|&at| at != the)
+        .collect();
+    assert_eq!(others, want, "every other \"the\", in order");
+    // each similarity is the cosine of the two rows at that layer
+    let row = |l: usize, at: TokenAt| &states[l][(at.sentence * s + at.token) * h..][..h];
+    for (at, sims) in &w.occurrences {
+        assert_eq!(sims.len(), states.len());
+        for (l, &sim) in sims.iter().enumerate() {
+            let (a, b) = (row(l, the), row(l, *at));
+            let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+            let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((sim - dot / (norm(a) * norm(b))).abs() < 1e-5);
+        }
+    }
+    // the nearest at layer 2: five, best first, no special token, not itself
+    assert_eq!(w.nearest.len(), 5);
+    assert!(w.nearest.windows(2).all(|p| p[0].2 >= p[1].2));
+    assert!(w.nearest.iter().all(|(at, t, _)| *at != the && !t.starts_with('[')));
+    // out of range: nothing, not a panic
+    assert!(word_in_context(states, s, h, &batch.tokens, TokenAt { sentence: 9, token: 0 }, 2, 5).is_none());
+    assert!(word_in_context(states, s, h, &batch.tokens, the, 3, 5).is_none());
+}

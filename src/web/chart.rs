@@ -101,7 +101,8 @@ pub fn LossChart(
                     let f = frame.get();
                     let loss_ticks = nice_ticks(f.loss_lo, f.loss_hi, 5);
                     let loss_step = loss_ticks.get(1).zip(loss_ticks.first()).map_or(1.0, |(b, a)| b - a);
-                    let step_ticks = nice_ticks(0.0, f.steps, 6);
+                    // whole steps only (an empty chart had ticks at ±0.4 printed "0 0 0")
+                    let step_ticks: Vec<f64> = nice_ticks(0.0, f.steps.max(1.0), 6).into_iter().filter(|t| t.fract() == 0.0).collect();
                     let step_step = step_ticks.get(1).zip(step_ticks.first()).map_or(1.0, |(b, a)| b - a);
                     view! {
                         <g class="grid">

@@ -1,13 +1,14 @@
 //! The sentence explorer: the editable sentence list and the views of what
 //! BERT makes of them. Every view reads an `Exploration`; none calls the engine.
 
-use bertlab::analysis::{nearest, pca_2d};
+use bertlab::analysis::{nearest, pca_2d, TokenAt};
 use bertlab::charts::{heatmap_values, nice_ticks, outlier_dims, HeatmapRange};
 use bertlab::outputs::torch_format;
 use bertlab::Pooling;
 use leptos::prelude::*;
 
 use crate::heatmap::{self, css_color, Scale};
+use crate::word_in_context::WordInContextPanel;
 use bertlab::protocol::{Exploration, SentenceView, MAX_SENTENCES};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -148,6 +149,8 @@ pub fn Results(
     waiting: Signal<Option<String>>,
 ) -> impl IntoView {
     let ok = Memo::new(move |_| result.get().and_then(|r| r.ok()));
+    // the token "a word in context" follows
+    let word: RwSignal<Option<TokenAt>> = RwSignal::new(None);
     let current = Memo::new(move |_| ok.get().and_then(|r| r.sentences.get(r.selected).cloned()));
     Effect::new(move |_| {
         if let Some(r) = ok.get() {
@@ -173,7 +176,8 @@ pub fn Results(
                 <RunHeader ok=ok selected=selected running=running layer=layer/>
                 {move || ok.get().and_then(|r| r.layer_note).map(|n| view! { <p class="notice" data-testid="layer-note">{n}</p> })}
                 <div class="views" class:stale=move || running.get()>
-                    <TokensPanel current=current/>
+                    <TokensPanel ok=ok current=current word=word/>
+                    <WordInContextPanel ok=ok word=word/>
                     <HiddenStatePanel ok=ok current=current/>
                     <EmbeddingsPanel ok=ok selected=selected/>
                     <MapPanel ok=ok selected=selected/>
@@ -201,10 +205,10 @@ fn RunHeader(
         <div class="run-header">
             <label class="layer-pick">
                 "Layer "
-                <input type="range" min="0" max=move || layers().to_string() step="1" data-testid="layer"
+                <input type="range" min="0" max=move || layers().to_string() step="1" data-testid="hidden-layer"
                     aria-valuetext=move || layer_name(shown(), layers())
                     prop:value=move || shown().to_string() on:input=pick/>
-                <span data-testid="layer-name">{move || layer_name(shown(), layers())}</span>
+                <span data-testid="hidden-layer-name">{move || layer_name(shown(), layers())}</span>
             </label>
             <span data-testid="timing">{move || ok.get().map(|r| format!("forward pass: {:.1} ms on {}", r.forward_ms, r.backend))}</span>
             <span class="running" data-testid="running" role="status">{move || running.get().then_some("running…")}</span>
@@ -221,7 +225,8 @@ fn RunHeader(
 }
 
 #[component]
-fn TokensPanel(current: Memo<Option<SentenceView>>) -> impl IntoView {
+fn TokensPanel(ok: Memo<Option<Exploration>>, current: Memo<Option<SentenceView>>, word: RwSignal<Option<TokenAt>>) -> impl IntoView {
+    let sentence = move || ok.get().map_or(0, |r| r.selected);
     view! {
         <section class="panel" aria-label="Tokens">
             <h2>"Tokens"</h2>
@@ -230,9 +235,13 @@ fn TokensPanel(current: Memo<Option<SentenceView>>) -> impl IntoView {
                     <p class="notice" data-testid="truncated">{format!("This text was truncated to {} tokens, the model's maximum.", s.len())}</p>
                 })}
                 <div class="chips" data-testid="tokens">
-                    {s.tokens.iter().zip(&s.ids).map(|(t, id)| {
+                    {s.tokens.iter().zip(&s.ids).enumerate().map(|(i, (t, id))| {
                         let class = if t.starts_with("[") && t.ends_with("]") { "chip special" } else if t.starts_with("##") { "chip piece" } else { "chip" };
-                        view! { <span class=class title=format!("id {id}") data-id=id.to_string()>{t.clone()}</span> }
+                        let at = move || TokenAt { sentence: sentence(), token: i };
+                        view! {
+                            <button type="button" class=class title=format!("id {id}: follow it through the layers") data-id=id.to_string()
+                                aria-pressed=move || (word.get() == Some(at())).to_string() on:click=move |_| word.set(Some(at()))>{t.clone()}</button>
+                        }
                     }).collect_view()}
                 </div>
             })}
@@ -403,7 +412,7 @@ fn EmbeddingsPanel(ok: Memo<Option<Exploration>>, selected: RwSignal<usize>) -> 
                     view! {
                         <div class="scroll-x">
                         <table class="similarity" data-testid="similarity">
-                            <thead><tr><th></th>{(0..n).map(|j| view! { <th scope="col" title=r.sentences[j].text.clone()>{short(j, &r.sentences[j].text)}</th> }).collect_view()}</tr></thead>
+                            <thead><tr><th></th>{(0..n).map(|j| view! { <th scope="col" title=r.sentences[j].text.clone()>{(j + 1).to_string()}</th> }).collect_view()}</tr></thead>
                             <tbody>
                                 {(0..n).map(|i| view! {
                                     <tr class:selected=move || selected.get() == i data-testid="similarity-row" on:click=move |_| selected.set(i)>

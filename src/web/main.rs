@@ -22,6 +22,8 @@ mod heatmap;
 mod loader;
 #[cfg(target_arch = "wasm32")]
 mod masked_word;
+#[cfg(target_arch = "wasm32")]
+mod word_in_context;
 
 #[cfg(target_arch = "wasm32")]
 fn main() {

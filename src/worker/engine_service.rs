@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use bertlab::analysis::{self, TokenAt, WordInContext};
 use bertlab::classifier::backprop::forward;
 use bertlab::classifier::export::export_folder;
 use bertlab::classifier::math::CpuMath;
@@ -304,6 +305,34 @@ pub async fn import_head(bytes: &[u8]) -> Result<String, String> {
 /// "Try it": a fine-tuned model alone on a text (or a pair), as its task
 /// reads it; or a head on the loaded model's features of a pair (refused,
 /// with both models named, when the head was trained on another).
+/// A token of the explorer's sentences across every layer: its similarity to
+/// the same token elsewhere at each, and its nearest tokens at `layer`.
+pub async fn word_in_context(mut texts: Vec<String>, at: TokenAt, layer: Option<usize>) -> Result<WordInContext, String> {
+    let engine = engine()?;
+    let mut engine = engine.lock().await;
+    texts.truncate(MAX_SENTENCES);
+    let inputs: Vec<Input> = texts.iter().map(|t| Input::Single(t.clone())).collect();
+    let batch = engine.tokenize(&inputs, None).map_err(|e| e.to_string())?;
+    let (h, layers) = (engine.config.hidden_size, engine.config.num_hidden_layers);
+    let floats = (layers + 1) * batch.batch_size * batch.seq_len * h;
+    if floats > MAX_LAYER_FLOATS {
+        return Err(format!(
+            "every layer of these sentences would take {} MB (at most {}): fewer or shorter sentences",
+            (floats * 4) >> 20,
+            (MAX_LAYER_FLOATS * 4) >> 20
+        ));
+    }
+    let keep = Keep { attentions: AttentionRequest::None, hidden_states: true };
+    let out = engine.forward(&batch, keep).await.map_err(|e| e.to_string())?;
+    let states = out.hidden_states.ok_or("the forward kept no layers")?;
+    let layer = layer.unwrap_or(layers).min(layers);
+    analysis::word_in_context(&states, batch.seq_len, h, &batch.tokens, at, layer, NEAREST)
+        .ok_or_else(|| "that token is no longer among the sentences".to_string())
+}
+
+/// How many nearest tokens "a word in context" lists.
+const NEAREST: usize = 10;
+
 /// Every `[MASK]`'s top `top_k`, with attention free, then limited to the left, then to the right.
 pub async fn fill_mask(text: String, top_k: usize) -> Result<MaskedWord, String> {
     let engine = engine()?;

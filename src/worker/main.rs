@@ -67,6 +67,9 @@ mod worker {
             Request::Explore { texts, selected, layer } => {
                 engine_service::explore(texts, selected, layer).await.map_or_else(Reply::failed, Reply::Explored)
             }
+            Request::WordInContext { texts, at, layer } => {
+                engine_service::word_in_context(texts, at, layer).await.map_or_else(Reply::failed, Reply::WordInContext)
+            }
             Request::FillMask { text, top_k } => engine_service::fill_mask(text, top_k).await.map_or_else(Reply::failed, Reply::MaskFilled),
             Request::Predict { text, pair, max_len } => {
                 engine_service::predict(text, pair, max_len).await.map_or_else(Reply::failed, Reply::Predicted)

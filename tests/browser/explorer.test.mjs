@@ -342,6 +342,16 @@ test('views a researcher can read: robust scales, linked selection, labelled axe
   await waitForModel(page, 'all-MiniLM-L6-v2');
   await values(page, 'Hello, how are you?');
   assert.match(await text(page, 'tagline'), /BERT in your browser tab · CPU/);
+  // the six examples' similarity matrix fits its panel at 1400 px (column 6 was cut off)
+  const overflow = await page.$eval('[data-testid=similarity]', (t) => t.parentElement.scrollWidth - t.parentElement.clientWidth);
+  assert.ok(overflow <= 0, `the similarity matrix overflows by ${overflow} px`);
+  // the header's backend and the forward-pass line name the same threads (they disagreed)
+  const threads = (s) => s.match(/(\d+) threads?/)?.[1];
+  await page.waitForFunction(() => {
+    const m = (s) => s?.match(/(\d+) threads?/)?.[1];
+    return m(document.querySelector('[data-testid=tagline]')?.textContent) === m(document.querySelector('[data-testid=timing]')?.textContent);
+  }, null, { timeout: LONG }).catch(async () => assert.fail(`${await text(page, 'tagline')} vs ${await text(page, 'timing')}`));
+  assert.ok(threads(await text(page, 'timing')), 'the forward-pass line names its threads');
 
   // last_hidden_state: one outlier no longer whitens the map (it did, ~94%, on the full range)
   await page.waitForFunction(() => document.querySelector('[data-testid=hidden-heatmap]').width === 384);
