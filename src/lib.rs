@@ -18,6 +18,7 @@ pub mod cpu_encoder;
 pub mod disk;
 pub mod engine;
 pub mod error;
+pub mod explain;
 pub mod fast_cpu;
 pub mod finetune;
 pub mod glue;

@@ -253,3 +253,33 @@ fn bench_prints_its_tables() {
     assert!(rows.iter().any(|r| r.contains("| CPU") && r.contains("| 2 × 8 |")), "{out}");
     assert_eq!(out.lines().filter(|l| l.contains("× 768 |") || l.contains("× 3072 |")).count(), 8, "{out}");
 }
+
+#[test]
+fn fill_mask_explain_and_hidden_states_from_the_command_line() {
+    // fill-mask --json: the pipeline's names and values (tests/fixtures/tiny-mlm/cases.json)
+    let mlm = fixtures().join("tiny-mlm");
+    let case = &read_json(&mlm.join("cases.json"))["cases"][0];
+    let o = bertlab(&["fill-mask", "--model", mlm.to_str().unwrap(), "--backend", "cpu", "--json", case["text"].as_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let (g, w) = (&got["masks"][0]["predictions"][0], &case["masks"][0]["predictions"][0]);
+    assert_eq!((&g["token"], &g["token_str"], &g["sequence"]), (&w["token"], &w["token_str"], &w["sequence"]));
+    // explain --json: integrated gradients of the fixture classifier, as tests/explain.rs checks them in full
+    let explain = fixtures().join("tiny-explain");
+    let case = &read_json(&explain.join("cases.json"))["cases"][2];
+    let o = bertlab(&["explain", "--model", explain.to_str().unwrap(), "--json", case["texts"][0].as_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(got["target"], case["target"]);
+    assert_close("explain attributions", &f32s(&got["attributions"]), &f32s(&case["integrated_gradients"]), 1e-3);
+    // a model that is no classifier: one line
+    let o = bertlab(&["explain", "--model", tiny_dir().to_str().unwrap(), "a text"]);
+    assert!(!o.status.success() && stderr(&o).trim().lines().count() == 1, "{}", stderr(&o));
+    // embed --hidden-states --json: the embeddings' output and each layer's, the last equal to last_hidden_state
+    let o = bertlab(&["embed", "--model", tiny_dir().to_str().unwrap(), "--backend", "cpu", "--hidden-states", "--json", "a b c"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let states = got["hidden_states"].as_array().unwrap();
+    assert_eq!(states.len(), 3);
+    assert_eq!(states[2], got["last_hidden_state"]);
+}

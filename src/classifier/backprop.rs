@@ -238,8 +238,17 @@ fn residual_norm_backward(
 
 /// Adds the gradients of the loss whose gradient with respect to the logits
 /// is `dlogits` into `grads` (for the tensors `f`'s `train` trains). Each
-/// layer's activations are freed once its backward pass is done.
-pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Batch, dlogits: &[f32], grads: &mut ClassifierParams) {
+/// layer's activations are freed once its backward pass is done. Returns,
+/// when the embeddings train, the gradient reaching each position's sum of
+/// word, position and type rows (`[rows, hidden]`: attributions read it).
+pub fn backward(
+    math: CpuMath,
+    p: &ClassifierParams,
+    mut f: Forward,
+    batch: &Batch,
+    dlogits: &[f32],
+    grads: &mut ClassifierParams,
+) -> Option<Vec<f32>> {
     let c = &p.bert.config;
     let (shape, h, eps) = (f.shape, c.hidden_size, c.layer_norm_eps);
     let (b, s) = (shape.batch, shape.seq);
@@ -258,11 +267,11 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Bat
             let pooler_grad = grads.bert.pooler.as_mut().expect("gradients have the parameters' pooler");
             let d_cls = math.linear_backward(&t.cls, &d_pre, b, p.pooler(), pooler_grad, want_dx).unwrap_or_default();
             if !want_dx {
-                return;
+                return None;
             }
             cls_gradient_cpu(&d_cls, b, s, h)
         }
-        None if !want_dx => return,
+        None if !want_dx => return None,
         None => d_features,
     };
 
@@ -297,7 +306,9 @@ pub fn backward(math: CpuMath, p: &ClassifierParams, mut f: Forward, batch: &Bat
         let g = &mut grads.bert;
         let tables = (&mut g.word_embeddings, &mut g.position_embeddings, &mut g.token_type_embeddings);
         math.embeddings_backward(batch, &d_sum, tables, h);
+        return Some(d_sum);
     }
+    None
 }
 
 /// The batch's mean loss toward `targets` (a row of the logits each); its

@@ -1,16 +1,18 @@
-//! `bertlab`: the engine on the command line (embed, fill-mask, finetune, bench).
+//! `bertlab`: the engine on the command line (embed, fill-mask, explain, finetune, bench).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use bertlab::explain::Method;
 use bertlab::mlm::Sees;
 use bertlab::{AttentionRequest, BackendChoice, Input, Keep};
 
 mod bench;
 mod destination;
 mod embed;
+mod explain;
 mod feature_cache;
 mod fill_mask;
 mod finetune;
@@ -57,6 +59,12 @@ impl From<SeesArg> for Sees {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    GradXInput,
+    IntegratedGradients,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run BERT over sentences (batched into one forward pass) and print its outputs.
@@ -101,6 +109,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
         backend: BackendArg,
         /// Print {"masks": [{"position", "predictions": [{"token", "token_str", "score", "sequence"}]}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Each token's share of a fine-tuned classifier's prediction (a BertForSequenceClassification folder).
+    Explain {
+        /// The text (and, for a pair, the second text).
+        text: String,
+        text_pair: Option<String>,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_enum, default_value_t = MethodArg::IntegratedGradients)]
+        method: MethodArg,
+        /// Integrated gradients' steps (each a forward and a backward pass).
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        /// The class to explain (default: the predicted one).
+        #[arg(long)]
+        target: Option<usize>,
+        /// Print {"target", "label", "logits", "tokens", "attributions", "f_x_minus_f_baseline"}.
         #[arg(long)]
         json: bool,
     },
@@ -154,6 +181,17 @@ fn main() -> ExitCode {
         }
         Command::FillMask { text, model, top_k, sees, backend, json } => {
             fill_mask::run(&model, &text, top_k, sees.into(), backend.into(), json)
+        }
+        Command::Explain { text, text_pair, model, method, steps, target, json } => {
+            let input = match text_pair {
+                Some(b) => Input::Pair(text, b),
+                None => Input::Single(text),
+            };
+            let method = match method {
+                MethodArg::GradXInput => Method::GradXInput,
+                MethodArg::IntegratedGradients => Method::IntegratedGradients { steps },
+            };
+            explain::run(&model, input, method, target, json)
         }
         Command::Bench(args) => bench::run(args),
         Command::Finetune(args) => finetune::run(*args),
