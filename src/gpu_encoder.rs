@@ -140,16 +140,18 @@ impl GpuEncoder {
 
     /// The most rows of `seq` tokens one submission can take without any
     /// buffer passing the adapter's binding limit.
-    fn max_rows(&self, seq: usize, attentions: AttentionRequest) -> usize {
-        // every layer's states are buffers of the same size as the one they replace: no other limit
+    fn max_rows(&self, seq: usize, keep: Keep) -> usize {
         let c = &self.config;
         let limit = self.ctx.limits.max_storage_buffer_binding_size.min(self.ctx.limits.max_buffer_size) as usize;
         let widest = (3 * c.hidden_size).max(c.intermediate_size);
         let probs_per_row =
-            if attentions == AttentionRequest::All { c.num_hidden_layers * c.num_attention_heads * seq * seq * 4 } else { 0 };
+            if keep.attentions == AttentionRequest::All { c.num_hidden_layers * c.num_attention_heads * seq * seq * 4 } else { 0 };
+        // every layer's states are read back together, through one staging buffer
+        let states_per_row = if keep.hidden_states { (c.num_hidden_layers + 1) * seq * c.hidden_size * 4 } else { 0 };
         // activations are allocated in whole 64-row tiles of tokens
-        let fits = |rows: usize| padded_rows(rows * seq) * widest * 4 <= limit && rows * probs_per_row <= limit;
-        let mut rows = limit / (seq * widest * 4).max(probs_per_row).max(1);
+        let fits =
+            |rows: usize| padded_rows(rows * seq) * widest * 4 <= limit && rows * probs_per_row <= limit && rows * states_per_row <= limit;
+        let mut rows = limit / (seq * widest * 4).max(probs_per_row).max(states_per_row).max(1);
         while rows > 0 && !fits(rows) {
             rows -= 1;
         }
@@ -159,7 +161,8 @@ impl GpuEncoder {
     /// Runs the encoder over a (validated) batch, in as many submissions as
     /// the adapter's limits require (one for any ordinary batch).
     pub async fn forward(&mut self, batch: &Batch, keep: impl Into<Keep>) -> Result<Outputs> {
-        let Keep { attentions, hidden_states } = keep.into();
+        let keep = keep.into();
+        let Keep { attentions, hidden_states } = keep;
         let s = batch.seq_len;
         if s > AttentionProbsKernel::MAX_SEQ && attentions != AttentionRequest::None {
             return Err(Error::Input(format!(
@@ -167,7 +170,7 @@ impl GpuEncoder {
                 AttentionProbsKernel::MAX_SEQ
             )));
         }
-        let max_rows = self.max_rows(s, attentions);
+        let max_rows = self.max_rows(s, keep);
         if max_rows == 0 {
             return Err(Error::Gpu(format!("a single sequence of {s} tokens does not fit this adapter's buffer limits")));
         }
@@ -189,7 +192,7 @@ impl GpuEncoder {
     /// in a pass of its own: (kernel, ms) per dispatch, in order; `None`
     /// where the adapter has no timestamp queries.
     pub async fn profile(&mut self, batch: &Batch) -> Result<Option<Vec<(Arc<str>, f64)>>> {
-        if self.max_rows(batch.seq_len, AttentionRequest::None) < batch.batch_size {
+        if self.max_rows(batch.seq_len, Keep::default()) < batch.batch_size {
             return Err(Error::Input("profile a batch that fits in one submission on this adapter".into()));
         }
         let key = self.prepare(batch, 0, batch.batch_size, None, false)?;
@@ -220,8 +223,10 @@ impl GpuEncoder {
         let mut read = self.ctx.run(&plan.dispatches, &outputs).await?.into_iter();
         let mut next = || read.next().ok_or_else(|| Error::Gpu("a readback is missing".into()));
         let mut states = (0..plan.states.len()).map(|_| next()).collect::<Result<Vec<_>>>()?;
-        let last_hidden_state = states.last().cloned().ok_or_else(|| Error::Gpu("a readback is missing".into()))?;
-        let hidden_states = all_layers.then(|| std::mem::take(&mut states));
+        // the last layer's states are both outputs only when every layer is kept
+        let last = if all_layers { states.last().cloned() } else { states.pop() };
+        let last_hidden_state = last.ok_or_else(|| Error::Gpu("a readback is missing".into()))?;
+        let hidden_states = all_layers.then_some(states);
         let pooler_output = plan.pooled.as_ref().map(|_| next()).transpose()?;
         let attentions = match (&plan.probs, kept) {
             (Some(_), Some(rows)) => Some(Attentions { rows, layers: l, heads: nh, probs: next()? }),

@@ -13,7 +13,7 @@ use bertlab::engine::{BackendInfo, CpuReason, ForwardHelpers, GpuReason, PartFor
 use bertlab::fast_cpu::FastCpuEncoder;
 use bertlab::gpu::ShaderChecks;
 use bertlab::weights::BertWeights;
-use bertlab::{AttentionRequest, BackendChoice, Batch, EmbedOptions, Engine, Input, Model, ModelIdentity};
+use bertlab::{AttentionRequest, BackendChoice, Batch, EmbedOptions, Engine, Input, Keep, Model, ModelIdentity};
 use common::{assert_close, gpu, tiny_dir};
 
 #[test]
@@ -97,6 +97,11 @@ fn a_batch_past_the_binding_limit_is_split_and_gives_the_same_outputs() {
         assert_close("split GPU vs CPU", &b.last_hidden_state, &r.last_hidden_state, 1e-4);
         assert_eq!(b.attentions.as_ref().map(|x| x.rows.clone()), r.attentions.as_ref().map(|x| x.rows.clone()));
     }
+    // every layer's states with the attentions: the parts' layers join in order
+    let all = Keep { attentions: AttentionRequest::All, hidden_states: true };
+    let (a, b) = (pollster::block_on(whole.forward(&batch, all)).unwrap(), pollster::block_on(split.forward(&batch, all)).unwrap());
+    assert_eq!(a.hidden_states, b.hidden_states);
+    assert_eq!(b.hidden_states.as_ref().and_then(|s| s.last()), Some(&b.last_hidden_state));
 }
 
 #[test]

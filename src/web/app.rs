@@ -39,7 +39,7 @@ pub fn App() -> impl IntoView {
         let texts: Vec<String> = sentences.get().iter().map(|s| s.text.trim().to_string()).filter(|t| !t.is_empty()).collect();
         let chosen = selected.get();
         // helper workers joining change the backend: run again, so the timing line and the header agree
-        loader.info.with(|i| i.as_ref().map(|i| i.backend.clone()));
+        loader.info.track();
         let chosen_layer = layer.get();
         if loader.version.get() == 0 {
             return;
