@@ -32,17 +32,7 @@ pub fn pca_2d(points: &[Vec<f32>]) -> Pca {
     if n == 0 {
         return Pca { coords: Vec::new(), explained: [0.0; 2] };
     }
-    let d = points[0].len();
-    let mean: Vec<f64> = (0..d).map(|k| points.iter().map(|p| p[k] as f64).sum::<f64>() / n as f64).collect();
-    let centred: Vec<Vec<f64>> = points.iter().map(|p| p.iter().zip(&mean).map(|(x, m)| *x as f64 - m).collect()).collect();
-    let mut gram = vec![0.0f64; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let g: f64 = centred[i].iter().zip(&centred[j]).map(|(a, b)| a * b).sum();
-            gram[i * n + j] = g;
-            gram[j * n + i] = g;
-        }
-    }
+    let mut gram = centred_gram(points);
     let total: f64 = (0..n).map(|i| gram[i * n + i]).sum();
     let mut explained = [0.0f64; 2];
     let mut coords = vec![[0.0f32; 2]; n];
@@ -79,8 +69,40 @@ pub fn pca_2d(points: &[Vec<f32>]) -> Pca {
     Pca { coords, explained }
 }
 
+/// `[n, n]` inner products of the points after their mean is taken away (in f64).
+fn centred_gram(points: &[Vec<f32>]) -> Vec<f64> {
+    let n = points.len();
+    let d = points.first().map_or(0, Vec::len);
+    let mean: Vec<f64> = (0..d).map(|k| points.iter().map(|p| p[k] as f64).sum::<f64>() / n as f64).collect();
+    let centred: Vec<Vec<f64>> = points.iter().map(|p| p.iter().zip(&mean).map(|(x, m)| *x as f64 - m).collect()).collect();
+    let mut gram = vec![0.0f64; n * n];
+    for i in 0..n {
+        for j in 0..=i {
+            let g: f64 = centred[i].iter().zip(&centred[j]).map(|(a, b)| a * b).sum();
+            gram[i * n + j] = g;
+            gram[j * n + i] = g;
+        }
+    }
+    gram
+}
+
+/// Linear CKA (Kornblith et al. 2019) between two representations of the
+/// same `n` examples (a row each, widths may differ): ⟨K, L⟩ / (‖K‖ ‖L‖) of
+/// their centred Gram matrices, which equals ‖YᵀX‖² / (‖XᵀX‖ ‖YᵀY‖) of the
+/// centred rows. 1 when one is the other rotated or scaled; `None` when either
+/// has no variance (or fewer than two examples).
+pub fn linear_cka(x: &[Vec<f32>], y: &[Vec<f32>]) -> Option<f64> {
+    if x.len() != y.len() || x.len() < 2 {
+        return None;
+    }
+    let (k, l) = (centred_gram(x), centred_gram(y));
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
+    let norms = dot(&k, &k).sqrt() * dot(&l, &l).sqrt();
+    (norms > 0.0).then(|| dot(&k, &l) / norms)
+}
+
 /// Points on their first two principal components.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pca {
     pub coords: Vec<[f32; 2]>,
     /// The share of the total variance each axis explains (0..=1).

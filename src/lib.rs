@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod browser;
 pub mod charts;
 pub mod classifier;
+pub mod compare;
 pub mod config;
 pub mod cpu_encoder;
 #[cfg(not(target_arch = "wasm32"))]

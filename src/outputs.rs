@@ -102,18 +102,7 @@ impl Outputs {
         let mut v = match pooling {
             Pooling::Cls => self.token(b, 0).to_vec(),
             Pooling::Pooler => self.pooler_output.as_ref()?[b * self.hidden..][..self.hidden].to_vec(),
-            Pooling::Mean => {
-                let mut sum = vec![0.0f32; self.hidden];
-                let mut n = 0.0f32;
-                for t in 0..self.seq {
-                    if mask[b * self.seq + t] != 0 {
-                        sum.iter_mut().zip(self.token(b, t)).for_each(|(s, x)| *s += x);
-                        n += 1.0;
-                    }
-                }
-                sum.iter_mut().for_each(|s| *s /= n.max(1.0));
-                sum
-            }
+            Pooling::Mean => mean_of_tokens(&self.last_hidden_state, self.seq, self.hidden, b, mask),
         };
         if normalize {
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
@@ -151,6 +140,21 @@ impl Outputs {
         }
         Some(all)
     }
+}
+
+/// The mean of row `b`'s real (unpadded) token vectors in `states`
+/// (`[batch, seq, hidden]`, as `last_hidden_state` or one of `hidden_states`).
+pub fn mean_of_tokens(states: &[f32], seq: usize, hidden: usize, b: usize, mask: &[u32]) -> Vec<f32> {
+    let mut sum = vec![0.0f32; hidden];
+    let mut n = 0.0f32;
+    for t in 0..seq {
+        if mask[b * seq + t] != 0 {
+            sum.iter_mut().zip(&states[(b * seq + t) * hidden..][..hidden]).for_each(|(s, x)| *s += x);
+            n += 1.0;
+        }
+    }
+    sum.iter_mut().for_each(|s| *s /= n.max(1.0));
+    sum
 }
 
 /// Formats a tensor the way `print(tensor)` does in PyTorch with its default

@@ -282,4 +282,21 @@ fn fill_mask_explain_and_hidden_states_from_the_command_line() {
     let states = got["hidden_states"].as_array().unwrap();
     assert_eq!(states.len(), 3);
     assert_eq!(states[2], got["last_hidden_state"]);
+    // compare --json: the CKA per layer and attention moved per head, as tests/compare.rs checks them on both paths
+    let dir = fixtures().join("tiny-compare");
+    let (base, tuned, data) = (tiny_dir(), dir.join("tuned"), dir.join("data.tsv"));
+    let args = ["compare", "--model", base.to_str().unwrap(), "--against", tuned.to_str().unwrap(), "--backend", "cpu"];
+    let o = bertlab(&[&args[..], &["--data", data.to_str().unwrap(), "--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (got, want) = (serde_json::from_str::<Value>(&stdout(&o)).unwrap(), read_json(&dir.join("expected.json")));
+    assert_close(
+        "compare CKA",
+        &flat(&got["layers"].as_array().unwrap().iter().map(|l| l["cka"].clone()).collect()),
+        &flat(&want["layers"].as_array().unwrap().iter().map(|l| l["cka"].clone()).collect()),
+        1e-4,
+    );
+    assert_close("compare heads", &flat(&got["heads"]), &flat(&want["heads"]), 1e-4);
+    // a data file that is missing: one line
+    let o = bertlab(&[&args[..], &["--data", "no-such.tsv"]].concat());
+    assert!(!o.status.success() && stderr(&o).trim().lines().count() == 1, "{}", stderr(&o));
 }

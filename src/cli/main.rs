@@ -1,4 +1,4 @@
-//! `bertlab`: the engine on the command line (embed, fill-mask, explain, finetune, bench).
+//! `bertlab`: the engine on the command line (embed, fill-mask, explain, compare, finetune, bench).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ use bertlab::mlm::Sees;
 use bertlab::{AttentionRequest, BackendChoice, Input, Keep};
 
 mod bench;
+mod compare;
 mod destination;
 mod embed;
 mod explain;
@@ -131,6 +132,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What fine-tuning changed: per layer the linear CKA of the two models' mean-pooled hidden states, per head how far attention moved.
+    Compare {
+        /// The model before fine-tuning.
+        #[arg(long, default_value_os_t = default_model_dir())]
+        model: PathBuf,
+        /// The fine-tuned folder (its BERT is compared; a classifier's head is not used).
+        #[arg(long)]
+        against: PathBuf,
+        /// Labelled examples: a .tsv, .csv or .jsonl table (columns found by their usual names) or CoNLL lines (any other name).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        text_column: Option<String>,
+        #[arg(long)]
+        text_pair_column: Option<String>,
+        #[arg(long)]
+        label_column: Option<String>,
+        /// The first N examples (at most 2000).
+        #[arg(long, default_value_t = 500)]
+        max_samples: usize,
+        #[arg(long, default_value_t = 128)]
+        max_seq_length: usize,
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// Print {"examples", "layers": [{"layer", "cka"}], "heads": [[…]], "base_map", "tuned_map"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a table of encoder and matmul throughput on the GPU and the CPU path.
     Bench(bench::BenchArgs),
     /// Fine-tune BERT on a task (MRPC, SST-2, CoNLL-2003, your own table or CoNLL file) as transformers' Trainer does, or score a fine-tuned model.
@@ -192,6 +221,22 @@ fn main() -> ExitCode {
                 MethodArg::IntegratedGradients => Method::IntegratedGradients { steps },
             };
             explain::run(&model, input, method, target, json)
+        }
+        Command::Compare {
+            model,
+            against,
+            data,
+            text_column,
+            text_pair_column,
+            label_column,
+            max_samples,
+            max_seq_length,
+            backend,
+            json,
+        } => {
+            let columns = bertlab::task::Columns { text: text_column, pair: text_pair_column, label: label_column };
+            let data = compare::Data { path: data, columns, max_samples, max_seq_length };
+            compare::run(&model, &against, &data, backend.into(), json)
         }
         Command::Bench(args) => bench::run(args),
         Command::Finetune(args) => finetune::run(*args),

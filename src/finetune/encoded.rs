@@ -7,7 +7,7 @@ use crate::classifier::loss::Targets;
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::kernels::cross_entropy::IGNORE_INDEX;
-use crate::task::{Examples, Target};
+use crate::task::{Examples, Target, TextExample};
 use crate::tokenize::{BertTokenizer, Input};
 
 /// Every row's target, by task kind.
@@ -33,13 +33,7 @@ impl Encoded {
             Examples::Texts(e) => {
                 let mut rows = Vec::with_capacity(e.len());
                 for chunk in e.chunks(256) {
-                    let inputs: Vec<Input> = chunk
-                        .iter()
-                        .map(|x| match &x.pair {
-                            Some(p) => Input::Pair(x.text.clone(), p.clone()),
-                            None => Input::Single(x.text.clone()),
-                        })
-                        .collect();
+                    let inputs: Vec<Input> = chunk.iter().map(TextExample::input).collect();
                     let b = tokenizer.encode_batch_to(&inputs, max_len)?;
                     for r in 0..b.batch_size {
                         let row = r * b.seq_len..r * b.seq_len + b.len_of(r);

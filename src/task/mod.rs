@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 
 use crate::classifier::{HeadKind, Labels};
 use crate::error::{quoted, Error, Result};
+use crate::tokenize::Input;
 use table::{Format, Table};
 
 /// The largest data file read (TSV, CSV, JSON lines, CoNLL): GLUE's largest split is 10 MB.
@@ -66,6 +67,16 @@ pub struct TextExample {
     pub target: Target,
 }
 
+impl TextExample {
+    /// What the tokenizer reads.
+    pub fn input(&self) -> Input {
+        match &self.pair {
+            Some(p) => Input::Pair(self.text.clone(), p.clone()),
+            None => Input::Single(self.text.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WordsExample {
     pub words: Vec<String>,
@@ -97,6 +108,14 @@ impl Examples {
         match self {
             Examples::Texts(e) => e.truncate(n),
             Examples::Words(e) => e.truncate(n),
+        }
+    }
+
+    /// What the tokenizer reads of each example (a sentence's words joined by spaces).
+    pub fn inputs(&self) -> Vec<Input> {
+        match self {
+            Examples::Texts(e) => e.iter().map(TextExample::input).collect(),
+            Examples::Words(e) => e.iter().map(|x| Input::Single(x.words.join(" "))).collect(),
         }
     }
 
@@ -239,6 +258,14 @@ pub fn read_split(src: &Source, text: &str, labels: &Labels, what: &str) -> Resu
     let rows = rows_of(src, text, what)?;
     let notes = rows.notes.clone();
     Ok((examples(rows, labels, what)?, notes))
+}
+
+/// One labelled file on its own, its labels inferred from it as from a training file.
+pub fn read_file(src: &Source, text: &str, what: &str) -> Result<(Examples, Labels, Vec<String>)> {
+    let rows = rows_of(src, text, what)?;
+    let notes = rows.notes.clone();
+    let labels = infer_labels(&rows);
+    Ok((examples(rows, &labels, what)?, labels, notes))
 }
 
 /// A file's examples before their labels are looked up: (line or sentence, text, pair, label) or (words, tags).
